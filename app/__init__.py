@@ -1,0 +1,1 @@
+"""TransPose Studio desktop GUI (PySide6): a thin layer over core."""

@@ -1,0 +1,1 @@
+"""TransPose Studio headless core: models, video, detection, tracking, export. Never imports Qt."""

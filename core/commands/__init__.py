@@ -1,0 +1,1 @@
+"""Headless commands behind `main.py <subcommand>`."""

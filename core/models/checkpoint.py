@@ -1,0 +1,180 @@
+"""Loading and saving TransPose weights, with one clear error per bad file.
+
+Accepted files (always read with torch.load(weights_only=True)):
+  * an official release file: a bare state_dict; the variant is detected from keys and
+    shapes alone;
+  * the common wrappers: {"state_dict": ...}, {"model": ...}, keys prefixed "module.";
+  * our own checkpoints, which carry their configuration: {"format": "transpose-studio",
+    "config": {...}, "state_dict": {...}}, so custom models load with no extra flags.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from ..errors import CheckpointError
+from .config import OFFICIAL_CONFIGS, TransPoseConfig
+from .transpose import TransPose, build_model
+
+FORMAT = "transpose-studio"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    """A model ready for inference and where it came from."""
+
+    model: TransPose
+    config: TransPoseConfig
+    source: str                 # the path (or zoo name) the user gave
+    variant: str                # official variant name, or the config's name
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _read(path: Path) -> Any:
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such weights file")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a weights file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty (0 bytes)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0][:200]
+        raise CheckpointError(f"{path}: refused to load: it holds Python objects other than "
+                              f"tensors and plain containers ({first})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        text = str(e).strip()
+        if "central directory" in text or "zip archive" in text or isinstance(e, (EOFError, zipfile.BadZipFile)):
+            reason = "the file is truncated or is not a PyTorch checkpoint"
+        else:
+            reason = (text.splitlines()[0].split(". ")[0][:160] if text else type(e).__name__)
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: {reason}") from None
+
+
+def _unwrap(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None,
+                                            dict[str, Any]]:
+    """-> (state_dict, our config dict or None, meta)."""
+    config = None
+    meta: dict[str, Any] = {}
+    if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
+        config = obj.get("config")
+        meta = dict(obj.get("meta") or {})
+        obj = obj.get("state_dict")
+    elif isinstance(obj, Mapping):
+        for key in ("state_dict", "model", "model_state_dict", "net"):
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(
+                    isinstance(v, torch.Tensor) for v in inner.values()):
+                obj = inner
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{path}: holds no state_dict (found {type(obj).__name__})")
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if len(tensors) != len(obj):
+        bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)][:3]
+        raise CheckpointError(f"{path}: the state_dict has non-tensor entries, e.g. {bad}")
+    if all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    return tensors, config, meta
+
+
+def _count_layers(sd: Mapping[str, torch.Tensor]) -> int:
+    idx = {int(m.group(1)) for k in sd if (m := re.match(r"global_encoder\.layers\.(\d+)\.", k))}
+    return max(idx) + 1 if idx else 0
+
+
+def infer_config(sd: Mapping[str, torch.Tensor], path: Path | str = "<state_dict>") -> TransPoseConfig:
+    """Recognise an official TransPose variant from keys and shapes alone."""
+    n_layers = _count_layers(sd)
+    ffn_key = "global_encoder.layers.0.linear1.weight"
+    if n_layers == 0 or ffn_key not in sd:
+        first = ", ".join(list(sd)[:4])
+        raise CheckpointError(f"{path}: not a TransPose checkpoint: it has no Transformer "
+                              f"encoder ('global_encoder.layers.*' keys); its first keys are: "
+                              f"{first}")
+    backbone = "resnet" if any(k.startswith(("deconv_layers.", "layer2.")) for k in sd) else "hrnet"
+    ff, d_model = sd[ffn_key].shape
+    joints = sd["final_layer.weight"].shape[0] if "final_layer.weight" in sd else 17
+    tokens = sd["pos_embedding"].shape[0] if "pos_embedding" in sd else None
+    width = None
+    if backbone == "hrnet" and "transition1.0.0.weight" in sd:
+        width = sd["transition1.0.0.weight"].shape[0]
+    for name, cfg in OFFICIAL_CONFIGS.items():
+        h, w = cfg.feature_hw
+        if (cfg.backbone, cfg.d_model, cfg.n_layers, cfg.dim_feedforward) == \
+                (backbone, d_model, n_layers, ff) and tokens in (None, h * w) and \
+                (backbone == "resnet" or cfg.hrnet_width == width):
+            return cfg.replace(num_joints=joints)
+    raise CheckpointError(
+        f"{path}: a TransPose-{'R' if backbone == 'resnet' else 'H'} state_dict "
+        f"(d_model={d_model}, layers={n_layers}, ffn={ff}, tokens={tokens}) that matches no "
+        f"official variant and carries no configuration; save it with "
+        f"core.models.save_checkpoint so the file describes itself")
+
+
+def _check_keys(model: TransPose, sd: Mapping[str, torch.Tensor], path: Path | str) -> None:
+    """Strict comparison with a readable report of the first differences."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    misshaped = [f"{k} {tuple(sd[k].shape)} (expected {tuple(v.shape)})"
+                 for k, v in expected.items() if k in sd and sd[k].shape != v.shape]
+    if not (missing or unexpected or misshaped):
+        return
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected),
+                         ("wrong shape", misshaped)):
+        if items:
+            more = f" and {len(items) - 5} more" if len(items) > 5 else ""
+            parts.append(f"{len(items)} {label}: {', '.join(items[:5])}{more}")
+    raise CheckpointError(f"{path}: does not fit {model.config.name}: " + "; ".join(parts))
+
+
+def load_state_dict_strict(model: TransPose, sd: Mapping[str, torch.Tensor],
+                           path: Path | str = "<state_dict>") -> None:
+    _check_keys(model, sd, path)
+    model.load_state_dict(sd, strict=True)
+
+
+def load_weights(weights: str | os.PathLike, *, progress: bool = True) -> LoadedWeights:
+    """Load a model from a file path or a model-zoo name (downloaded on first use)."""
+    from . import zoo
+    source = str(weights)
+    path = Path(weights)
+    if not path.exists() and zoo.is_zoo_name(source):
+        path = zoo.fetch_zoo_weights(source, progress=progress)
+    obj = _read(path)
+    sd, config_dict, meta = _unwrap(obj, path)
+    if config_dict is not None:
+        try:
+            cfg = TransPoseConfig.from_dict(dict(config_dict))
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: its configuration is invalid: {e}") from None
+    else:
+        cfg = infer_config(sd, path)
+    model = build_model(cfg)
+    load_state_dict_strict(model, sd, path)
+    model.eval()
+    return LoadedWeights(model=model, config=cfg, source=source, variant=cfg.name, meta=meta)
+
+
+def save_checkpoint(model: TransPose, path: str | os.PathLike, meta: dict[str, Any] | None = None
+                    ) -> Path:
+    """Write a self-describing checkpoint (config + weights), atomically."""
+    path = Path(path)
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": "transpose",
+               "config": model.config.to_dict(), "state_dict": model.state_dict(),
+               "meta": dict(meta or {})}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,119 @@
+"""TransPose configurations: the five official variants by name, and custom ones.
+
+Like timm, a model is built from a small frozen dataclass; every official
+configuration lives here, in one place, mirroring the official experiments/coco YAMLs.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+BACKBONES = ("resnet", "hrnet")
+
+
+@dataclass(frozen=True)
+class TransPoseConfig:
+    """Everything needed to build a TransPose network.
+
+    backbone "resnet" (TransPose-R): ResNet stem + `resnet_blocks` Bottleneck stages,
+    features at stride 8, one 4x4 deconvolution up to stride 4, then a 1x1 head.
+    backbone "hrnet" (TransPose-H): HRNet stem, stage 2 and stage 3 (multi-resolution,
+    only the highest-resolution output kept), features at stride 4, 1x1 head.
+    """
+
+    name: str = "custom"
+    backbone: str = "resnet"
+    d_model: int = 256
+    dim_feedforward: int = 1024
+    n_heads: int = 8
+    n_layers: int = 3
+    input_size: tuple[int, int] = (192, 256)   # (width, height), as the official IMAGE_SIZE
+    num_joints: int = 17
+    # TransPose-R: stem width (official 64); layer1 uses it, layer2 twice it (Bottleneck x4).
+    resnet_width: int = 64
+    resnet_blocks: tuple[int, ...] = (3, 4)
+    # TransPose-H: HRNet width W; stage 2 has [W, 2W], stage 3 [W, 2W, 4W] channels.
+    hrnet_width: int = 32
+    hrnet_stage3_modules: int = 4
+    hrnet_blocks: int = 4
+    dropout: float = 0.1
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, not {self.backbone!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.d_model % 4:
+            raise ValueError("d_model must be a multiple of 4 (2-D sine position embedding)")
+        w, h = self.input_size
+        if w % self.stride or h % self.stride:
+            raise ValueError(f"input size {self.input_size} must be a multiple of {self.stride}")
+        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
+        object.__setattr__(self, "resnet_blocks", tuple(int(v) for v in self.resnet_blocks))
+
+    @property
+    def stride(self) -> int:
+        """Stride of the feature map the Transformer sees (8 for R, 4 for H)."""
+        return 8 if self.backbone == "resnet" else 4
+
+    @property
+    def feature_hw(self) -> tuple[int, int]:
+        """(h, w) of the token grid."""
+        w, h = self.input_size
+        return h // self.stride, w // self.stride
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        """(width, height) of the output heatmaps: always 1/4 of the input."""
+        w, h = self.input_size
+        return w // 4, h // 4
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["input_size"] = list(self.input_size)
+        d["resnet_blocks"] = list(self.resnet_blocks)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TransPoseConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown TransPose config fields: {sorted(unknown)}")
+        d = dict(d)
+        for k in ("input_size", "resnet_blocks"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "TransPoseConfig":
+        return dataclasses.replace(self, **changes)
+
+
+# The five official variants (experiments/coco/transpose_{r,h}/*.yaml).
+OFFICIAL_CONFIGS: dict[str, TransPoseConfig] = {
+    "tp-r-a3": TransPoseConfig(name="tp-r-a3", backbone="resnet", d_model=256,
+                               dim_feedforward=1024, n_heads=8, n_layers=3),
+    "tp-r-a4": TransPoseConfig(name="tp-r-a4", backbone="resnet", d_model=256,
+                               dim_feedforward=1024, n_heads=8, n_layers=4),
+    "tp-h-s": TransPoseConfig(name="tp-h-s", backbone="hrnet", hrnet_width=32, d_model=64,
+                              dim_feedforward=128, n_heads=1, n_layers=4),
+    "tp-h-a4": TransPoseConfig(name="tp-h-a4", backbone="hrnet", hrnet_width=48, d_model=96,
+                               dim_feedforward=192, n_heads=1, n_layers=4),
+    "tp-h-a6": TransPoseConfig(name="tp-h-a6", backbone="hrnet", hrnet_width=48, d_model=96,
+                               dim_feedforward=192, n_heads=1, n_layers=6),
+}
+
+
+def normalise_name(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def get_config(name: str) -> TransPoseConfig:
+    """Config of an official variant by name (case and '_'/'-' insensitive)."""
+    key = normalise_name(name)
+    if key not in OFFICIAL_CONFIGS:
+        raise ValueError(f"unknown TransPose variant {name!r}; known: {', '.join(OFFICIAL_CONFIGS)}")
+    return OFFICIAL_CONFIGS[key]

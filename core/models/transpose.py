@@ -1,0 +1,148 @@
+"""TransPose networks (Yang et al., ICCV 2021): CNN features -> Transformer -> heatmaps.
+
+`TransPoseR` and `TransPoseH` are plain nn.Modules whose state-dict keys, shapes and
+dtypes equal the official ones (pos_embedding first, then the backbone, reduce,
+global_encoder, head), so an official checkpoint loads with strict=True.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .backbones import BN_MOMENTUM, Bottleneck, HighResolutionModule, make_stage, make_transition
+from .config import TransPoseConfig, get_config
+from .transformer import TransformerEncoder, sine_position_embedding
+
+
+class TransPose(nn.Module):
+    """Shared part: position embedding, 1x1 reduce, encoder, and the heatmap head."""
+
+    config: TransPoseConfig
+
+    def _build_encoder(self, cfg: TransPoseConfig, feature_channels: int) -> None:
+        h, w = cfg.feature_hw
+        # A Parameter (not a buffer), frozen, exactly as the official checkpoints store it.
+        self.pos_embedding = nn.Parameter(sine_position_embedding(h, w, cfg.d_model),
+                                          requires_grad=False)
+        self.reduce = nn.Conv2d(feature_channels, cfg.d_model, 1, bias=False)
+        self.global_encoder = TransformerEncoder(cfg.d_model, cfg.n_heads, cfg.dim_feedforward,
+                                                 cfg.n_layers, cfg.dropout)
+
+    def features(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def head(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _forward(self, x: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor]]:
+        x = self.reduce(self.features(x))
+        n, c, h, w = x.shape
+        if (h, w) != self.config.feature_hw:
+            raise ValueError(f"input of {x.shape[-2] * self.config.stride}x... gives a {h}x{w} "
+                             f"token grid; this model was built for {self.config.input_size} "
+                             f"(w, h) inputs")
+        tokens = x.flatten(2).transpose(1, 2)                     # (N, T, d)
+        pos = self.pos_embedding.transpose(0, 1).to(tokens.dtype)  # (1, T, d)
+        tokens, attentions = self.global_encoder(tokens, pos, need_weights)
+        x = tokens.transpose(1, 2).reshape(n, c, h, w)
+        return self.head(x), attentions
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, 3, H, W) normalised RGB -> (N, joints, H/4, W/4) heatmaps."""
+        return self._forward(x, need_weights=False)[0]
+
+    def forward_with_attention(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Heatmaps and every encoder layer's attention, each (N, heads, T, T).
+
+        Row t of a layer's matrix is how token t (a query position on the feature grid)
+        distributes its attention over all tokens; the head average is `.mean(1)`.
+        """
+        return self._forward(x, need_weights=True)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class TransPoseR(TransPose):
+    """TransPose-R: ResNet stem + two Bottleneck stages (stride 8), deconv x2, 1x1 head."""
+
+    def __init__(self, cfg: TransPoseConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        width = cfg.resnet_width
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width, momentum=BN_MOMENTUM)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        channels = width
+        stages = []
+        for i, blocks in enumerate(cfg.resnet_blocks):
+            stage, channels = make_stage(Bottleneck, channels, width * 2 ** i, blocks,
+                                         stride=1 if i == 0 else 2)
+            stages.append(stage)
+        if len(stages) != 2:
+            raise ValueError("TransPose-R uses exactly two ResNet stages (stride 8 features)")
+        self.layer1, self.layer2 = stages
+        self._build_encoder(cfg, channels)
+        self.deconv_layers = nn.Sequential(
+            nn.ConvTranspose2d(cfg.d_model, cfg.d_model, 4, 2, 1, output_padding=0, bias=False),
+            nn.BatchNorm2d(cfg.d_model, momentum=BN_MOMENTUM),
+            nn.ReLU(inplace=True))
+        self.final_layer = nn.Conv2d(cfg.d_model, cfg.num_joints, 1)
+
+    def features(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer2(self.layer1(x))
+
+    def head(self, x: Tensor) -> Tensor:
+        return self.final_layer(self.deconv_layers(x))
+
+
+class TransPoseH(TransPose):
+    """TransPose-H: HRNet stem, stage 2 and stage 3 (stride 4 output), 1x1 head."""
+
+    def __init__(self, cfg: TransPoseConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        w = cfg.hrnet_width
+        self.conv1 = nn.Conv2d(3, 64, 3, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
+        self.conv2 = nn.Conv2d(64, 64, 3, 2, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1, c1 = make_stage(Bottleneck, 64, 64, 4)
+        stage2_ch, stage3_ch = [w, 2 * w], [w, 2 * w, 4 * w]
+        self.transition1 = make_transition([c1], stage2_ch)
+        self.stage2 = nn.Sequential(HighResolutionModule(stage2_ch, cfg.hrnet_blocks, True))
+        self.transition2 = make_transition(stage2_ch, stage3_ch)
+        m = cfg.hrnet_stage3_modules
+        self.stage3 = nn.Sequential(*(
+            HighResolutionModule(stage3_ch, cfg.hrnet_blocks, multi_scale_output=i < m - 1)
+            for i in range(m)))
+        self._build_encoder(cfg, w)
+        self.final_layer = nn.Conv2d(cfg.d_model, cfg.num_joints, 1)
+
+    def features(self, x: Tensor) -> Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer1(self.relu(self.bn2(self.conv2(x))))
+        xs = [x if t is None else t(x) for t in self.transition1]
+        ys = self.stage2(xs)
+        xs = [ys[i] if t is None else t(ys[-1]) for i, t in enumerate(self.transition2)]
+        return self.stage3(xs)[0]
+
+    def head(self, x: Tensor) -> Tensor:
+        return self.final_layer(x)
+
+
+def build_model(config: TransPoseConfig | str) -> TransPose:
+    """Build an (uninitialised-for-inference) TransPose from a config or a variant name."""
+    cfg = get_config(config) if isinstance(config, str) else config
+    model = TransPoseR(cfg) if cfg.backbone == "resnet" else TransPoseH(cfg)
+    return model
+
+
+@torch.no_grad()
+def attention_head_mean(attentions: list[Tensor]) -> Tensor:
+    """Stack per-layer (N, heads, T, T) attention into (L, N, T, T), averaged over heads."""
+    return torch.stack([a.mean(dim=1) for a in attentions])

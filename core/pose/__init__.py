@@ -1,0 +1,1 @@
+"""Pose estimation around the models: crops in, keypoints out (rtmlib-style)."""

@@ -1,0 +1,166 @@
+"""TransPoseEstimator: a callable model, image and person boxes in, keypoints out."""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..models import LoadedWeights, TransPose, load_weights
+from .attention import AttentionMaps, tokens_from_heatmap_coords
+from .postprocess import decode_heatmaps, flip_back
+from .preprocess import box_to_center_scale, crop_person, to_input_tensor
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    device: str = "auto"           # "auto" (CUDA when present), "cpu", "cuda", "cuda:1"
+    precision: str = "auto"        # "auto" (bf16 on CUDA, fp32 on CPU), "fp32", "bf16", "fp16"
+    flip_test: bool = True         # the official test averages with the mirrored input
+    refine: str = "dark"           # "dark" (official) or "argmax" (+ quarter-pixel offset)
+    batch_size: int = 32           # crops per forward pass
+    color: str = "bgr"             # channel order of the images given to __call__
+
+
+@dataclass(frozen=True)
+class PoseEstimate:
+    """People of one image. Coordinates are image pixels, keypoints in COCO order."""
+
+    boxes: np.ndarray              # (N, 4) x, y, w, h
+    keypoints: np.ndarray          # (N, K, 2)
+    scores: np.ndarray             # (N, K) heatmap maxima
+    attention: AttentionMaps | None = None
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} was requested but no CUDA GPU is available")
+    return dev
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    table = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision not in table:
+        raise InputError(f"precision must be auto, fp32, bf16 or fp16, not {precision!r}")
+    if device.type != "cuda" and table[precision] is not None:
+        raise InputError(f"precision {precision} is only supported on a CUDA device")
+    return table[precision]
+
+
+def validate_boxes(boxes: np.ndarray | Sequence[Sequence[float]] | None,
+                   image_hw: tuple[int, int]) -> np.ndarray:
+    """(N, 4) float32 xywh boxes; None means the whole image. Raises InputError."""
+    h, w = image_hw
+    if boxes is None:
+        return np.array([[0.0, 0.0, float(w), float(h)]], dtype=np.float32)
+    b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    for x, y, bw, bh in b:
+        if not np.all(np.isfinite([x, y, bw, bh])) or bw <= 0 or bh <= 0:
+            raise InputError(f"box ({x:g}, {y:g}, {bw:g}, {bh:g}) must have a positive width "
+                             f"and height")
+        if x >= w or y >= h or x + bw <= 0 or y + bh <= 0:
+            raise InputError(f"box ({x:g}, {y:g}, {bw:g}, {bh:g}) lies outside the "
+                             f"{w}x{h} image")
+    return b
+
+
+class TransPoseEstimator:
+    """Top-down TransPose: crop each person box, run the network, decode keypoints.
+
+    Call with an HxWx3 uint8 image (BGR by default, see EstimatorConfig.color) and person
+    boxes (x, y, w, h); get a PoseEstimate. All crops of a call go through the network in
+    batches (with their mirrored copies when flip_test is on).
+    """
+
+    def __init__(self, model: TransPose | LoadedWeights, config: EstimatorConfig = EstimatorConfig(),
+                 weights_name: str = "") -> None:
+        if isinstance(model, LoadedWeights):
+            weights_name = weights_name or model.source
+            model = model.model
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.amp_dtype = _autocast_dtype(config.precision, self.device)
+        self.model = model.to(self.device).eval()
+        self.model_config = model.config
+        self.weights_name = weights_name
+        if self.device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
+            torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+
+    @classmethod
+    def from_weights(cls, weights: str | os.PathLike, config: EstimatorConfig = EstimatorConfig(),
+                     progress: bool = True) -> "TransPoseEstimator":
+        return cls(load_weights(weights, progress=progress), config)
+
+    @property
+    def variant(self) -> str:
+        return self.model_config.name
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    @torch.inference_mode()
+    def heatmaps(self, inputs: torch.Tensor, attention: bool = False
+                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Network on (N, 3, H, W) normalised crops -> flip-averaged heatmaps (float32, CPU),
+        plus per-layer attention of the unflipped crops when asked."""
+        outs, atts = [], []
+        bs = max(1, self.config.batch_size)
+        for i in range(0, len(inputs), bs):
+            x = inputs[i:i + bs].to(self.device, non_blocking=True)
+            with self._autocast():
+                if self.config.flip_test:
+                    x = torch.cat([x, x.flip(3)])
+                if attention:
+                    hm, att = self.model.forward_with_attention(x)
+                    atts.append([a[: len(a) // (2 if self.config.flip_test else 1)].float().cpu()
+                                 for a in att])
+                else:
+                    hm = self.model(x)
+            hm = hm.float()
+            if self.config.flip_test:
+                n = len(hm) // 2
+                hm = (hm[:n] + flip_back(hm[n:])) * 0.5
+            outs.append(hm.cpu())
+        heatmaps = torch.cat(outs) if outs else torch.zeros(0, self.model_config.num_joints,
+                                                            *self.model_config.heatmap_size[::-1])
+        layers = [torch.cat([a[j] for a in atts]) for j in range(len(atts[0]))] if atts else []
+        return heatmaps, layers
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
+                 *, attention: bool = False) -> PoseEstimate:
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+            raise InputError("image must be an HxWx3 uint8 array")
+        rgb = image[..., ::-1] if self.config.color == "bgr" else image
+        rgb = np.ascontiguousarray(rgb)
+        b = validate_boxes(boxes, image.shape[:2])
+        size = self.model_config.input_size
+        cs = [box_to_center_scale(box, size) for box in b]
+        centers = np.array([c for c, _ in cs], dtype=np.float32).reshape(-1, 2)
+        scales = np.array([s for _, s in cs], dtype=np.float32).reshape(-1, 2)
+        crops = np.stack([crop_person(rgb, c, s, size) for c, s in cs]) if len(b) else \
+            np.zeros((0, size[1], size[0], 3), np.uint8)
+        hm, att = self.heatmaps(to_input_tensor(crops), attention=attention)
+        coords, scores, coords_hm = decode_heatmaps(hm.numpy(), centers, scales, self.config.refine)
+        maps = None
+        if attention and att:
+            maps = AttentionMaps(
+                weights=torch.stack(att).numpy(), grid_hw=self.model_config.feature_hw,
+                input_size=size, centers=centers, scales=scales,
+                keypoint_tokens=tokens_from_heatmap_coords(coords_hm, self.model_config.feature_hw,
+                                                           size))
+        return PoseEstimate(boxes=b, keypoints=coords.astype(np.float32),
+                            scores=scores.astype(np.float32), attention=maps)

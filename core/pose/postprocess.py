@@ -1,0 +1,131 @@
+"""Heatmaps -> keypoints, exactly as the official TransPose `get_final_preds`.
+
+Official quirks kept on purpose (see ../shared/reference/README.md):
+  * DARK is always applied: blur (11x11, sigma 2, zero padding by 5, rescaled to the
+    pre-blur maximum, stored in float32), log, one unclamped Newton step in float32,
+    only when 1 < px < W-2 and 1 < py < H-2.
+  * the score is the raw maximum before blurring; a joint whose maximum is <= 0 gets the
+    heatmap coordinate (0, 0).
+  * flip test: mirror + swap left/right channels, averaged with no one-pixel shift.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..keypoints import flip_permutation
+from .preprocess import affine_matrix
+
+BLUR_KERNEL = 11
+
+
+def argmax_coords(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K, H, W) -> integer-valued float32 coords (N, K, 2) and maxvals (N, K)."""
+    n, k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(n, k, -1)
+    idx = flat.argmax(axis=2)
+    maxvals = np.take_along_axis(flat, idx[..., None], axis=2)[..., 0]
+    coords = np.stack([idx % w, idx // w], axis=-1).astype(np.float32)
+    coords *= (maxvals > 0)[..., None].astype(np.float32)
+    return coords, maxvals
+
+
+def _blur(heatmaps: np.ndarray, kernel: int = BLUR_KERNEL) -> np.ndarray:
+    """Gaussian blur with zero padding, rescaled to each map's pre-blur maximum (float32)."""
+    n, k, h, w = heatmaps.shape
+    g = torch.from_numpy(cv2.getGaussianKernel(kernel, 0)[:, 0])      # float64, sigma 2 for 11
+    x = torch.from_numpy(heatmaps.astype(np.float64)).reshape(n * k, 1, h, w)
+    r = kernel // 2
+    x = F.conv2d(x, g.view(1, 1, -1, 1), padding=(r, 0))
+    x = F.conv2d(x, g.view(1, 1, 1, -1), padding=(0, r))
+    blurred = x.reshape(n, k, h, w).numpy().astype(np.float32)
+    before = heatmaps.reshape(n, k, -1).max(axis=2)
+    after = blurred.reshape(n, k, -1).max(axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (before / after).astype(np.float32)
+    return blurred * ratio[..., None, None]
+
+
+def dark_refine(heatmaps: np.ndarray, coords: np.ndarray, kernel: int = BLUR_KERNEL) -> np.ndarray:
+    """Distribution-aware refinement (Zhang et al. 2020): one Newton step on the log map."""
+    n, k, h, w = heatmaps.shape
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logm = np.log(np.maximum(_blur(heatmaps, kernel), np.float32(1e-10)))
+    px = coords[..., 0].astype(np.int64)
+    py = coords[..., 1].astype(np.int64)
+    ok = (px > 1) & (px < w - 2) & (py > 1) & (py < h - 2)
+    pxc, pyc = np.clip(px, 2, w - 3), np.clip(py, 2, h - 3)
+    ni, ki = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
+
+    def at(dy: int, dx: int) -> np.ndarray:
+        return logm[ni, ki, pyc + dy, pxc + dx]
+
+    c = at(0, 0)
+    dx = np.float32(0.5) * (at(0, 1) - at(0, -1))
+    dy = np.float32(0.5) * (at(1, 0) - at(-1, 0))
+    dxx = np.float32(0.25) * (at(0, 2) - 2 * c + at(0, -2))
+    dxy = np.float32(0.25) * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
+    dyy = np.float32(0.25) * (at(2, 0) - 2 * c + at(-2, 0))
+    hess = np.stack([np.stack([dxx, dxy], -1), np.stack([dxy, dyy], -1)], -2)  # (N,K,2,2)
+    det = dxx * dyy - dxy ** 2
+    ok &= (det != 0) & np.isfinite(det)
+    hess[~ok] = np.eye(2, dtype=np.float32)
+    grad = np.stack([dx, dy], -1)[..., None]
+    offset = -(np.linalg.inv(hess) @ grad)[..., 0]
+    out = coords.copy()
+    out[ok] += offset[ok].astype(np.float32)
+    return out
+
+
+def quarter_offset_refine(heatmaps: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Classic HRNet/SimpleBaseline refinement: move 0.25 px towards the higher neighbour."""
+    n, k, h, w = heatmaps.shape
+    px = coords[..., 0].astype(np.int64)
+    py = coords[..., 1].astype(np.int64)
+    ok = (px > 0) & (px < w - 1) & (py > 0) & (py < h - 1)
+    pxc, pyc = np.clip(px, 1, w - 2), np.clip(py, 1, h - 2)
+    ni, ki = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
+    ddx = heatmaps[ni, ki, pyc, pxc + 1] - heatmaps[ni, ki, pyc, pxc - 1]
+    ddy = heatmaps[ni, ki, pyc + 1, pxc] - heatmaps[ni, ki, pyc - 1, pxc]
+    out = coords.copy()
+    out += np.where(ok[..., None], np.stack([np.sign(ddx), np.sign(ddy)], -1) * 0.25, 0)
+    return out.astype(np.float32)
+
+
+def heatmap_to_image(coords: np.ndarray, centers: np.ndarray, scales: np.ndarray,
+                     heatmap_size: tuple[int, int]) -> np.ndarray:
+    """Heatmap pixel coords (N, K, 2) -> image pixels (float64), per person's crop."""
+    out = np.zeros(coords.shape, dtype=np.float64)
+    for i in range(coords.shape[0]):
+        t = affine_matrix(centers[i], scales[i], heatmap_size, inverse=True)
+        out[i] = coords[i].astype(np.float64) @ t[:, :2].T + t[:, 2]
+    return out
+
+
+def flip_back(heatmaps_of_flipped: torch.Tensor | np.ndarray, num_joints: int | None = None):
+    """Heatmaps of a W-flipped input -> heatmaps in the original frame (mirror + swap)."""
+    k = heatmaps_of_flipped.shape[1] if num_joints is None else num_joints
+    perm = flip_permutation(k)
+    if isinstance(heatmaps_of_flipped, torch.Tensor):
+        return heatmaps_of_flipped[:, perm].flip(3)
+    return np.ascontiguousarray(heatmaps_of_flipped[:, perm, :, ::-1])
+
+
+def decode_heatmaps(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray,
+                    refine: str = "dark") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Heatmaps -> (image coords (N,K,2) float64, scores (N,K), heatmap coords (N,K,2)).
+
+    refine: "dark" (official) or "argmax" (integer peak + quarter-pixel offset).
+    """
+    heatmaps = np.ascontiguousarray(heatmaps, dtype=np.float32)
+    coords, maxvals = argmax_coords(heatmaps)
+    if refine == "dark":
+        coords = dark_refine(heatmaps, coords)
+    elif refine == "argmax":
+        coords = quarter_offset_refine(heatmaps, coords)
+    else:
+        raise ValueError(f"refine must be 'dark' or 'argmax', not {refine!r}")
+    h, w = heatmaps.shape[2:]
+    return heatmap_to_image(coords, centers, scales, (w, h)), maxvals, coords

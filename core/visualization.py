@@ -1,0 +1,59 @@
+"""Drawing skeletons and attention maps on frames (OpenCV, BGR images)."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .keypoints import COCO_SKELETON
+
+# Person's left in blue-ish, right in orange-ish, centre line in green (BGR).
+_LEFT, _RIGHT, _CENTRE = (230, 160, 40), (40, 140, 255), (80, 200, 80)
+
+
+def _side(i: int) -> int:
+    return 0 if i == 0 else (1 if i % 2 == 1 else 2)
+
+
+def bone_color(a: int, b: int) -> tuple[int, int, int]:
+    sides = {_side(a), _side(b)}
+    if sides == {1}:
+        return _LEFT
+    if sides == {2}:
+        return _RIGHT
+    return _CENTRE
+
+
+def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
+                  threshold: float = 0.3, label: str | None = None,
+                  box: np.ndarray | None = None) -> np.ndarray:
+    """Draw one person in place: bones coloured by side, joints by confidence."""
+    thick = max(2, round(max(image.shape[:2]) / 400))
+    ok = np.isfinite(keypoints).all(axis=1) & (scores >= threshold)
+    pts = np.nan_to_num(keypoints).round().astype(int)
+    if box is not None:
+        x, y, w, h = (int(round(v)) for v in box)
+        cv2.rectangle(image, (x, y), (x + w, y + h), (200, 200, 200), 1, cv2.LINE_AA)
+    for a, b in COCO_SKELETON:
+        if ok[a] and ok[b]:
+            cv2.line(image, tuple(pts[a]), tuple(pts[b]), bone_color(a, b), thick, cv2.LINE_AA)
+    for i in np.flatnonzero(ok):
+        s = float(np.clip(scores[i], 0, 1))
+        color = (0, int(255 * s), int(255 * (1 - s)))          # red (weak) -> green (sure)
+        cv2.circle(image, tuple(pts[i]), thick + 2, color, -1, cv2.LINE_AA)
+    if label and ok.any():
+        top = pts[ok][np.argmin(pts[ok][:, 1])]
+        cv2.putText(image, label, (int(top[0]), int(top[1]) - 8), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5 + thick * 0.15, (255, 255, 255), thick, cv2.LINE_AA)
+    return image
+
+
+def blend_heatmap(image: np.ndarray, heat: np.ndarray, opacity: float = 0.6) -> np.ndarray:
+    """Blend a non-negative (H, W) map over a BGR image with a colour map, in place."""
+    peak = float(heat.max())
+    if peak <= 0:
+        return image
+    norm = (heat / peak * 255).astype(np.uint8)
+    colored = cv2.applyColorMap(norm, cv2.COLORMAP_JET)
+    alpha = (heat / peak * opacity)[..., None].astype(np.float32)
+    image[:] = (image * (1 - alpha) + colored * alpha).astype(np.uint8)
+    return image
