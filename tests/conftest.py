@@ -1,0 +1,77 @@
+"""Shared fixtures: reference data from tests/data, or ../shared when a test needs more."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+IN_TREE_REFERENCE = DATA / "reference"
+SHARED = Path(os.environ.get("TRANSPOSE_SHARED", ROOT.parent / "shared"))
+SHARED_REFERENCE = SHARED / "reference"
+VARIANTS = ("tp-r-a3", "tp-r-a4", "tp-h-s", "tp-h-a4", "tp-h-a6")
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def reference_file(name: str) -> Path:
+    """A reference fixture: the in-tree copy when there is one, else ../shared's; else skip."""
+    for base in (IN_TREE_REFERENCE, SHARED_REFERENCE):
+        if (base / name).exists():
+            return base / name
+    pytest.skip(f"{name} is neither in tests/data/reference nor in {SHARED_REFERENCE} "
+                f"(../shared is absent)")
+
+
+def reference_dir() -> Path:
+    return reference_file("make_weights.py").parent
+
+
+def _make_weights_module():
+    path = reference_file("make_weights.py")
+    spec = importlib.util.spec_from_file_location("make_weights", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def reference_state_dict(variant: str) -> dict[str, torch.Tensor]:
+    """The deterministic random weights the official fixtures were made with."""
+    return _make_weights_module().build_state_dict(str(reference_file(f"{variant}.keys.json")))
+
+
+def reference_model(variant: str):
+    from core.models import build_model
+    model = build_model(variant)
+    model.load_state_dict(reference_state_dict(variant), strict=True)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def reference_input() -> dict[str, np.ndarray]:
+    with np.load(reference_file("input.npz")) as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="session")
+def tolerances() -> dict:
+    import json
+    return json.loads(reference_file("tolerances.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def astronaut_path() -> Path:
+    return reference_file("astronaut.png")
+
+
+@pytest.fixture(scope="session")
+def random_tp_r_a3_checkpoint(tmp_path_factory) -> Path:
+    """A bare official-layout state_dict file of TP-R-A3 (deterministic weights)."""
+    path = tmp_path_factory.mktemp("ckpt") / "tp_r_a3_random.pth"
+    torch.save(reference_state_dict("tp-r-a3"), path)
+    return path

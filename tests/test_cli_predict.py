@@ -1,0 +1,77 @@
+"""`main.py predict`: the table, the JSON schema, drawings, and one-line errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+import main
+from core.keypoints import COCO_KEYPOINT_NAMES
+
+from conftest import ROOT, reference_file
+
+
+def test_predict_writes_json_table_and_drawing(tmp_path, capsys, astronaut_path,
+                                               random_tp_r_a3_checkpoint):
+    out_json, out_png = tmp_path / "pose.json", tmp_path / "pose.png"
+    rc = main.main(["predict", str(astronaut_path), "--weights", str(random_tp_r_a3_checkpoint),
+                    "--box", "18", "9.5", "350", "502", "--box", "100", "50", "200", "300",
+                    "--flip", "--json", str(out_json), "--draw", str(out_png),
+                    "--attention", "left_knee"])
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert "person 0" in captured.out and "person 1" in captured.out
+    assert "right_ankle" in captured.out
+    assert "loading" in captured.err and "loading" not in captured.out   # logs on stderr
+    doc = json.loads(out_json.read_text())
+    assert doc["image"] == str(astronaut_path)
+    assert doc["model"] == {"variant": "tp-r-a3", "weights": str(random_tp_r_a3_checkpoint)}
+    assert [p["box"] for p in doc["people"]] == [[18, 9.5, 350, 502], [100, 50, 200, 300]]
+    kps = np.array(doc["people"][0]["keypoints"])
+    assert kps.shape == (len(COCO_KEYPOINT_NAMES), 3)
+    with np.load(reference_file("tp-r-a3.npz")) as ref:
+        stable = ref["stable_keypoints"]
+        np.testing.assert_allclose(kps[stable, :2], ref["final_preds"][0][stable], atol=0.01)
+    drawn = cv2.imread(str(out_png))
+    assert drawn.shape == (512, 512, 3)
+    assert np.abs(drawn.astype(int) - cv2.imread(str(astronaut_path)).astype(int)).sum() > 0
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+
+
+@pytest.mark.parametrize("case", ["missing", "not_an_image", "box_outside", "bad_weights"])
+def test_bad_inputs_give_one_clear_line(case, tmp_path, astronaut_path, random_tp_r_a3_checkpoint):
+    image, weights, extra = str(astronaut_path), str(random_tp_r_a3_checkpoint), []
+    if case == "missing":
+        image = str(tmp_path / "nope.jpg")
+    elif case == "not_an_image":
+        image = str(tmp_path / "notes.jpg")
+        (tmp_path / "notes.jpg").write_text("this is text, not a JPEG")
+    elif case == "box_outside":
+        extra = ["--box", "900", "900", "50", "50"]
+    else:
+        weights = str(tmp_path / "w.pth")
+        (tmp_path / "w.pth").write_bytes(b"\x00garbage" * 10)
+    r = _run("predict", image, "--weights", weights, *extra)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, r.stderr
+    named = {"missing": image, "not_an_image": image, "box_outside": "512x512",
+             "bad_weights": weights}[case]
+    assert named in errors[0]
+    assert r.stdout == ""
+
+
+def test_no_weights_and_nothing_shipped_explains_what_to_do(tmp_path, astronaut_path, monkeypatch):
+    from core.commands import common
+    monkeypatch.setattr(common, "SHIPPED_MODELS", tmp_path)
+    with pytest.raises(Exception, match="--weights"):
+        common.default_weights()
