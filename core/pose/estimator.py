@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -140,12 +140,10 @@ class TransPoseEstimator:
         layers = [torch.cat([a[j] for a in atts]) for j in range(len(atts[0]))] if atts else []
         return heatmaps, layers
 
-    def __call__(self, image: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
-                 *, attention: bool = False) -> PoseEstimate:
+    def _prepare(self, image: np.ndarray, boxes: Any) -> tuple[np.ndarray, ...]:
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
             raise InputError("image must be an HxWx3 uint8 array")
         rgb = image[..., ::-1] if self.config.color == "bgr" else image
-        rgb = np.ascontiguousarray(rgb)
         b = validate_boxes(boxes, image.shape[:2])
         size = self.model_config.input_size
         cs = [box_to_center_scale(box, size) for box in b]
@@ -153,10 +151,14 @@ class TransPoseEstimator:
         scales = np.array([s for _, s in cs], dtype=np.float32).reshape(-1, 2)
         crops = np.stack([crop_person(rgb, c, s, size) for c, s in cs]) if len(b) else \
             np.zeros((0, size[1], size[0], 3), np.uint8)
-        hm, att = self.heatmaps(to_input_tensor(crops), attention=attention)
-        coords, scores, coords_hm = decode_heatmaps(hm.numpy(), centers, scales, self.config.refine)
+        return b, centers, scales, crops
+
+    def _finish(self, b: np.ndarray, centers: np.ndarray, scales: np.ndarray,
+                hm: np.ndarray, att: list[torch.Tensor]) -> PoseEstimate:
+        coords, scores, coords_hm = decode_heatmaps(hm, centers, scales, self.config.refine)
         maps = None
-        if attention and att:
+        if att:
+            size = self.model_config.input_size
             maps = AttentionMaps(
                 weights=torch.stack(att).numpy(), grid_hw=self.model_config.feature_hw,
                 input_size=size, centers=centers, scales=scales,
@@ -164,3 +166,22 @@ class TransPoseEstimator:
                                                            size))
         return PoseEstimate(boxes=b, keypoints=coords.astype(np.float32),
                             scores=scores.astype(np.float32), attention=maps)
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
+                 *, attention: bool = False) -> PoseEstimate:
+        return self.predict_many([(image, boxes)], attention=attention)[0]
+
+    def predict_many(self, requests: Sequence[tuple[np.ndarray, Any]], *, attention: bool = False
+                     ) -> list[PoseEstimate]:
+        """Several images (each with its boxes) through the network in shared batches."""
+        prepared = [self._prepare(image, boxes) for image, boxes in requests]
+        crops = np.concatenate([p[3] for p in prepared]) if prepared else None
+        hm, att = self.heatmaps(to_input_tensor(crops), attention=attention and len(crops) > 0)
+        hm = hm.numpy()
+        out, start = [], 0
+        for b, centers, scales, _ in prepared:
+            end = start + len(b)
+            out.append(self._finish(b, centers, scales, hm[start:end],
+                                    [a[start:end] for a in att]))
+            start = end
+        return out

@@ -1,0 +1,507 @@
+"""The threaded video pipeline: source -> detector + pose -> tracker -> results.
+
+Three worker threads joined by bounded queues:
+  reader     decodes frames from the FrameSource;
+  inference  finds people (detector every N frames, or when a person is lost; in between,
+             each person's box comes from their previous keypoints) and runs the pose model
+             on all of a frame's people in one batch (several frames at once in batch mode
+             when the detector runs on every frame);
+  tracker    assigns IDs and smooths keypoints, then emits an immutable PoseFrame.
+The inference stage owns the box-propagation state, so a batch run is deterministic.
+
+Live mode: the newest frame wins (older ones are dropped and counted) and latency is
+measured per frame. Batch mode: lossless and in order. Control (pause, seek, stop) is safe
+from any thread; an exception in a stage becomes a PipelineError event naming the stage
+and the frame.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Protocol
+
+import numpy as np
+
+from .types import Detections, Frame, PoseFrame
+
+_STOP = object()
+
+
+class PersonDetectorLike(Protocol):
+    def __call__(self, image: np.ndarray) -> Detections: ...
+
+
+class PoseBackendLike(Protocol):
+    def __call__(self, image: np.ndarray, boxes: Any = None, *, attention: bool = False) -> Any: ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    mode: str = "batch"              # "batch": lossless, in order; "live": newest frame wins
+    detect_every: int = 5            # run the detector at least every N frames (1 = always)
+    min_keypoint_score: float = 0.3  # a propagated person needs this mean score to be kept
+    box_margin: float = 1.25         # box from keypoints: enlarged by this about its centre
+    frames_per_batch: int = 1        # batch mode with detect_every=1: frames per pose batch
+    queue_size: int = 8
+    attention: bool = False          # keep the pose model's attention in each PoseFrame
+    keep_images: bool = False        # keep the frame's image in each PoseFrame
+    max_people: int = 20
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("batch", "live"):
+            raise ValueError(f"mode must be 'batch' or 'live', not {self.mode!r}")
+        if self.detect_every < 1:
+            raise ValueError("detect_every must be >= 1")
+
+
+@dataclass(frozen=True)
+class PipelineError:
+    """An exception in a stage, reported as an event (the pipeline stops after it)."""
+
+    stage: str
+    frame_index: int | None
+    error: BaseException
+
+    def __str__(self) -> str:
+        where = f"frame {self.frame_index}" if self.frame_index is not None else "start-up"
+        return f"{self.stage} failed at {where}: {self.error}"
+
+
+@dataclass(frozen=True)
+class PipelineFinished:
+    """The source is exhausted (or the run was stopped); final statistics."""
+
+    frames: int
+    dropped: int
+    cancelled: bool
+
+
+@dataclass
+class PipelineStats:
+    frames_in: int = 0
+    frames_out: int = 0
+    dropped: int = 0
+    detector_runs: int = 0
+    stage_ms: dict[str, float] = field(default_factory=lambda: {
+        "read": 0.0, "detect": 0.0, "pose": 0.0, "track": 0.0})
+    last_latency_ms: float = 0.0
+
+    def mean_ms(self, stage: str) -> float:
+        n = self.detector_runs if stage == "detect" else self.frames_out
+        return self.stage_ms[stage] / max(1, n)
+
+
+@dataclass
+class _Item:
+    generation: int
+    frame: Frame
+    t_read: float
+    read_ms: float
+    boxes: np.ndarray | None = None
+    det_scores: np.ndarray | None = None
+    estimate: Any = None
+    detect_ms: float = 0.0
+    pose_ms: float = 0.0
+
+
+class _LatestSlot:
+    """A one-item mailbox for live mode: a new item replaces an unread one."""
+
+    def __init__(self) -> None:
+        self._item: Any = None
+        self._has = False
+        self._cv = threading.Condition()
+        self.dropped = 0
+
+    def put(self, item: Any, stop: threading.Event) -> None:
+        with self._cv:
+            if self._has and self._item is not _STOP:
+                self.dropped += 1
+            self._item, self._has = item, True
+            self._cv.notify()
+
+    def get(self, timeout: float) -> Any:
+        with self._cv:
+            if not self._has:
+                self._cv.wait(timeout)
+            if not self._has:
+                raise queue.Empty
+            item, self._item, self._has = self._item, None, False
+            return item
+
+    def clear(self) -> None:
+        with self._cv:
+            self._item, self._has = None, False
+
+
+class _BoundedQueue:
+    """queue.Queue whose put gives up when the pipeline stops (so nothing blocks forever)."""
+
+    def __init__(self, size: int) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=size)
+        self.dropped = 0
+
+    def put(self, item: Any, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self._q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def get(self, timeout: float) -> Any:
+        return self._q.get(timeout=timeout)
+
+    def clear(self) -> None:
+        try:
+            while True:
+                self._q.get_nowait()
+        except queue.Empty:
+            pass
+
+
+def boxes_from_keypoints(keypoints: np.ndarray, scores: np.ndarray, min_score: float,
+                         margin: float, image_hw: tuple[int, int]) -> np.ndarray:
+    """(N, K, 2) keypoints -> (N, 4) boxes around their confident points, enlarged.
+
+    A person with fewer than 3 confident keypoints gets a NaN box (lost)."""
+    out = np.full((len(keypoints), 4), np.nan, np.float32)
+    h, w = image_hw
+    for i, (kp, sc) in enumerate(zip(keypoints, scores)):
+        ok = np.isfinite(kp).all(1) & (sc >= min_score)
+        if ok.sum() < 3:
+            continue
+        x0, y0 = kp[ok].min(0)
+        x1, y1 = kp[ok].max(0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        bw, bh = max(x1 - x0, 8.0) * margin, max(y1 - y0, 8.0) * margin
+        # keep the box inside the frame (a crop beyond it only adds black)
+        bx0, by0 = max(0.0, cx - bw / 2), max(0.0, cy - bh / 2)
+        bx1, by1 = min(float(w), cx + bw / 2), min(float(h), cy + bh / 2)
+        if bx1 - bx0 > 2 and by1 - by0 > 2:
+            out[i] = (bx0, by0, bx1 - bx0, by1 - by0)
+    return out
+
+
+class PosePipeline:
+    """Run source -> detector -> pose -> tracker on worker threads.
+
+    Use `events()` to consume PoseFrame / PipelineError / PipelineFinished in order, or
+    `run(callback)` for a blocking batch run. `pause()`, `resume()`, `seek(i)` and `stop()`
+    may be called from any thread.
+    """
+
+    def __init__(self, source: Any, detector: PersonDetectorLike, pose: PoseBackendLike,
+                 tracker: Any, config: PipelineConfig = PipelineConfig()) -> None:
+        self.source = source
+        self.detector = detector
+        self.pose = pose
+        self.tracker = tracker
+        self.config = config
+        self.stats = PipelineStats()
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._seek_to: int | None = None
+        live = config.mode == "live"
+        self._frames = _LatestSlot() if live else _BoundedQueue(config.queue_size)
+        self._inferred = _BoundedQueue(config.queue_size)
+        self._out: queue.Queue = queue.Queue(maxsize=0 if live else config.queue_size)
+        self._threads: list[threading.Thread] = []
+        self._cancelled = False
+        self._finished = False
+        # propagation state of the inference stage
+        self._prev_boxes = np.zeros((0, 4), np.float32)
+        self._since_detect = 0
+
+    # ---- control -------------------------------------------------------------------
+    def start(self) -> "PosePipeline":
+        if self._threads:
+            raise RuntimeError("pipeline already started")
+        for name, target in (("reader", self._reader), ("inference", self._inference),
+                             ("tracker", self._tracking)):
+            t = threading.Thread(target=target, name=f"pose-pipeline-{name}", daemon=True)
+            self._threads.append(t)
+            t.start()
+        return self
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def seek(self, index: int) -> None:
+        """Continue from frame `index`: in-flight frames are discarded, tracks reset."""
+        with self._lock:
+            self._seek_to = int(index)
+            self._generation += 1
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Stop every worker; True when all joined within the timeout."""
+        self._cancelled = not self._finished
+        self._stop.set()
+        self._running.set()
+        try:
+            self.source.close()        # unblocks a reader waiting on a camera
+        except Exception:
+            pass
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    def __enter__(self) -> "PosePipeline":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ---- consuming -----------------------------------------------------------------
+    def events(self, timeout: float | None = None) -> Iterator[Any]:
+        """Yield events until PipelineFinished or PipelineError (then the pipeline stops)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
+            try:
+                ev = self._out.get(timeout=wait)
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
+                if self._stop.is_set() and not any(t.is_alive() for t in self._threads):
+                    return
+                continue
+            yield ev
+            if isinstance(ev, (PipelineFinished, PipelineError)):
+                self.stop()
+                return
+
+    def latest(self) -> Any | None:
+        """Non-blocking: the newest event waiting (older PoseFrames are skipped)."""
+        newest = None
+        while True:
+            try:
+                ev = self._out.get_nowait()
+            except queue.Empty:
+                return newest
+            if not isinstance(ev, PoseFrame):
+                return ev
+            newest = ev
+
+    def run(self, on_frame: Callable[[PoseFrame], None] | None = None) -> PipelineFinished:
+        """Blocking batch run; raises the first stage error as its original exception."""
+        if not self._threads:
+            self.start()
+        try:
+            for ev in self.events():
+                if isinstance(ev, PoseFrame):
+                    if on_frame is not None:
+                        on_frame(ev)
+                elif isinstance(ev, PipelineError):
+                    raise ev.error
+                elif isinstance(ev, PipelineFinished):
+                    return ev
+        finally:
+            self.stop()
+        return PipelineFinished(self.stats.frames_out, self.stats.dropped, True)
+
+    # ---- stages --------------------------------------------------------------------
+    def _emit(self, ev: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._out.put(ev, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+        if isinstance(ev, (PipelineError, PipelineFinished)):
+            try:
+                self._out.put_nowait(ev)
+            except queue.Full:
+                pass
+
+    def _fail(self, stage: str, frame_index: int | None, error: BaseException) -> None:
+        self._emit(PipelineError(stage, frame_index, error))
+        self._stop.set()
+
+    def _reader(self) -> None:
+        index = None
+        try:
+            it = iter(self.source)
+            while not self._stop.is_set():
+                if not self._running.wait(0.05):
+                    continue
+                with self._lock:
+                    seek, self._seek_to = self._seek_to, None
+                    gen = self._generation
+                if seek is not None:
+                    self.source.seek(seek)
+                    it = iter(self.source)
+                    self._frames.clear()
+                t0 = time.perf_counter()
+                try:
+                    frame = next(it)
+                except StopIteration:
+                    if self._seek_pending():
+                        continue
+                    break
+                index = frame.index
+                self.stats.frames_in += 1
+                self._frames.put(_Item(gen, frame, time.perf_counter(),
+                                       (time.perf_counter() - t0) * 1e3), self._stop)
+            self._frames.put(_STOP, self._stop)
+        except Exception as e:              # noqa: BLE001 - reported as an event
+            if not self._stop.is_set():
+                self._fail("reader", index, e)
+
+    def _seek_pending(self) -> bool:
+        with self._lock:
+            return self._seek_to is not None
+
+    def _current_generation(self) -> int:
+        with self._lock:
+            return self._generation
+
+    def _take(self, q: Any) -> Any:
+        while not self._stop.is_set():
+            try:
+                return q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+        return _STOP
+
+    def _inference(self) -> None:
+        item = None
+        gen_seen = 0
+        self._stage_now = "detector"
+        try:
+            while True:
+                item = self._take(self._frames)
+                if item is _STOP:
+                    self._inferred.put(_STOP, self._stop)
+                    return
+                if item.generation != self._current_generation():
+                    continue                  # a seek happened: this frame is stale
+                if item.generation != gen_seen:
+                    gen_seen = item.generation
+                    self._prev_boxes = np.zeros((0, 4), np.float32)
+                    self._since_detect = 0
+                batch = [item]
+                if self._can_batch_frames():
+                    batch += self._more_frames(self.config.frames_per_batch - 1)
+                self._infer_batch([b for b in batch if b is not _STOP])
+                for b in batch:
+                    if b is _STOP:
+                        self._inferred.put(_STOP, self._stop)
+                        return
+                    self._inferred.put(b, self._stop)
+        except Exception as e:              # noqa: BLE001
+            if not self._stop.is_set():
+                self._fail(self._stage_now, getattr(getattr(item, "frame", None), "index", None), e)
+
+    def _can_batch_frames(self) -> bool:
+        c = self.config
+        return c.mode == "batch" and c.detect_every == 1 and c.frames_per_batch > 1
+
+    def _more_frames(self, n: int) -> list[Any]:
+        got = []
+        for _ in range(n):
+            try:
+                nxt = self._frames.get(timeout=0.0)
+            except queue.Empty:
+                break
+            got.append(nxt)
+            if nxt is _STOP:
+                break
+        return got
+
+    def _detect(self, item: _Item) -> None:
+        self._stage_now = "detector"
+        t0 = time.perf_counter()
+        det = self.detector(item.frame.image)
+        item.detect_ms = (time.perf_counter() - t0) * 1e3
+        self.stats.detector_runs += 1
+        self.stats.stage_ms["detect"] += item.detect_ms
+        order = np.argsort(-det.scores)[: self.config.max_people]
+        item.boxes, item.det_scores = det.boxes[order], det.scores[order]
+
+    def _infer_batch(self, items: list[_Item]) -> None:
+        c = self.config
+        for item in items:
+            propagated = self._prev_boxes
+            lost = len(propagated) == 0 or np.isnan(propagated).any()
+            if self._since_detect == 0 or lost or self._since_detect >= c.detect_every:
+                self._detect(item)
+                self._since_detect = 1
+            else:
+                item.boxes = propagated
+                item.det_scores = np.ones(len(propagated), np.float32)
+                self._since_detect += 1
+        self._stage_now = "pose"
+        t0 = time.perf_counter()
+        if len(items) > 1 and hasattr(self.pose, "predict_many"):
+            estimates = self.pose.predict_many([(i.frame.image, i.boxes) for i in items],
+                                               attention=c.attention)
+        else:
+            estimates = [self._pose_one(i) for i in items]
+        per = (time.perf_counter() - t0) * 1e3 / max(1, len(items))
+        for item, est in zip(items, estimates):
+            item.estimate, item.pose_ms = est, per
+            self.stats.stage_ms["pose"] += per
+        last = items[-1]
+        self._prev_boxes = boxes_from_keypoints(
+            last.estimate.keypoints, last.estimate.scores, c.min_keypoint_score, c.box_margin,
+            last.frame.size_hw) if len(last.estimate.keypoints) else np.zeros((0, 4), np.float32)
+        # drop people whose propagated box collapsed; the next frame re-detects
+        if len(self._prev_boxes) and np.isnan(self._prev_boxes).all():
+            self._prev_boxes = np.zeros((0, 4), np.float32)
+
+    def _pose_one(self, item: _Item) -> Any:
+        if len(item.boxes) == 0:
+            return self.pose(item.frame.image, np.zeros((0, 4), np.float32))
+        return self.pose(item.frame.image, item.boxes, attention=self.config.attention)
+
+    def _tracking(self) -> None:
+        item = None
+        frames = 0
+        gen_seen = 0
+        try:
+            while True:
+                item = self._take(self._inferred)
+                if item is _STOP:
+                    break
+                if item.generation != self._current_generation():
+                    continue
+                if item.generation != gen_seen:
+                    gen_seen = item.generation
+                    self.tracker.reset()
+                t0 = time.perf_counter()
+                people = tuple(self.tracker.update(item.estimate, item.frame.time_s))
+                track_ms = (time.perf_counter() - t0) * 1e3
+                self.stats.stage_ms["track"] += track_ms
+                self.stats.stage_ms["read"] += item.read_ms
+                latency = (time.perf_counter() - item.t_read) * 1e3
+                self.stats.last_latency_ms = latency
+                frames += 1
+                self.stats.frames_out = frames
+                self.stats.dropped = self._frames.dropped
+                self._emit(PoseFrame(
+                    index=item.frame.index, time_s=item.frame.time_s, size_hw=item.frame.size_hw,
+                    people=people,
+                    attention=getattr(item.estimate, "attention", None) if self.config.attention else None,
+                    image=item.frame.image if self.config.keep_images else None,
+                    timings_ms={"read": item.read_ms, "detect": item.detect_ms,
+                                "pose": item.pose_ms, "track": track_ms, "latency": latency}))
+            if not self._stop.is_set():
+                self._finished = True
+                self._emit(PipelineFinished(frames, self._frames.dropped, False))
+        except Exception as e:              # noqa: BLE001
+            if not self._stop.is_set():
+                self._fail("tracker", getattr(getattr(item, "frame", None), "index", None), e)

@@ -1,0 +1,190 @@
+"""Pipeline control and ordering with small stand-in stages (real stages: test_engine.py)."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from core.pipeline import (PipelineConfig, PipelineError, PipelineFinished, PosePipeline,
+                           boxes_from_keypoints)
+from core.types import Detections, Frame, PersonPose, PoseFrame
+
+
+class ListSource:
+    """Frames 0..n-1 of a tiny image, seekable, optionally slow."""
+
+    def __init__(self, n: int, delay: float = 0.0) -> None:
+        self.n, self.delay, self.pos = n, delay, 0
+        self.closed = False
+
+    def __iter__(self):
+        while self.pos < self.n and not self.closed:
+            i = self.pos
+            self.pos += 1
+            if self.delay:
+                time.sleep(self.delay)
+            img = np.full((48, 64, 3), i % 256, np.uint8)
+            yield Frame(i, i / 30.0, img)
+
+    def seek(self, index: int) -> None:
+        self.pos = index
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class OneBoxDetector:
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.calls, self.fail_at = 0, fail_at
+
+    def __call__(self, image):
+        self.calls += 1
+        if self.fail_at is not None and int(image[0, 0, 0]) == self.fail_at:
+            raise RuntimeError("detector exploded")
+        return Detections([[10, 5, 30, 40]], [0.9])
+
+
+class FakePose:
+    """Keypoints spread over the box, score 0.9; sleeps to emulate a slow model."""
+
+    def __init__(self, delay: float = 0.0, fail_at: int | None = None) -> None:
+        self.delay, self.fail_at = delay, fail_at
+
+    def __call__(self, image, boxes=None, *, attention=False):
+        from core.pose.estimator import PoseEstimate
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_at is not None and int(image[0, 0, 0]) == self.fail_at:
+            raise ValueError("pose exploded")
+        b = np.asarray(boxes, np.float32).reshape(-1, 4)
+        kp = np.stack([np.stack([bx[0] + bx[2] * np.linspace(0.1, 0.9, 17),
+                                 bx[1] + bx[3] * np.linspace(0.1, 0.9, 17)], -1) for bx in b]) \
+            if len(b) else np.zeros((0, 17, 2), np.float32)
+        return PoseEstimate(boxes=b, keypoints=kp.astype(np.float32),
+                            scores=np.full(kp.shape[:2], 0.9, np.float32))
+
+
+class PassTracker:
+    def __init__(self) -> None:
+        self.resets = 0
+
+    def reset(self):
+        self.resets += 1
+
+    def update(self, est, time_s):
+        return [PersonPose(i, est.boxes[i], 1.0, est.keypoints[i], est.scores[i])
+                for i in range(len(est.boxes))]
+
+
+def _pipeline(source, config=PipelineConfig(), detector=None, pose=None, tracker=None):
+    return PosePipeline(source, detector or OneBoxDetector(), pose or FakePose(),
+                        tracker or PassTracker(), config)
+
+
+def test_batch_mode_is_lossless_and_in_order():
+    frames = []
+    done = _pipeline(ListSource(50)).run(frames.append)
+    assert isinstance(done, PipelineFinished) and done.frames == 50 and done.dropped == 0
+    assert [f.index for f in frames] == list(range(50))
+    assert all(isinstance(f, PoseFrame) and len(f.people) == 1 for f in frames)
+    assert all(f.timings_ms["latency"] >= 0 for f in frames)
+
+
+def test_detector_runs_every_n_frames_and_boxes_follow_keypoints_between():
+    det = OneBoxDetector()
+    frames = []
+    _pipeline(ListSource(20), PipelineConfig(detect_every=5), detector=det).run(frames.append)
+    assert det.calls == 4                      # frames 0, 5, 10, 15
+    # in between, the box is the keypoints' extent enlarged by box_margin
+    b = frames[1].people[0].box
+    kp = frames[0].people[0].keypoints
+    w = (kp[:, 0].max() - kp[:, 0].min()) * 1.25
+    assert b[2] == pytest.approx(w, rel=1e-4)
+
+
+def test_lost_person_triggers_detection_next_frame():
+    det = OneBoxDetector()
+
+    class WeakPose(FakePose):
+        def __call__(self, image, boxes=None, *, attention=False):
+            est = super().__call__(image, boxes)
+            if int(image[0, 0, 0]) == 2:       # frame 2: the person fades out
+                est.scores[:] = 0.05
+            return est
+    _pipeline(ListSource(6), PipelineConfig(detect_every=100), detector=det,
+              pose=WeakPose()).run()
+    assert det.calls == 2                      # frame 0, then frame 3 after the loss
+
+
+def test_live_mode_drops_old_frames_with_a_slow_model():
+    frames = []
+    p = _pipeline(ListSource(60, delay=0.002), PipelineConfig(mode="live"),
+                  pose=FakePose(delay=0.02))
+    done = p.run(frames.append)
+    assert done.dropped > 10 and len(frames) + done.dropped == 60
+    assert [f.index for f in frames] == sorted(f.index for f in frames)
+
+
+@pytest.mark.parametrize("stage, kwargs, frame", [
+    ("detector", {"detector": OneBoxDetector(fail_at=7)}, 7),
+    ("pose", {"pose": FakePose(fail_at=9)}, 9),
+])
+def test_stage_exception_becomes_an_error_event_naming_stage_and_frame(stage, kwargs, frame):
+    p = _pipeline(ListSource(30), PipelineConfig(detect_every=1), **kwargs).start()
+    events = list(p.events(timeout=10))
+    err = events[-1]
+    assert isinstance(err, PipelineError)
+    assert err.stage == stage and err.frame_index == frame
+    assert f"frame {frame}" in str(err)
+    assert p.stop(timeout=2.0)
+
+
+def test_stop_mid_run_joins_quickly():
+    p = _pipeline(ListSource(10_000, delay=0.001), pose=FakePose(delay=0.005)).start()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    assert p.stop(timeout=2.0)
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_pause_resume_and_seek():
+    tracker = PassTracker()
+    p = _pipeline(ListSource(200, delay=0.001), tracker=tracker).start()
+    events = p.events(timeout=10)
+    first = next(events)
+    assert first.index == 0
+    p.pause()
+    time.sleep(0.1)
+    n_paused = p.stats.frames_in
+    time.sleep(0.2)
+    assert p.stats.frames_in == n_paused       # nothing read while paused
+    p.seek(150)
+    p.resume()
+    rest = [ev for ev in events if isinstance(ev, PoseFrame)]
+    after = [f.index for f in rest if f.index >= 150]
+    assert after[:3] == [150, 151, 152] and after[-1] == 199
+    assert tracker.resets >= 1                 # tracks reset on seek
+    assert p.stop()
+
+
+def test_callback_exception_propagates_and_threads_stop():
+    p = _pipeline(ListSource(100))
+
+    def boom(frame):
+        if frame.index == 3:
+            raise KeyError("sink failed")
+    with pytest.raises(KeyError):
+        p.run(boom)
+    assert not any(t.is_alive() for t in threading.enumerate()
+                   if t.name.startswith("pose-pipeline-"))
+
+
+def test_boxes_from_keypoints_ignores_weak_points_and_flags_lost():
+    kp = np.array([[[10, 10], [20, 30], [30, 50], [500, 500]]], np.float32)
+    sc = np.array([[0.9, 0.9, 0.9, 0.1]], np.float32)
+    box = boxes_from_keypoints(kp, sc, 0.3, 1.0, (100, 100))[0]
+    np.testing.assert_allclose(box, [10, 10, 20, 40])
+    lost = boxes_from_keypoints(kp, np.full((1, 4), 0.1, np.float32), 0.3, 1.0, (100, 100))
+    assert np.isnan(lost).all()
