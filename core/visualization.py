@@ -57,3 +57,13 @@ def blend_heatmap(image: np.ndarray, heat: np.ndarray, opacity: float = 0.6) -> 
     alpha = (heat / peak * opacity)[..., None].astype(np.float32)
     image[:] = (image * (1 - alpha) + colored * alpha).astype(np.uint8)
     return image
+
+
+def draw_pose_frame(image: np.ndarray, frame, threshold: float = 0.3,
+                    show_boxes: bool = False) -> np.ndarray:
+    """Draw every tracked person of a PoseFrame (skeleton + track id) in place."""
+    for person in frame.people:
+        scores = np.nan_to_num(person.keypoint_scores, nan=0.0)
+        draw_skeleton(image, person.keypoints, scores, threshold, label=f"#{person.track_id}",
+                      box=person.box if show_boxes else None)
+    return image

@@ -1,0 +1,273 @@
+"""CSV, JSON and overlay-video sinks (the formats are documented in docs/formats.md)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON
+from ..types import PoseFrame
+
+SCHEMA_VERSION = 1
+CSV_HEADER = ("frame", "time_s", "track_id", "keypoint", "x", "y", "score")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    path: str
+    width: int
+    height: int
+    fps: float | None
+    frame_count: int | None
+    rotation: int = 0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    weights: str
+    detector: str
+    smoothing: str
+
+
+@dataclass(frozen=True)
+class ExportMetadata:
+    source: SourceInfo
+    model: ModelInfo
+
+
+def _num(v: float, digits: int) -> float | None:
+    """JSON number rounded, or None for NaN/inf (missing)."""
+    v = float(v)
+    return round(v, digits) if math.isfinite(v) else None
+
+
+def _csv_num(v: float, digits: int) -> str:
+    v = float(v)
+    return f"{v:.{digits}f}" if math.isfinite(v) else ""
+
+
+class _AtomicTextFile:
+    """A text file written as <name>.part and renamed on commit; removed on abort."""
+
+    def __init__(self, path: str | os.PathLike, newline: str | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise InputError(f"{self.path}: the output folder {self.path.parent} does not exist")
+        self.part = self.path.with_name(self.path.name + ".part")
+        try:
+            self.file = open(self.part, "w", encoding="utf-8", newline=newline)
+        except OSError as e:
+            raise InputError(f"{self.path}: cannot write here ({e.strerror or e})") from None
+
+    def write(self, text: str) -> None:
+        try:
+            self.file.write(text)
+        except OSError as e:
+            self.abort()
+            raise InputError(f"{self.path}: writing failed ({e.strerror or e}); the partial "
+                             f"file was removed") from None
+
+    def commit(self) -> Path:
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            os.replace(self.part, self.path)
+        except OSError as e:
+            self.abort()
+            raise InputError(f"{self.path}: writing failed ({e.strerror or e}); the partial "
+                             f"file was removed") from None
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self.file.close()
+        except OSError:
+            pass
+        self.part.unlink(missing_ok=True)
+
+
+class PoseSink:
+    """Consumes PoseFrames in order; `close()` completes the output, `abort()` discards it."""
+
+    path: Path
+
+    def write(self, frame: PoseFrame, image: np.ndarray | None = None) -> None:
+        raise NotImplementedError
+
+    def close(self) -> Path:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> "PoseSink":
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class KeypointCsvWriter(PoseSink):
+    """Long format: one row per frame x track x keypoint; missing values are empty."""
+
+    def __init__(self, path: str | os.PathLike, digits: int = 2) -> None:
+        self._out = _AtomicTextFile(path, newline="")
+        self.path = self._out.path
+        self.digits = digits
+        self._buf = io.StringIO()
+        self._csv = csv.writer(self._buf, lineterminator="\n")
+        self._csv.writerow(CSV_HEADER)
+        self._flush()
+
+    def _flush(self) -> None:
+        self._out.write(self._buf.getvalue())
+        self._buf.seek(0)
+        self._buf.truncate()
+
+    def write(self, frame: PoseFrame, image: np.ndarray | None = None) -> None:
+        t = f"{frame.time_s:.6f}"
+        for person in frame.people:
+            for name, (x, y), s in zip(COCO_KEYPOINT_NAMES, person.keypoints,
+                                       person.keypoint_scores):
+                self._csv.writerow((frame.index, t, person.track_id, name,
+                                    _csv_num(x, self.digits), _csv_num(y, self.digits),
+                                    _csv_num(s, 4)))
+        self._flush()
+
+    def close(self) -> Path:
+        return self._out.commit()
+
+    def abort(self) -> None:
+        self._out.abort()
+
+
+class KeypointJsonWriter(PoseSink):
+    """The JSON document of docs/formats.md, streamed frame by frame."""
+
+    def __init__(self, path: str | os.PathLike, meta: ExportMetadata, digits: int = 2) -> None:
+        self._out = _AtomicTextFile(path)
+        self.path = self._out.path
+        self.digits = digits
+        head = {
+            "schema_version": SCHEMA_VERSION,
+            "source": asdict(meta.source),
+            "model": asdict(meta.model),
+            "keypoint_names": list(COCO_KEYPOINT_NAMES),
+            "skeleton": [list(p) for p in COCO_SKELETON],
+        }
+        text = json.dumps(head, indent=1)
+        self._out.write(text[:-2] + ',\n "frames": [')     # reopen the object for frames
+        self._first = True
+
+    def write(self, frame: PoseFrame, image: np.ndarray | None = None) -> None:
+        d = self.digits
+        people = [{
+            "track_id": int(p.track_id),
+            "box": [_num(v, d) for v in p.box],
+            "score": _num(p.score, 4),
+            "keypoints": [[_num(x, d) if math.isfinite(s) else None,
+                           _num(y, d) if math.isfinite(s) else None, _num(s, 4)]
+                          for (x, y), s in zip(p.keypoints, p.keypoint_scores)],
+        } for p in frame.people]
+        item = {"frame": int(frame.index), "time_s": round(float(frame.time_s), 6),
+                "people": people}
+        self._out.write(("\n  " if self._first else ",\n  ") + json.dumps(item, separators=(",", ":")))
+        self._first = False
+
+    def close(self) -> Path:
+        self._out.write("\n ]\n}\n")
+        return self._out.commit()
+
+    def abort(self) -> None:
+        self._out.abort()
+
+
+class OverlayVideoWriter(PoseSink):
+    """H.264 MP4 of the frames with skeletons and track ids, keeping the source's timing.
+
+    Frames are timed by their own timestamps (variable frame rate survives); no audio.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float | None, size_hw: tuple[int, int],
+                 threshold: float = 0.3, crf: int = 20) -> None:
+        import av   # imported here: core stays importable where PyAV is missing
+
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise InputError(f"{self.path}: the output folder {self.path.parent} does not exist")
+        self.part = self.path.with_name(self.path.name + ".part")
+        self.threshold = threshold
+        h, w = size_hw
+        self._pad = (h % 2, w % 2)                     # yuv420p needs even sizes
+        self._time_base = Fraction(1, 90000)
+        self._last_pts = -1
+        try:
+            self._container = av.open(str(self.part), "w", format="mp4")
+            rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(30)
+            self._stream = self._container.add_stream("libx264", rate=rate,
+                                                      options={"crf": str(crf), "preset": "veryfast"})
+            self._stream.width, self._stream.height = w + self._pad[1], h + self._pad[0]
+            self._stream.pix_fmt = "yuv420p"
+            # the encoder's own time base defaults to 1/rate, which would snap variable
+            # frame times onto a fixed grid
+            self._stream.codec_context.time_base = self._time_base
+            self._stream.time_base = self._time_base
+        except (OSError, av.FFmpegError) as e:
+            self.part.unlink(missing_ok=True)
+            raise InputError(f"{self.path}: cannot create the overlay video ({e})") from None
+        self._av = av
+
+    def write(self, frame: PoseFrame, image: np.ndarray | None = None) -> None:
+        from ..visualization import draw_pose_frame
+        img = image if image is not None else frame.image
+        if img is None:
+            raise ValueError("the overlay writer needs the frame image")
+        canvas = draw_pose_frame(img.copy(), frame, self.threshold)
+        if any(self._pad):
+            canvas = np.pad(canvas, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)))
+        vf = self._av.VideoFrame.from_ndarray(canvas, format="bgr24")
+        pts = int(round(frame.time_s / self._time_base))
+        vf.pts = max(pts, self._last_pts + 1)          # strictly increasing for the muxer
+        vf.time_base = self._time_base
+        self._last_pts = vf.pts
+        self._encode(vf)
+
+    def _encode(self, vf: Any) -> None:
+        try:
+            for packet in self._stream.encode(vf):
+                self._container.mux(packet)
+        except (OSError, self._av.FFmpegError) as e:
+            self.abort()
+            raise InputError(f"{self.path}: writing the video failed ({e}); the partial file "
+                             f"was removed") from None
+
+    def close(self) -> Path:
+        self._encode(None)
+        try:
+            self._container.close()
+            os.replace(self.part, self.path)
+        except (OSError, self._av.FFmpegError) as e:
+            self.abort()
+            raise InputError(f"{self.path}: finishing the video failed ({e})") from None
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self._container.close()
+        except Exception:   # noqa: BLE001 - already failing; just release the file
+            pass
+        self.part.unlink(missing_ok=True)
