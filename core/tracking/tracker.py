@@ -1,0 +1,374 @@
+"""PoseTracker: per-frame poses in, people with stable track ids (and smoothed keypoints) out.
+
+    tracker = PoseTracker(TrackerConfig(smoothing="kalman", strength=1.0))
+    for frame in frames:
+        people = tracker.update(estimator(frame.image, boxes), frame.time_s)
+
+Association (every update)
+    Each live track is first *predicted* to the current time with a constant-velocity
+    model: its last matched box and keypoints move by the track's box-centre velocity
+    times the elapsed time (box size is held). Detections and predicted tracks are
+    compared with
+
+        similarity = w * OKS + (1 - w) * IoU,        cost = 1 - similarity
+
+    OKS uses the COCO sigmas, the mean of the two box areas as the object area and only
+    keypoints whose score is >= kp_threshold in both; when no keypoint qualifies the
+    similarity is the IoU alone. Pairs whose similarity is below the gate are never
+    matched. Assignment is Hungarian (scipy's linear_sum_assignment), in stages so that
+    a track with a fresh prediction is never out-bid by one with a stale prediction:
+
+        1. confirmed tracks matched in the previous update            (gate min_similarity)
+        2. confirmed tracks that missed 1..max_age updates ("coasting") (gate min_similarity)
+        3. the lost pool: confirmed tracks beyond max_age, still within reid_max_gap
+           updates of their last match                       (gate reid_min_similarity)
+        4. tentative tracks                                           (gate min_similarity)
+        5. detections still unmatched start tentative tracks (when they have at least
+           min_keypoints keypoints above kp_threshold)
+
+Life cycle (all counts are *updates*, i.e. processed frames, not seconds)
+    * tentative: needs min_hits matches to be confirmed; it may miss at most
+      tentative_max_misses updates in a row, else it is dropped. A tentative track has no
+      public id: ids are handed out at confirmation, so ids are consecutive, start at 1,
+      and a spurious one-frame detection burns none.
+    * confirmed: returned every update it is matched. When unmatched it is not returned
+      (nothing is invented) and coasts on its prediction for up to max_age updates.
+    * deleted after max_age consecutive misses. When reid_max_gap > max_age it goes to
+      the lost pool first, where a detection similar enough to its predicted state
+      (stage 3) revives it with its old id; after reid_max_gap misses it is forgotten.
+    * ids are never reused (reset() starts again at 1 unless told otherwise).
+
+Output
+    PersonPose per confirmed track matched this update, sorted by id: the measured box,
+    a person score (mean of the keypoint scores >= kp_threshold, times the detection's
+    box score when one is given), smoothed keypoints and the measured keypoint scores.
+    Keypoints whose score is below kp_threshold this frame (or not finite) are NaN, and
+    so are their scores.
+
+Time
+    time_s must increase. A timestamp earlier than the previous one (a seek backwards) is
+    taken as a new sequence: the live tracks are cleared (the id counter is kept).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ..keypoints import COCO_SIGMAS
+from ..types import PersonPose
+from .smoothing import SMOOTHING_KINDS, make_smoother
+
+TENTATIVE, CONFIRMED, LOST = "tentative", "confirmed", "lost"
+_INF_COST = 1e6
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    kp_threshold: float = 0.3          # keypoint score below which a keypoint is missing
+    oks_weight: float = 0.7            # w in  similarity = w*OKS + (1-w)*IoU
+    min_similarity: float = 0.3        # gate of stages 1, 2 and 4
+    reid_min_similarity: float = 0.4   # gate of the lost pool (stage 3)
+    min_hits: int = 3                  # matches before a track is confirmed (and gets an id)
+    tentative_max_misses: int = 1      # consecutive misses a tentative track survives
+    max_age: int = 10                  # updates a confirmed track may miss before deletion
+    reid_max_gap: int = 30             # updates since its last match a track stays re-identifiable
+    min_keypoints: int = 3             # keypoints above kp_threshold to start a new track
+    velocity_smoothing: float = 0.5    # EMA weight of the newest box-centre velocity
+    sigmas: tuple[float, ...] | None = None   # OKS sigmas; None: COCO (K=17) or 0.07 each
+    smoothing: str = "kalman"          # 'kalman' | 'one-euro' | 'none'
+    strength: float = 1.0              # 0 = off, 1 = default, larger = smoother
+    smoothing_reset_s: float = 0.5     # a keypoint missing this long restarts its filter
+    reference_size_px: float | None = 200.0   # smoother noise figures are for a person
+    #                                  # whose box's longer side is this; None: absolute px
+    smoothing_params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    #                                  # extra smoother arguments, e.g. {"backend": "filterpy"}
+
+    def __post_init__(self) -> None:
+        kind = str(self.smoothing).lower().replace("_", "-")
+        if kind not in SMOOTHING_KINDS:
+            raise ValueError(f"smoothing must be one of {', '.join(SMOOTHING_KINDS)}, "
+                             f"not {self.smoothing!r}")
+        if not np.isfinite(self.strength) or self.strength < 0:
+            raise ValueError(f"strength must be >= 0, not {self.strength!r}")
+        if self.min_hits < 1 or self.max_age < 0 or self.reid_max_gap < 0:
+            raise ValueError("min_hits must be >= 1, max_age and reid_max_gap >= 0")
+        if not 0.0 <= self.oks_weight <= 1.0:
+            raise ValueError(f"oks_weight must lie in [0, 1], not {self.oks_weight!r}")
+
+
+@dataclass(frozen=True)
+class TrackInfo:
+    """A read-only view of one track, for GUIs and tests."""
+
+    track_id: int          # -1 while tentative
+    state: str             # 'tentative' | 'confirmed' | 'lost'
+    hits: int
+    misses: int            # consecutive updates without a match
+    box: np.ndarray        # last matched box (x, y, w, h)
+
+
+class _Track:
+    __slots__ = ("serial", "track_id", "state", "hits", "misses", "time_s", "box", "keypoints",
+                 "kp_scores", "velocity", "smoother", "smoothed")
+
+    def __init__(self, serial, box, keypoints, kp_scores, time_s, smoother) -> None:
+        self.serial = serial           # creation order; decides id order at confirmation
+        self.track_id = -1
+        self.state = TENTATIVE
+        self.hits = 0
+        self.misses = 0
+        self.time_s = time_s
+        self.box = box
+        self.keypoints = keypoints
+        self.kp_scores = kp_scores
+        self.velocity: np.ndarray | None = None
+        self.smoother = smoother
+        self.smoothed: np.ndarray | None = None     # (K, 2) smoother output of the last match
+
+    def predict(self, time_s: float) -> tuple[np.ndarray, np.ndarray]:
+        if self.velocity is None:
+            return self.box, self.keypoints
+        shift = self.velocity * (time_s - self.time_s)
+        box = self.box.copy()
+        box[:2] += shift
+        return box, self.keypoints + shift
+
+    def observe(self, box, keypoints, kp_scores, time_s, alpha: float) -> None:
+        dt = time_s - self.time_s
+        if dt > 0:
+            v = (_center(box) - _center(self.box)) / dt
+            self.velocity = v if self.velocity is None else alpha * v + (1 - alpha) * self.velocity
+        self.box, self.keypoints, self.kp_scores, self.time_s = box, keypoints, kp_scores, time_s
+        self.hits += 1
+        self.misses = 0
+
+
+def _center(box: np.ndarray) -> np.ndarray:
+    return box[:2] + 0.5 * box[2:]
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) IoU of xywh boxes."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    ax1, ay1, ax2, ay2 = a[:, 0, None], a[:, 1, None], (a[:, 0] + a[:, 2])[:, None], \
+        (a[:, 1] + a[:, 3])[:, None]
+    bx1, by1, bx2, by2 = b[None, :, 0], b[None, :, 1], (b[:, 0] + b[:, 2])[None], \
+        (b[:, 1] + b[:, 3])[None]
+    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None)
+    ih = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def keypoint_oks(kp_a: np.ndarray, valid_a: np.ndarray, area_a: np.ndarray,
+                 kp_b: np.ndarray, valid_b: np.ndarray, area_b: np.ndarray,
+                 sigmas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, M) OKS between two sets of poses and (N, M) count of keypoints it used.
+
+    COCO's formula with the object area taken as the mean of the two box areas; only
+    keypoints valid in both poses count. OKS is 0 where no keypoint counts."""
+    d2 = np.sum((kp_a[:, None] - kp_b[None]) ** 2, axis=-1)               # (N, M, K)
+    area = 0.5 * (area_a[:, None] + area_b[None])                          # (N, M)
+    var = (2.0 * sigmas) ** 2                                              # (K,)
+    e = d2 / (2.0 * np.maximum(area, 1.0)[..., None] * var)
+    both = valid_a[:, None] & valid_b[None]
+    n = both.sum(-1)
+    oks = np.where(both, np.exp(-np.where(both, e, 0.0)), 0.0).sum(-1) / np.maximum(n, 1)
+    return oks, n
+
+
+def _as_arrays(estimate: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """boxes (N,4), keypoints (N,K,2), scores (N,K), box scores (N,) or None."""
+    box_scores = None
+    if estimate is None:
+        return np.zeros((0, 4)), np.zeros((0, 0, 2)), np.zeros((0, 0)), None
+    if isinstance(estimate, Mapping):
+        boxes, kps, scores = estimate["boxes"], estimate["keypoints"], estimate["scores"]
+        box_scores = estimate.get("box_scores")
+    elif hasattr(estimate, "keypoints") and hasattr(estimate, "boxes"):
+        boxes, kps, scores = estimate.boxes, estimate.keypoints, estimate.scores
+        box_scores = getattr(estimate, "box_scores", None)
+    else:
+        items = tuple(estimate)
+        if len(items) not in (3, 4):
+            raise ValueError("expected (boxes, keypoints, scores[, box_scores])")
+        boxes, kps, scores = items[:3]
+        box_scores = items[3] if len(items) == 4 else None
+    kps = np.asarray(kps, np.float64)
+    n = len(kps)
+    kps = kps.reshape(n, -1, 2) if n else kps.reshape(0, kps.shape[1] if kps.ndim == 3 else 0, 2)
+    k = kps.shape[1]
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, np.float64).reshape(n, k)
+    if len(boxes) != n:
+        raise ValueError(f"{len(boxes)} boxes but {n} keypoint sets")
+    if box_scores is not None:
+        box_scores = np.asarray(box_scores, np.float64).reshape(n)
+    return boxes, kps, scores, box_scores
+
+
+class PoseTracker:
+    """Multi-person pose tracker; see the module docstring for the algorithm."""
+
+    def __init__(self, config: TrackerConfig = TrackerConfig()) -> None:
+        self.config = config
+        self._next_id = 1
+        self.reset()
+
+    # -- public ---------------------------------------------------------------------------
+    def reset(self, restart_ids: bool = True) -> None:
+        """Forget every track. Ids start again at 1 unless restart_ids is False."""
+        self._tracks: list[_Track] = []
+        self._serial = 0
+        self._last_time: float | None = None
+        if restart_ids:
+            self._next_id = 1
+
+    @property
+    def tracks(self) -> tuple[TrackInfo, ...]:
+        """Every live track (tentative, confirmed, and the lost pool)."""
+        return tuple(TrackInfo(t.track_id, t.state, t.hits, t.misses, t.box.copy())
+                     for t in self._tracks)
+
+    def ids(self, state: str = CONFIRMED) -> list[int]:
+        """Ids of the tracks in a state ('confirmed' includes coasting ones, or 'lost')."""
+        return sorted(t.track_id for t in self._tracks if t.state == state)
+
+    def update(self, estimate: Any, time_s: float) -> list[PersonPose]:
+        """One frame: a PoseEstimate (or anything with boxes/keypoints/scores, a mapping
+        with those keys, or a (boxes, keypoints, scores[, box_scores]) tuple; None for no
+        people) at time_s seconds. Returns the confirmed people matched this frame."""
+        cfg = self.config
+        time_s = float(time_s)
+        if self._last_time is not None and time_s < self._last_time:
+            self.reset(restart_ids=False)
+        self._last_time = time_s
+        boxes, kps, scores, box_scores = _as_arrays(estimate)
+        n = len(boxes)
+        valid = np.isfinite(kps).all(-1) & (scores >= cfg.kp_threshold)     # NaN score: False
+        matched_det = np.full(n, False)
+        det_track: dict[int, _Track] = {}
+
+        fresh = [t for t in self._tracks if t.state == CONFIRMED and t.misses == 0]
+        coasting = [t for t in self._tracks if t.state == CONFIRMED and t.misses > 0]
+        lost = [t for t in self._tracks if t.state == LOST]
+        tentative = [t for t in self._tracks if t.state == TENTATIVE]
+        stages = ((fresh, cfg.min_similarity), (coasting, cfg.min_similarity),
+                  (lost, cfg.reid_min_similarity), (tentative, cfg.min_similarity))
+        for tracks, gate in stages:
+            free = np.flatnonzero(~matched_det)
+            if not tracks or not len(free):
+                continue
+            sim = self._similarity(tracks, boxes[free], kps[free], valid[free], time_s)
+            cost = np.where(sim >= gate, 1.0 - sim, _INF_COST)
+            rows, cols = linear_sum_assignment(cost)
+            for r, c in zip(rows, cols):
+                if cost[r, c] < _INF_COST:
+                    det_track[int(free[c])] = tracks[r]
+                    matched_det[free[c]] = True
+
+        # update matched tracks (in creation order, so simultaneous confirmations get ids
+        # in the order the people first appeared)
+        for d, track in sorted(det_track.items(), key=lambda item: item[1].serial):
+            self._observe(track, boxes[d], kps[d], scores[d], valid[d], time_s)
+        matched_tracks = {id(t) for t in det_track.values()}
+        # new tentative tracks
+        for d in np.flatnonzero(~matched_det):
+            if valid[d].sum() < cfg.min_keypoints:
+                continue
+            self._serial += 1
+            track = _Track(self._serial, boxes[d].copy(), kps[d].copy(), scores[d].copy(), time_s,
+                           self._make_smoother(kps.shape[1]))
+            self._observe(track, boxes[d], kps[d], scores[d], valid[d], time_s, first=True)
+            self._tracks.append(track)
+            det_track[int(d)] = track
+            matched_tracks.add(id(track))
+        # age unmatched tracks
+        survivors = []
+        for t in self._tracks:
+            if id(t) not in matched_tracks:
+                t.misses += 1
+                if t.state == TENTATIVE and t.misses > cfg.tentative_max_misses:
+                    continue
+                if t.state == CONFIRMED and t.misses > cfg.max_age:
+                    if t.misses > cfg.reid_max_gap:
+                        continue
+                    t.state = LOST
+                if t.state == LOST and t.misses > cfg.reid_max_gap:
+                    continue
+            survivors.append(t)
+        self._tracks = survivors
+
+        people = []
+        for d, t in det_track.items():
+            if t.state != CONFIRMED:
+                continue
+            people.append(self._person(t, boxes[d], scores[d], valid[d],
+                                       None if box_scores is None else box_scores[d]))
+        people.sort(key=lambda p: p.track_id)
+        return people
+
+    # -- internals ------------------------------------------------------------------------
+    def _make_smoother(self, k: int):
+        cfg = self.config
+        return make_smoother(cfg.smoothing, k, cfg.strength, min_score=cfg.kp_threshold,
+                             reset_after_s=cfg.smoothing_reset_s, **dict(cfg.smoothing_params))
+
+    def _sigmas(self, k: int) -> np.ndarray:
+        if self.config.sigmas is not None:
+            s = np.asarray(self.config.sigmas, np.float64)
+            if len(s) != k:
+                raise ValueError(f"{len(s)} OKS sigmas configured for {k} keypoints")
+            return s
+        return np.asarray(COCO_SIGMAS if k == len(COCO_SIGMAS) else [0.07] * k, np.float64)
+
+    def _similarity(self, tracks: list[_Track], boxes, kps, valid, time_s) -> np.ndarray:
+        """(T, D) similarity of predicted tracks to detections."""
+        preds = [t.predict(time_s) for t in tracks]
+        t_boxes = np.stack([b for b, _ in preds])
+        t_kps = np.stack([k for _, k in preds])
+        if kps.shape[1] != t_kps.shape[1]:
+            raise ValueError("the number of keypoints changed between frames")
+        t_scores = np.stack([t.kp_scores for t in tracks])
+        t_valid = np.isfinite(t_kps).all(-1) & (t_scores >= self.config.kp_threshold)
+        iou = box_iou(t_boxes, boxes)
+        oks, used = keypoint_oks(np.where(t_valid[..., None], t_kps, 0.0), t_valid,
+                                 t_boxes[:, 2] * t_boxes[:, 3],
+                                 np.where(valid[..., None], kps, 0.0), valid,
+                                 boxes[:, 2] * boxes[:, 3],
+                                 self._sigmas(kps.shape[1]))
+        w = self.config.oks_weight
+        return np.where(used > 0, w * oks + (1 - w) * iou, iou)
+
+    def _observe(self, track: _Track, box, kps, scores, valid, time_s, first=False) -> None:
+        cfg = self.config
+        if not first:
+            track.observe(box.copy(), kps.copy(), scores.copy(), time_s, cfg.velocity_smoothing)
+        else:
+            track.hits, track.misses = 1, 0
+        if track.state == LOST:                     # re-identified
+            track.state = CONFIRMED
+        if track.state == TENTATIVE and track.hits >= cfg.min_hits:
+            track.state = CONFIRMED
+            track.track_id = self._next_id
+            self._next_id += 1
+        scale = 1.0
+        if cfg.reference_size_px:
+            scale = max(float(box[2]), float(box[3]), 1.0) / cfg.reference_size_px
+        measured = np.where(valid[:, None], kps, np.nan)
+        track.smoothed = track.smoother.update(measured, np.where(valid, scores, 0.0), time_s,
+                                               scale)
+
+    def _person(self, track: _Track, box, scores, valid, box_score) -> PersonPose:
+        kp = np.where(valid[:, None], track.smoothed, np.nan).astype(np.float32)
+        ks = np.where(valid, scores, np.nan).astype(np.float32)
+        score = float(np.mean(scores[valid])) if valid.any() else 0.0
+        if box_score is not None and np.isfinite(box_score):
+            score *= float(box_score)
+        return PersonPose(track_id=track.track_id, box=np.asarray(box, np.float32).copy(),
+                          score=score, keypoints=kp, keypoint_scores=ks)
