@@ -1,0 +1,152 @@
+"""Choose a pose model by name: our TransPose weights, or MediaPipe BlazePose.
+
+    backend, description = create_pose_backend("auto")
+    estimate = backend(image_bgr, boxes)          # PoseEstimate, 17 COCO keypoints
+
+Specs (case-insensitive names):
+
+* ``auto``: the TransPose weights shipped in resources/models (the first .pth there), or,
+  when there are none, MediaPipe BlazePose;
+* ``mediapipe`` / ``blazepose`` (also ``mediapipe-blazepose-full``): BlazePose full, from
+  the installed mediapipe wheel; a ``.tflite`` path: another BlazePose landmark model;
+* a TransPose model-zoo name (``tp-r-a3``, ``tp-r-a4``, ``tp-h-s``, ``tp-h-a4``,
+  ``tp-h-a6``; downloaded on first use) or a TransPose checkpoint path (``.pth``).
+
+The description always names the backend, the weights and where it runs, e.g.
+"TransPose tp-r-a3 (resources/models/tp_r_a3.pth, shipped) on cpu" or
+"MediaPipe BlazePose full (pose_landmark_full.tflite from mediapipe 0.10.21) on cpu via
+LiteRT; no shipped TransPose weights found in resources/models".
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from ..commands import common
+from ..errors import InputError, StudioError
+from .estimator import PoseEstimate
+
+MEDIAPIPE_SPECS = ("mediapipe", "blazepose", "mediapipe-blazepose", "blazepose-full",
+                   "mediapipe-blazepose-full")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class PoseBackend(Protocol):
+    """What every backend is: a callable image + person boxes -> PoseEstimate."""
+
+    def __call__(self, image: np.ndarray,
+                 boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
+                 *, attention: bool = False) -> PoseEstimate: ...
+
+
+def _norm(spec: str) -> str:
+    return spec.strip().lower().replace("_", "-")
+
+
+def _shown(path: str | os.PathLike) -> str:
+    """A path as the user should read it: relative to the project when inside it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(ROOT))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def _mediapipe_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("mediapipe")
+    except Exception:  # noqa: BLE001 - metadata is only used in the description
+        return "?"
+
+
+def _blazepose(model_path: str | None, device: str, color: str, why: str = ""
+               ) -> tuple[PoseBackend, str]:
+    from .blazepose import BlazePoseConfig, BlazePoseEstimator
+    if device not in ("auto", "cpu"):
+        note = f"; device {device!r} does not apply, LiteRT runs it on the CPU"
+    else:
+        note = ""
+    backend = BlazePoseEstimator(BlazePoseConfig(color=color, model_path=model_path))
+    if model_path is None:
+        weights = f"pose_landmark_full.tflite from mediapipe {_mediapipe_version()}"
+    else:
+        weights = _shown(model_path)
+    desc = f"MediaPipe BlazePose full ({weights}) on cpu via LiteRT{note}"
+    if why:
+        desc += f"; {why}"
+    return backend, desc
+
+
+def _transpose(weights: str | os.PathLike, device: str, how: str, *, flip_test: bool,
+               refine: str, precision: str, color: str, progress: bool
+               ) -> tuple[PoseBackend, str]:
+    from .estimator import EstimatorConfig, TransPoseEstimator
+    config = EstimatorConfig(device=device, precision=precision, flip_test=flip_test,
+                             refine=refine, color=color)
+    backend = TransPoseEstimator.from_weights(weights, config, progress=progress)
+    where = _shown(weights) + (f", {how}" if how else "")
+    return backend, f"TransPose {backend.variant} ({where}) on {backend.device}"
+
+
+def create_pose_backend(spec: str = "auto", device: str = "auto", *, flip_test: bool = True,
+                        refine: str = "dark", precision: str = "auto", color: str = "bgr",
+                        progress: bool = True, models_dir: str | os.PathLike | None = None,
+                        ) -> tuple[PoseBackend, str]:
+    """-> (backend, description); see the module docstring for the specs.
+
+    device/flip_test/refine/precision apply to TransPose (BlazePose runs on the CPU);
+    color is the channel order of the images the backend will get ("bgr" or "rgb").
+    models_dir replaces resources/models for ``auto``. Raises StudioError subclasses
+    with a message for the user (unknown name, missing or bad weights, no MediaPipe).
+    """
+    if not isinstance(spec, (str, os.PathLike)) or not str(spec).strip():
+        raise InputError("the pose model must be 'auto', 'mediapipe', a TransPose model-zoo "
+                         "name or a .pth file, not an empty value")
+    if color not in ("bgr", "rgb"):
+        raise InputError(f"color must be 'bgr' or 'rgb', not {color!r}")
+    tp: dict[str, Any] = dict(flip_test=flip_test, refine=refine, precision=precision,
+                              color=color, progress=progress)
+    raw = str(spec).strip()
+    name = _norm(raw)
+
+    if name == "auto":
+        shipped = _shipped(models_dir)
+        folder = _shown(Path(models_dir) if models_dir is not None else common.SHIPPED_MODELS)
+        if shipped is not None:
+            return _transpose(shipped, device, "shipped", **tp)
+        try:
+            return _blazepose(None, device, color,
+                              why=f"no shipped TransPose weights found in {folder}")
+        except StudioError as e:
+            raise StudioError(
+                f"no TransPose weights are shipped in {folder} and MediaPipe BlazePose, the "
+                f"fallback, is unavailable: {e}. Pass a TransPose checkpoint (.pth) or a "
+                f"model-zoo name (tp-r-a3, downloaded on first use)") from None
+
+    if name in MEDIAPIPE_SPECS:
+        return _blazepose(None, device, color)
+
+    from ..models import zoo
+    path = Path(raw).expanduser()
+    if raw.lower().endswith(".tflite"):
+        if not path.is_file():
+            raise InputError(f"{raw}: no such BlazePose .tflite model file")
+        return _blazepose(str(path), device, color)
+    if path.exists() or raw.lower().endswith((".pth", ".pt", ".pth.tar", ".ckpt")):
+        return _transpose(path, device, "", **tp)   # load_weights explains a bad/missing file
+    if zoo.is_zoo_name(raw):
+        return _transpose(raw, device, "model zoo", **tp)
+    raise InputError(
+        f"unknown pose model {raw!r}: expected 'auto', 'mediapipe' (BlazePose), a TransPose "
+        f"model-zoo name ({', '.join(zoo.ZOO)}) or a TransPose checkpoint file (.pth)")
+
+
+def _shipped(models_dir: str | os.PathLike | None) -> Path | None:
+    if models_dir is None:
+        return common.shipped_weights()
+    files = sorted(Path(models_dir).glob("*.pth"))
+    return files[0] if files else None
