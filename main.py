@@ -7,7 +7,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.commands import predict
+    from core.commands import annotate, predict
 
     parser = argparse.ArgumentParser(
         prog="transpose-studio",
@@ -16,6 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="keypoints of the people in one image")
     predict.add_arguments(p)
     p.set_defaults(run=predict.run)
+    p = sub.add_parser("annotate", help="annotate videos or image folders: CSV, JSON, overlay")
+    annotate.add_arguments(p)
+    p.set_defaults(run=annotate.run)
     return parser
 
 

@@ -47,7 +47,8 @@ def result_json(image: str, variant: str, weights: str, est: PoseEstimate) -> di
     return {"image": image, "model": {"variant": variant, "weights": weights}, "people": people}
 
 
-def print_table(est: PoseEstimate, out=sys.stdout) -> None:
+def print_table(est: PoseEstimate, out=None) -> None:
+    out = out or sys.stdout
     for i, (box, kps, scores) in enumerate(zip(est.boxes, est.keypoints, est.scores)):
         x, y, w, h = box
         print(f"person {i}  box x={x:.1f} y={y:.1f} w={w:.1f} h={h:.1f}", file=out)

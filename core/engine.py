@@ -1,0 +1,67 @@
+"""Builds the pipeline's stages from a small config; shared by the CLI and the GUI.
+
+Models are loaded once per Engine and reused for every source; each pipeline gets a fresh
+tracker.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .pipeline import PipelineConfig, PosePipeline
+from .tracking import PoseTracker, TrackerConfig
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    model: str = "auto"            # auto | mediapipe | zoo name | .pth file
+    detector: str = "auto"         # auto | blazepose | hog | yolox-nano | onnx:PATH
+    device: str = "auto"           # auto | cpu | cuda | cuda:N
+    smoothing: str = "kalman"      # kalman | one-euro | none
+    smoothing_strength: float = 1.0
+    detect_every: int = 5
+    flip_test: bool = True
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+
+
+@dataclass
+class Engine:
+    config: EngineConfig
+    detector: object
+    pose: object
+    pose_description: str
+
+    @property
+    def model_name(self) -> str:
+        return str(getattr(self.pose, "variant", None) or getattr(self.pose, "name", "") or
+                   self.config.model)
+
+    @property
+    def weights(self) -> str:
+        return str(getattr(self.pose, "weights_name", "") or self.config.model)
+
+    def tracker(self, mode: str = "batch") -> PoseTracker:
+        c = self.config
+        changes = {"smoothing": c.smoothing, "strength": c.smoothing_strength}
+        if mode == "batch":
+            # An annotation should start at a person's first frame; live previews wait for
+            # a few hits so one-frame false detections do not flicker on screen.
+            changes["min_hits"] = 1
+        return PoseTracker(dataclasses.replace(c.tracker, **changes))
+
+    def pipeline(self, source, *, mode: str = "batch", keep_images: bool = False,
+                 attention: bool = False, queue_size: int = 8) -> PosePipeline:
+        return PosePipeline(source, self.detector, self.pose, self.tracker(mode), PipelineConfig(
+            mode=mode, detect_every=self.config.detect_every, keep_images=keep_images,
+            attention=attention, queue_size=queue_size))
+
+
+def build_engine(config: EngineConfig = EngineConfig(), progress: bool = True) -> Engine:
+    """Load the detector and the pose model (StudioError with a clear message on failure)."""
+    from .detection import create_detector
+    from .pose.backends import create_pose_backend
+
+    pose, description = create_pose_backend(config.model, config.device,
+                                            flip_test=config.flip_test, progress=progress)
+    detector = create_detector(config.detector)
+    return Engine(config, detector, pose, description)
