@@ -13,6 +13,7 @@ tests/data/reference or ../shared/reference). Forms timed:
 
 * ``ours``: the model as built by core.models.build_model;
 * ``ours-fused``: after core.models.fuse.fuse_for_inference (BatchNorm folded into convs);
+* ``ours-fused-cl``: the same with ``channels_last=True`` (NHWC weights and activations);
 * ``official``: the official TransPoseR/TransPoseH, built from ``--official DIR``
   (DIR/lib/models/transpose_{r,h}.py, never part of this repository). It is timed in the
   same run, interleaved with ours repeat by repeat (the order rotates every repeat), so
@@ -53,7 +54,7 @@ from core.models.fuse import fuse_for_inference  # noqa: E402
 
 REFERENCE_DIRS = (ROOT / "tests" / "data" / "reference",
                   Path(os.environ.get("TRANSPOSE_SHARED", ROOT.parent / "shared")) / "reference")
-TOL = {"ours": 1e-4, "ours-fused": 1e-3}
+TOL = {"ours": 1e-4, "ours-fused": 1e-3, "ours-fused-cl": 1e-3}
 INPUT_SHAPE = (3, 256, 192)
 
 # ------------------------------------------------------------------ reference data
@@ -224,9 +225,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--compile", action="store_true",
                    help="cuda only: also time torch.compile(ours-fused)")
-    p.add_argument("--profile", action="store_true",
-                   help="after timing, profile ours and ours-fused at batch 1 (CPU ops "
-                        "by self time)")
+    p.add_argument("--profile", nargs="*", metavar="VARIANT", choices=list(OFFICIAL_CONFIGS),
+                   help="cpu: after timing, profile our forms at batch 1 (top ops by self "
+                        "CPU time) for these variants (no names: every timed variant)")
     p.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input")
     args = p.parse_args(argv)
@@ -251,18 +252,22 @@ def check_outputs(variant: str, models: dict[str, nn.Module], x: torch.Tensor,
         if npz is None:
             print(f"  [{variant}] no official model and no {variant}.npz: the fused model is "
                   f"checked against the unfused one only")
+            checks = []
             with torch.inference_mode():
                 ref = models["ours"](x).float().cpu()
-                out = models["ours-fused"](x).float().cpu()
-            return [dict(variant=variant, form="ours-fused", against="ours",
-                         max_abs_diff=float((out - ref).abs().max()), tol=TOL["ours-fused"])]
+                for name in ("ours-fused", "ours-fused-cl"):
+                    out = models[name](x).float().cpu()
+                    checks.append(dict(variant=variant, form=name, against="ours",
+                                       max_abs_diff=float((out - ref).abs().max()),
+                                       tol=TOL[name]))
+            return checks
         against = f"saved official heatmaps ({npz.name}) on the saved input"
         with np.load(npz) as z:
             ref = torch.from_numpy(z["heatmaps"])
         with np.load(reference_file("input.npz")) as z:
             ref_input = torch.from_numpy(z["input"]).to(device)
     checks = []
-    for name in ("ours", "ours-fused"):
+    for name in ("ours", "ours-fused", "ours-fused-cl"):
         with torch.inference_mode():
             out = models[name](ref_input).float().cpu()
         checks.append(dict(variant=variant, form=name, against=against,
@@ -274,7 +279,7 @@ def profile_batch1(variant: str, forms: dict[str, Callable[[], Any]], rows: int 
                    ) -> dict[str, list[dict[str, Any]]]:
     from torch.profiler import ProfilerActivity, profile
     out = {}
-    for name in ("ours", "ours-fused"):
+    for name in ("ours", "ours-fused", "ours-fused-cl"):
         fn = forms[name]
         fn()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -337,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         ours = build_model(variant)
         ours.load_state_dict(sd, strict=True)
         ours = ours.eval().to(device)
-        models: dict[str, nn.Module] = {"ours": ours, "ours-fused": fuse_for_inference(ours)}
+        models: dict[str, nn.Module] = {
+            "ours": ours, "ours-fused": fuse_for_inference(ours),
+            "ours-fused-cl": fuse_for_inference(ours, channels_last=True)}
         official = None
         if args.official:
             official = build_official(args.official, variant)
@@ -355,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             x = inputs[batch]
             forms = {name: (lambda m=m: m(x)) for name, m in models.items()}
             if device.type == "cuda":
-                for name in ("ours", "ours-fused"):
+                for name in ("ours", "ours-fused", "ours-fused-cl"):
                     m = models[name]
                     forms[f"{name}-bf16"] = (
                         lambda m=m: _autocast_bf16(m, x))
@@ -396,12 +403,15 @@ def main(argv: list[str] | None = None) -> int:
                                     source="official_cpu_latency.md", **pub))
             _print_rows([r for r in results if r["variant"] == variant and r["batch"] == batch])
 
-        if args.profile and device.type == "cpu":
+        if (args.profile is not None and device.type == "cpu"
+                and (not args.profile or variant in args.profile)):
             with torch.inference_mode():
                 profiles[variant] = profile_batch1(variant, forms_at(1))
         del models, ours, official
 
+    meta["load_average_end"] = load_average()
     _print_table(results, checks, bool(args.official))
+    print(f"load average at start {meta['load_average']}, at end {meta['load_average_end']}")
     failed = [c for c in checks if not c["ok"]]
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -457,9 +467,9 @@ def _fmt_ratio(row: dict[str, Any], key: str) -> str:
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:
     for r in rows:
-        crops = f"{r['crops_per_s']:8.1f}" if "crops_per_s" in r else " " * 8
+        crops = f"{r['crops_per_s']:8.2f} crops/s" if "crops_per_s" in r else ""
         print(f"  {r['variant']:<8} b{r['batch']:<4} {r['form']:<22} median {r['median_ms']:9.1f} ms"
-              f"  min {r['min_ms']:9.1f} ms  {crops} crops/s  {_fmt_ratio(r, 'ratio_median_vs_official')}")
+              f"  min {r['min_ms']:9.1f} ms  {crops:<16} {_fmt_ratio(r, 'ratio_median_vs_official')}")
 
 
 def _print_table(results: list[dict[str, Any]], checks: list[dict[str, Any]],
