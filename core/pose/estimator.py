@@ -24,6 +24,7 @@ class EstimatorConfig:
     refine: str = "dark"           # "dark" (official) or "argmax" (+ quarter-pixel offset)
     batch_size: int = 32           # crops per forward pass
     color: str = "bgr"             # channel order of the images given to __call__
+    fuse: bool = True              # fold BatchNorm into convs (+ channels_last on CPU): ~10% faster
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,11 @@ class TransPoseEstimator:
         self.config = config
         self.device = resolve_device(config.device)
         self.amp_dtype = _autocast_dtype(config.precision, self.device)
-        self.model = model.to(self.device).eval()
         self.model_config = model.config
+        if config.fuse:
+            from ..models.fuse import fuse_for_inference
+            model = fuse_for_inference(model, channels_last=self.device.type == "cpu")
+        self.model = model.to(self.device).eval()
         self.weights_name = weights_name
         if self.device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
             torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
@@ -130,7 +134,7 @@ class TransPoseEstimator:
                                  for a in att])
                 else:
                     hm = self.model(x)
-            hm = hm.float()
+            hm = hm.float().contiguous()
             if self.config.flip_test:
                 n = len(hm) // 2
                 hm = (hm[:n] + flip_back(hm[n:])) * 0.5
