@@ -1,0 +1,162 @@
+"""What every person detector is, the box helpers they share, and `create_detector`.
+
+A detector is any callable `detector(image_bgr) -> Detections` with a `name`; boxes are
+(x, y, w, h) in the pixels of the image it was given, scores in [0, 1], highest first.
+"""
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import InputError
+from core.types import Detections
+
+DETECTOR_SPECS = ("auto", "blazepose", "hog", "yolox-nano", "onnx:PATH", "PATH.onnx")
+
+
+class PersonDetector(abc.ABC):
+    """Finds people in one BGR uint8 image (H, W, 3)."""
+
+    name: str = "detector"
+
+    @abc.abstractmethod
+    def __call__(self, image_bgr: np.ndarray) -> Detections:
+        """All people found, as Detections (empty when there are none)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def check_image(image: Any) -> np.ndarray:
+    """The image as a contiguous uint8 (H, W, 3) BGR array; InputError when it cannot be one.
+
+    A grey (H, W) or (H, W, 1) image is expanded to three channels, a BGRA one loses alpha.
+    """
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"A detector needs an image as a numpy array, not {type(image).__name__}.")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise InputError(f"A detector needs an (H, W, 3) BGR image, not an array of shape "
+                         f"{image.shape}.")
+    if image.dtype != np.uint8:
+        if np.issubdtype(image.dtype, np.floating) and image.size and float(np.nanmax(image)) <= 1.0:
+            image = image * 255.0
+        image = np.clip(np.nan_to_num(image), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) IoU between (N, 4) and (M, 4) boxes given as x, y, w, h."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, 0][:, None], b[:, 0][None])
+    ih = np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, 1][:, None], b[:, 1][None])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    area_a = np.clip(a[:, 2], 0, None) * np.clip(a[:, 3], 0, None)
+    area_b = np.clip(b[:, 2], 0, None) * np.clip(b[:, 3], 0, None)
+    union = area_a[:, None] + area_b[None] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(union > 0, inter / union, 0.0)
+    return iou
+
+
+def nms(boxes_xywh: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarray:
+    """Greedy hard NMS: indices of the kept boxes, highest score first.
+
+    A box is dropped when its IoU with an already kept, higher-scoring box exceeds iou_thr.
+    """
+    boxes = np.asarray(boxes_xywh, np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    if len(boxes) == 0:
+        return np.zeros((0,), np.int64)
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        if order.size == 1:
+            break
+        iou = box_iou(boxes[i:i + 1], boxes[order[1:]])[0]
+        order = order[1:][iou <= iou_thr]
+    return np.asarray(keep, np.int64)
+
+
+def clip_boxes(boxes_xywh: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Boxes cut to the image rectangle [0, width] x [0, height] (w, h never negative)."""
+    b = np.asarray(boxes_xywh, np.float32).reshape(-1, 4)
+    x1 = np.clip(b[:, 0], 0, width)
+    y1 = np.clip(b[:, 1], 0, height)
+    x2 = np.clip(b[:, 0] + b[:, 2], 0, width)
+    y2 = np.clip(b[:, 1] + b[:, 3], 0, height)
+    return np.stack([x1, y1, np.maximum(x2 - x1, 0), np.maximum(y2 - y1, 0)], axis=1)
+
+
+def make_detections(boxes_xywh: np.ndarray, scores: np.ndarray, min_size: float = 1.0
+                    ) -> Detections:
+    """Detections sorted by score (highest first), without boxes smaller than min_size px."""
+    boxes = np.asarray(boxes_xywh, np.float32).reshape(-1, 4)
+    scores = np.asarray(scores, np.float32).reshape(-1)
+    ok = (boxes[:, 2] >= min_size) & (boxes[:, 3] >= min_size) & np.isfinite(boxes).all(1)
+    boxes, scores = boxes[ok], scores[ok]
+    order = np.argsort(-scores, kind="stable")
+    return Detections(boxes[order], scores[order])
+
+
+# --------------------------------------------------------------------------- factory
+
+
+def create_detector(spec: str, **cfg: Any) -> PersonDetector:
+    """A detector from its command-line spec.
+
+    * ``auto`` or ``blazepose``: MediaPipe's pose detector (shipped with mediapipe);
+    * ``hog``: OpenCV's HOG people detector (no model file at all);
+    * ``yolox-nano``: YOLOX-Nano, downloaded once into the model cache;
+    * ``onnx:PATH`` or a path ending in ``.onnx``: a YOLOX ONNX export at PATH.
+
+    `cfg` are the detector's options (its config dataclass fields, e.g. score_threshold).
+    """
+    if not isinstance(spec, (str, Path)) or not str(spec).strip():
+        raise InputError(f"Empty detector name; choose one of {', '.join(DETECTOR_SPECS)}.")
+    raw = str(spec).strip()
+    key = raw.lower().replace("_", "-")
+    if key in ("auto", "blazepose", "mediapipe"):
+        from .blazepose import BlazePoseDetector
+        return BlazePoseDetector(**cfg)
+    if key == "hog":
+        from .hog import HogDetector
+        return HogDetector(**cfg)
+    if key in ("yolox-nano", "yolox"):
+        from .yolox import YoloxDetector, fetch_yolox_nano
+        fetch_opts = {k: cfg.pop(k) for k in ("base_url", "progress") if k in cfg}
+        return YoloxDetector(fetch_yolox_nano(**fetch_opts), **cfg)
+    if key.startswith("onnx:") or key.endswith(".onnx"):
+        path = raw[5:] if key.startswith("onnx:") else raw
+        if not path.strip():
+            raise InputError("The detector spec 'onnx:' names no file; write onnx:PATH/TO/model.onnx.")
+        from .yolox import YoloxDetector
+        return YoloxDetector(Path(path).expanduser(), **cfg)
+    raise InputError(f"Unknown detector {raw!r}: choose one of {', '.join(DETECTOR_SPECS)}.")
+
+
+def config_from_kwargs(cls: type, owner: str, cfg: dict[str, Any]) -> Any:
+    """cls(**cfg) for a config dataclass, with an InputError naming unknown options."""
+    import dataclasses
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(cfg) - names)
+    if unknown:
+        raise InputError(f"Unknown {owner} detector option(s) {', '.join(unknown)}; valid ones are "
+                         f"{', '.join(sorted(names))}.")
+    return cls(**cfg)
