@@ -10,7 +10,7 @@ IMAGE ?= tests/data/reference/astronaut.png
 # (downloaded once into the user's cache; offline, the command says what to fetch).
 WEIGHTS ?= $(firstword $(wildcard resources/models/*.pth) tp-r-a3)
 
-.PHONY: setup test demo bench clean system-deps
+.PHONY: setup test demo demo-image bench clean system-deps
 
 setup: $(STAMP)
 
@@ -27,13 +27,25 @@ $(STAMP): pyproject.toml | system-deps
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
-# Until the video pipeline lands, the demo predicts on a real photo and draws the
-# skeleton with the attention (dependency area) of the left wrist.
+# The demo annotates a real video with the embedded default model (our shipped TransPose
+# when resources/models holds it, else MediaPipe BlazePose; the choice is printed) and writes
+# CSV, JSON and an overlay video to ./out. The default clip is Sports2D's demo.mp4 (BSD-3),
+# extracted from the sports2d wheel on PyPI; or give your own: make demo VIDEO=path.
+DEMO_CACHE ?= $(HOME)/.cache/transpose-studio/demo
+VIDEO ?= $(DEMO_CACHE)/sports2d_demo.mp4
+MODEL ?= auto
+
 demo: $(STAMP)
+	@if [ "$(VIDEO)" = "$(DEMO_CACHE)/sports2d_demo.mp4" ]; then $(PY) packaging/fetch_demo_video.py "$(VIDEO)"; fi
+	@mkdir -p out
+	$(PY) main.py annotate "$(VIDEO)" --out out --model "$(MODEL)" --overlay --force
+	@echo "demo outputs are in $(CURDIR)/out"
+
+# Single-image prediction with attention (needs TransPose weights: WEIGHTS=file.pth or a zoo name).
+demo-image: $(STAMP)
 	@mkdir -p out
 	$(PY) main.py predict "$(IMAGE)" --weights "$(WEIGHTS)" --flip \
 		--json out/demo.json --draw out/demo.png --attention left_wrist
-	@echo "demo outputs: out/demo.json out/demo.png"
 
 bench: $(STAMP)
 	$(PY) benchmarks/model_speed.py

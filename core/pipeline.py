@@ -16,6 +16,7 @@ and the frame.
 """
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -24,6 +25,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
+from .pose.nms import pose_nms
 from .types import Detections, Frame, PoseFrame
 
 _STOP = object()
@@ -48,6 +50,7 @@ class PipelineConfig:
     attention: bool = False          # keep the pose model's attention in each PoseFrame
     keep_images: bool = False        # keep the frame's image in each PoseFrame
     max_people: int = 20
+    pose_nms_oks: float = 0.7        # poses more alike than this (OKS) are one person
 
     def __post_init__(self) -> None:
         if self.mode not in ("batch", "live"):
@@ -453,7 +456,7 @@ class PosePipeline:
             estimates = [self._pose_one(i) for i in items]
         per = (time.perf_counter() - t0) * 1e3 / max(1, len(items))
         for item, est in zip(items, estimates):
-            item.estimate, item.pose_ms = est, per
+            item.estimate, item.pose_ms = self._dedupe(est), per
             self.stats.stage_ms["pose"] += per
         last = items[-1]
         self._prev_boxes = boxes_from_keypoints(
@@ -462,6 +465,23 @@ class PosePipeline:
         # drop people whose propagated box collapsed; the next frame re-detects
         if len(self._prev_boxes) and np.isnan(self._prev_boxes).all():
             self._prev_boxes = np.zeros((0, 4), np.float32)
+
+    def _dedupe(self, est: Any) -> Any:
+        """Drop poses that are not people (< 3 confident keypoints) or repeat another."""
+        if len(est.keypoints) == 0:
+            return est
+        c = self.config
+        keep = pose_nms(est.keypoints, est.scores, est.boxes, c.pose_nms_oks,
+                        c.min_keypoint_score)
+        if len(keep) == len(est.keypoints) and np.array_equal(keep, np.arange(len(keep))):
+            return est
+        att = getattr(est, "attention", None)
+        if att is not None:
+            att = dataclasses.replace(att, weights=att.weights[:, keep], centers=att.centers[keep],
+                                      scales=att.scales[keep],
+                                      keypoint_tokens=att.keypoint_tokens[keep])
+        return dataclasses.replace(est, boxes=est.boxes[keep], keypoints=est.keypoints[keep],
+                                   scores=est.scores[keep], attention=att)
 
     def _pose_one(self, item: _Item) -> Any:
         if len(item.boxes) == 0:

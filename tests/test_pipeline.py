@@ -188,3 +188,24 @@ def test_boxes_from_keypoints_ignores_weak_points_and_flags_lost():
     np.testing.assert_allclose(box, [10, 10, 20, 40])
     lost = boxes_from_keypoints(kp, np.full((1, 4), 0.1, np.float32), 0.3, 1.0, (100, 100))
     assert np.isnan(lost).all()
+
+
+def test_pose_nms_merges_duplicates_and_drops_non_people():
+    from core.pose.nms import pose_nms
+    base = np.stack([np.linspace(100, 200, 17), np.linspace(50, 350, 17)], -1).astype(np.float32)
+    kps = np.stack([base, base + 2.0, base + 300.0, base])     # 0 and 1 are the same person
+    scores = np.full((4, 17), 0.9, np.float32)
+    scores[1] = 0.95                                           # the duplicate is surer
+    scores[3, 2:] = 0.1                                        # only two confident points
+    boxes = np.tile(np.array([[90, 40, 120, 320]], np.float32), (4, 1))
+    keep = pose_nms(kps, scores, boxes, oks_threshold=0.7, kp_threshold=0.3)
+    assert list(keep) == [1, 2]
+
+
+def test_duplicate_boxes_give_one_person():
+    class TwinDetector(OneBoxDetector):
+        def __call__(self, image):
+            return Detections([[10, 5, 30, 40], [10.5, 5, 30, 40]], [0.9, 0.8])
+    frames = []
+    _pipeline(ListSource(5), PipelineConfig(detect_every=1), detector=TwinDetector()).run(frames.append)
+    assert all(len(f.people) == 1 for f in frames)

@@ -83,6 +83,7 @@ class TrackerConfig:
     smoothing_reset_s: float = 0.5     # a keypoint missing this long restarts its filter
     reference_size_px: float | None = 200.0   # smoother noise figures are for a person
     #                                  # whose box's longer side is this; None: absolute px
+    max_extrapolation_s: float = 0.25  # a coasting track's motion is extrapolated this far
     smoothing_params: Mapping[str, Any] = field(default_factory=dict, hash=False)
     #                                  # extra smoother arguments, e.g. {"backend": "filterpy"}
 
@@ -112,7 +113,7 @@ class TrackInfo:
 
 class _Track:
     __slots__ = ("serial", "track_id", "state", "hits", "misses", "time_s", "box", "keypoints",
-                 "kp_scores", "velocity", "smoother", "smoothed")
+                 "kp_scores", "velocity", "anchor", "smoother", "smoothed")
 
     def __init__(self, serial, box, keypoints, kp_scores, time_s, smoother) -> None:
         self.serial = serial           # creation order; decides id order at confirmation
@@ -125,22 +126,27 @@ class _Track:
         self.keypoints = keypoints
         self.kp_scores = kp_scores
         self.velocity: np.ndarray | None = None
+        self.anchor = _center(box)     # where the person is: median of confident keypoints
         self.smoother = smoother
         self.smoothed: np.ndarray | None = None     # (K, 2) smoother output of the last match
 
-    def predict(self, time_s: float) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, time_s: float, horizon_s: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
         if self.velocity is None:
             return self.box, self.keypoints
-        shift = self.velocity * (time_s - self.time_s)
+        # a noisy velocity extrapolated over a long gap throws the track far away
+        shift = self.velocity * min(time_s - self.time_s, horizon_s)
         box = self.box.copy()
         box[:2] += shift
         return box, self.keypoints + shift
 
-    def observe(self, box, keypoints, kp_scores, time_s, alpha: float) -> None:
+    def observe(self, box, keypoints, kp_scores, time_s, alpha: float,
+                anchor: np.ndarray | None = None) -> None:
+        anchor = _center(box) if anchor is None else anchor
         dt = time_s - self.time_s
         if dt > 0:
-            v = (_center(box) - _center(self.box)) / dt
+            v = (anchor - self.anchor) / dt
             self.velocity = v if self.velocity is None else alpha * v + (1 - alpha) * self.velocity
+        self.anchor = anchor
         self.box, self.keypoints, self.kp_scores, self.time_s = box, keypoints, kp_scores, time_s
         self.hits += 1
         self.misses = 0
@@ -284,6 +290,7 @@ class PoseTracker:
             self._serial += 1
             track = _Track(self._serial, boxes[d].copy(), kps[d].copy(), scores[d].copy(), time_s,
                            self._make_smoother(kps.shape[1]))
+            track.anchor = np.median(kps[d][valid[d]], axis=0)
             self._observe(track, boxes[d], kps[d], scores[d], valid[d], time_s, first=True)
             self._tracks.append(track)
             det_track[int(d)] = track
@@ -328,8 +335,17 @@ class PoseTracker:
         return np.asarray(COCO_SIGMAS if k == len(COCO_SIGMAS) else [0.07] * k, np.float64)
 
     def _similarity(self, tracks: list[_Track], boxes, kps, valid, time_s) -> np.ndarray:
-        """(T, D) similarity of predicted tracks to detections."""
-        preds = [t.predict(time_s) for t in tracks]
+        """(T, D) similarity of tracks to detections: the better of the track's predicted
+        state and its last seen state (prediction helps fast motion, the last state helps
+        when the velocity estimate was thrown off by a jumpy box)."""
+        horizon = self.config.max_extrapolation_s
+        predicted = self._similarity_to(tracks, [t.predict(time_s, horizon) for t in tracks],
+                                        boxes, kps, valid)
+        last = self._similarity_to(tracks, [(t.box, t.keypoints) for t in tracks],
+                                   boxes, kps, valid)
+        return np.maximum(predicted, last)
+
+    def _similarity_to(self, tracks: list[_Track], preds, boxes, kps, valid) -> np.ndarray:
         t_boxes = np.stack([b for b, _ in preds])
         t_kps = np.stack([k for _, k in preds])
         if kps.shape[1] != t_kps.shape[1]:
@@ -348,7 +364,9 @@ class PoseTracker:
     def _observe(self, track: _Track, box, kps, scores, valid, time_s, first=False) -> None:
         cfg = self.config
         if not first:
-            track.observe(box.copy(), kps.copy(), scores.copy(), time_s, cfg.velocity_smoothing)
+            anchor = np.median(kps[valid], axis=0) if valid.sum() >= 3 else None
+            track.observe(box.copy(), kps.copy(), scores.copy(), time_s, cfg.velocity_smoothing,
+                          anchor)
         else:
             track.hits, track.misses = 1, 0
         if track.state == LOST:                     # re-identified
