@@ -21,6 +21,7 @@ class EngineConfig:
     smoothing_strength: float = 1.0
     detect_every: int = 5
     flip_test: bool = True
+    frames_per_batch: int = 0      # batch mode, detector every frame: 0 = auto (8 on CUDA, else 1)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
 
@@ -51,9 +52,13 @@ class Engine:
 
     def pipeline(self, source, *, mode: str = "batch", keep_images: bool = False,
                  attention: bool = False, queue_size: int = 8) -> PosePipeline:
+        fpb = self.config.frames_per_batch
+        if fpb <= 0:
+            device = getattr(getattr(self.pose, "device", None), "type", "cpu")
+            fpb = 8 if device == "cuda" else 1     # on a GPU, several frames' crops per batch
         return PosePipeline(source, self.detector, self.pose, self.tracker(mode), PipelineConfig(
             mode=mode, detect_every=self.config.detect_every, keep_images=keep_images,
-            attention=attention, queue_size=queue_size))
+            attention=attention, queue_size=max(queue_size, 2 * fpb), frames_per_batch=fpb))
 
 
 def build_engine(config: EngineConfig = EngineConfig(), progress: bool = True) -> Engine:
