@@ -9,6 +9,9 @@ Specs (case-insensitive names):
   when there are none, MediaPipe BlazePose;
 * ``mediapipe`` / ``blazepose`` (also ``mediapipe-blazepose-full``): BlazePose full, from
   the installed mediapipe wheel; a ``.tflite`` path: another BlazePose landmark model;
+* ``movenet`` (also ``movenet-thunder``): Google's MoveNet Thunder ONNX model
+  (movenet_thunder.onnx from resources/models or ../shared/models), run with onnxruntime;
+  a ``.onnx`` path: that MoveNet SinglePose model (core/pose/movenet.py);
 * a TransPose model-zoo name (``tp-r-a3``, ``tp-r-a4``, ``tp-h-s``, ``tp-h-a4``,
   ``tp-h-a6``; downloaded on first use) or a TransPose checkpoint path (``.pth``).
 
@@ -31,6 +34,7 @@ from .estimator import PoseEstimate
 
 MEDIAPIPE_SPECS = ("mediapipe", "blazepose", "mediapipe-blazepose", "blazepose-full",
                    "mediapipe-blazepose-full")
+MOVENET_SPECS = ("movenet", "movenet-thunder")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -81,6 +85,23 @@ def _blazepose(model_path: str | None, device: str, color: str, why: str = ""
     return backend, desc
 
 
+def _movenet(model_path: str | None, device: str, color: str) -> tuple[PoseBackend, str]:
+    from .movenet import MoveNetEstimator, default_model_path
+    if model_path is None:
+        found = default_model_path()
+        if found is None:
+            raise InputError("MoveNet: movenet_thunder.onnx is neither in resources/models nor "
+                             "in ../shared/models; pass the .onnx file's path")
+        model_path = str(found)
+    elif not Path(model_path).is_file():
+        raise InputError(f"{model_path}: no such MoveNet .onnx model file")
+    backend = MoveNetEstimator(model_path, color=color)
+    note = f"; device {device!r} does not apply, it runs on the CPU" \
+        if device not in ("auto", "cpu") else ""
+    return backend, (f"MoveNet {backend.variant} ({_shown(model_path)}) on cpu via "
+                     f"onnxruntime{note}")
+
+
 def _transpose(weights: str | os.PathLike, device: str, how: str, *, flip_test: bool,
                refine: str, precision: str, color: str, progress: bool
                ) -> tuple[PoseBackend, str]:
@@ -129,6 +150,9 @@ def create_pose_backend(spec: str = "auto", device: str = "auto", *, flip_test: 
 
     if name in MEDIAPIPE_SPECS:
         return _blazepose(None, device, color)
+    if name in MOVENET_SPECS or raw.lower().endswith(".onnx"):
+        return _movenet(None if name in MOVENET_SPECS else str(Path(raw).expanduser()),
+                        device, color)
 
     from ..models import zoo
     path = Path(raw).expanduser()
@@ -141,7 +165,8 @@ def create_pose_backend(spec: str = "auto", device: str = "auto", *, flip_test: 
     if zoo.is_zoo_name(raw):
         return _transpose(raw, device, "model zoo", **tp)
     raise InputError(
-        f"unknown pose model {raw!r}: expected 'auto', 'mediapipe' (BlazePose), a TransPose "
+        f"unknown pose model {raw!r}: expected 'auto', 'mediapipe' (BlazePose), 'movenet' or a "
+        f"MoveNet .onnx file, a TransPose "
         f"model-zoo name ({', '.join(zoo.ZOO)}) or a TransPose checkpoint file (.pth)")
 
 
