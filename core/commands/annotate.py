@@ -7,6 +7,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..errors import InputError, StudioError
 from ..export import (ExportMetadata, KeypointCsvWriter, KeypointJsonWriter, ModelInfo,
@@ -68,7 +69,12 @@ def _progress_bar(total, desc, position, leave):
                 file=sys.stderr, dynamic_ncols=True, disable=None)
 
 
-def annotate_one(engine: Engine, inp: str, outputs: dict[str, Path], overall) -> InputResult:
+def annotate_one(engine: Engine, inp: str, outputs: dict[str, Path], overall,
+                 progress: Callable[[int, int | None], None] | None = None) -> InputResult:
+    """Annotate one input. `overall` (a tqdm-like bar or None) gets update(1) per frame;
+    `progress(frames_done, frame_count_or_None)`, when given, is called after every frame
+    instead of drawing a per-file tqdm bar (the GUI's progress bars); an exception it
+    raises cancels the input and removes its unfinished outputs."""
     from ..video import open_source
 
     t0 = time.perf_counter()
@@ -86,7 +92,9 @@ def annotate_one(engine: Engine, inp: str, outputs: dict[str, Path], overall) ->
         sinks.append(KeypointJsonWriter(outputs["json"], meta))
         if "overlay" in outputs:
             sinks.append(OverlayVideoWriter(outputs["overlay"], source.fps, (h, w)))
-        bar = _progress_bar(source.frame_count, Path(inp).name[:30], 1, False)
+        total = source.frame_count
+        if progress is None:
+            bar = _progress_bar(total, Path(inp).name[:30], 1, False)
         pipeline = engine.pipeline(source, keep_images="overlay" in outputs)
 
         def write(frame):
@@ -94,8 +102,12 @@ def annotate_one(engine: Engine, inp: str, outputs: dict[str, Path], overall) ->
             for sink in sinks:
                 sink.write(frame)
             frames += 1
-            bar.update(1)
-            overall.update(1)
+            if bar is not None:
+                bar.update(1)
+            if overall is not None:
+                overall.update(1)
+            if progress is not None:
+                progress(frames, total)
         pipeline.run(write)
         for sink in sinks:
             sink.close()

@@ -1,0 +1,929 @@
+"""Engine and pipeline lifecycle for the GUI, on worker threads.
+
+The GUI thread never decodes, detects or infers, and never waits for a thread (only on
+closing, bounded by a timeout):
+* one `JobWorker` thread ("gui-worker") runs every slow step in order: loading models,
+  opening sources, stopping/starting the live pipeline, single still frames;
+* while playing, a live `PosePipeline` runs on its own threads and a QTimer on the GUI thread
+  polls `pipeline.latest()` (non-blocking), so display is decoupled from processing;
+* results come back to the GUI thread as queued Qt signals.
+
+Only one thing uses the engine's models at a time (LiteRT interpreters are not thread-safe):
+the live pipeline is stopped (joined) on the worker before a still frame is computed there.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from core.engine import Engine, EngineConfig, build_engine
+from core.errors import StudioError
+from core.pipeline import PipelineConfig, PipelineError, PipelineFinished, PosePipeline
+from core.types import Frame, PoseFrame
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FOLDER_FPS = 10.0      # playback rate of image folders, which have no timing
+
+
+# ----------------------------------------------------------------------------------------------
+# Thread priorities
+
+WORKER_NICENESS = 5      # how much lower than the GUI thread the workers run (Linux)
+
+
+def lower_priority(threads: list[threading.Thread] | None = None, delta: int | None = None,
+                   prefix: str = "pose-pipeline-") -> None:
+    """Give worker threads a lower CPU priority than the GUI thread (Linux: per-thread nice).
+
+    On a busy machine the scheduler then runs the GUI thread first whenever it is ready, so
+    decoding and inference cannot crowd out the event loop. Best effort: raising a nice value
+    needs no privileges, and elsewhere this does nothing."""
+    delta = WORKER_NICENESS if delta is None else delta
+    if not sys.platform.startswith("linux") or delta <= 0:
+        return
+    if threads is None:
+        threads = [t for t in threading.enumerate() if t.name.startswith(prefix)]
+    for t in threads:
+        tid = getattr(t, "native_id", None)
+        if tid is None or getattr(t, "_studio_niced", False) or not t.is_alive():
+            continue
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid)
+                                                      + delta))
+            t._studio_niced = True               # type: ignore[attr-defined]
+        except OSError:
+            pass
+
+
+def settle_garbage_collector() -> None:
+    """Collect, then freeze what is alive (the models, Qt, torch's modules) out of the GC.
+
+    A full collection scans every tracked object and holds the GIL meanwhile: with torch and a
+    model loaded that is ~50-130 ms, a visible stall whenever one happened during playback.
+    Frozen objects are never scanned again (refcounting still frees them), so later full
+    collections only look at the young objects. Called once a model is loaded (the window
+    shows a busy state then anyway); unfreeze first so an old model's cycles are collected."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+# ----------------------------------------------------------------------------------------------
+# Worker thread
+
+
+class JobWorker:
+    """One background thread running submitted callables in order.
+
+    A job submitted with a key replaces a pending (not yet started) job with the same key,
+    so a burst of slider moves computes only the newest still frame."""
+
+    def __init__(self, name: str = "gui-worker",
+                 on_done: Callable[[], None] | None = None) -> None:
+        self._on_done = on_done              # called on the worker after every job
+        self._jobs: deque[tuple[str | None, Callable[[], None]]] = deque()
+        self._cv = threading.Condition()
+        self._closed = False
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        lower_priority([self._thread])
+
+    def submit(self, fn: Callable[[], None], key: str | None = None) -> bool:
+        """Queue a job; False when it replaced a pending one (or the worker is closed)."""
+        with self._cv:
+            if self._closed:
+                return False
+            if key is not None:
+                for i, (k, _) in enumerate(self._jobs):
+                    if k == key:
+                        self._jobs[i] = (key, fn)
+                        self._cv.notify()
+                        return False
+            self._jobs.append((key, fn))
+            self._cv.notify()
+            return True
+
+    @property
+    def idle(self) -> bool:
+        with self._cv:
+            return not self._jobs and not self._busy
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._jobs and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    return
+                _, fn = self._jobs.popleft()
+                self._busy = True
+            try:
+                fn()
+            except Exception:                        # noqa: BLE001 - a bug; keep the GUI alive
+                log.error("GUI worker job failed:\n%s", traceback.format_exc())
+            finally:
+                with self._cv:
+                    self._busy = False
+                if self._on_done is not None:
+                    self._on_done()
+
+    def shutdown(self, timeout: float) -> bool:
+        with self._cv:
+            self._closed = True
+            self._jobs.clear()
+            self._cv.notify_all()
+        self._thread.join(max(0.0, timeout))
+        return not self._thread.is_alive()
+
+
+class _CountingWorker(JobWorker):
+    """The controller's worker: counts queued jobs on the GUI thread (see Controller.idle)."""
+
+    def __init__(self, controller: "Controller") -> None:
+        self._controller = controller
+        super().__init__(on_done=controller._job_done.emit)
+
+    def submit(self, fn: Callable[[], None], key: str | None = None) -> bool:
+        added = super().submit(fn, key)
+        if added:
+            self._controller._outstanding += 1
+        return added
+
+
+# ----------------------------------------------------------------------------------------------
+# Sources for the pipeline
+
+
+class PacedSource:
+    """A FrameSource wrapper that yields frames no faster than real time x speed.
+
+    Files decode much faster than real time; the live pipeline keeps only the newest frame, so
+    pacing the reader is what makes playback run at the video's own rate. Cameras are paced
+    by the device and pass straight through. close() only ends this wrapper's iteration: the
+    controller owns the wrapped source and reuses it for the next play segment.
+    """
+
+    def __init__(self, source: Any, speed: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.source = source
+        self._speed = max(0.01, float(speed))
+        self._clock = clock
+        self._stop = threading.Event()
+        self._anchor: tuple[float, float] | None = None   # (wall clock, media time)
+
+    def __getattr__(self, name: str) -> Any:          # fps, frame_count, name, warnings...
+        return getattr(self.source, name)
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    @speed.setter
+    def speed(self, value: float) -> None:
+        self._speed = max(0.01, float(value))
+        self._anchor = None                           # re-anchor: no jump after a change
+
+    def seek(self, index: int) -> None:
+        self.source.seek(index)
+        self._anchor = None
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _media_time(self, frame: Frame) -> float:
+        if getattr(self.source, "fps", None):
+            return float(frame.time_s)
+        return frame.index / DEFAULT_FOLDER_FPS
+
+    def _wait_for(self, frame: Frame) -> None:
+        t = self._media_time(frame)
+        while not self._stop.is_set():
+            now = self._clock()
+            if self._anchor is None:
+                self._anchor = (now, t)
+                return
+            wall0, t0 = self._anchor
+            delay = wall0 + (t - t0) / self._speed - now
+            if delay <= 0:
+                if delay < -0.25 or t < t0:
+                    # behind (slow decode) or moved backwards: restart the clock rather
+                    # than racing to catch up
+                    self._anchor = (now, t)
+                return
+            self._stop.wait(min(delay, 0.05))         # short waits: speed changes apply fast
+
+    def __iter__(self) -> Iterator[Frame]:
+        for frame in self.source:
+            if self._stop.is_set():
+                return
+            if not getattr(self.source, "is_live", False):
+                self._wait_for(frame)
+                if self._stop.is_set():
+                    return
+            yield frame
+
+
+class _OneFrame:
+    """A one-frame source, so a still frame goes through the very same pipeline stages."""
+
+    def __init__(self, frame: Frame) -> None:
+        self.frame = frame
+        self.fps = None
+        self.frame_count = 1
+
+    def __iter__(self) -> Iterator[Frame]:
+        yield self.frame
+
+    def seek(self, index: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+# ----------------------------------------------------------------------------------------------
+# What the GUI is told
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    config: EngineConfig
+    description: str
+    device: str
+    has_attention: bool
+    num_layers: int
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    spec: str
+    name: str
+    frame_count: int | None
+    fps: float | None
+    duration_s: float | None
+    size_hw: tuple[int, int]
+    is_live: bool
+    kind: str                   # video | folder | image | camera
+
+
+@dataclass(frozen=True)
+class PlaybackStats:
+    input_fps: float
+    processed_fps: float
+    latency_ms: float
+    dropped: int
+
+
+def engine_info(engine: Engine) -> EngineInfo:
+    pose = engine.pose
+    model_config = getattr(pose, "model_config", None)
+    has_attention = model_config is not None and hasattr(model_config, "n_layers")
+    device = str(getattr(pose, "device", "cpu"))
+    if not has_attention:
+        device = "cpu (LiteRT)"
+    return EngineInfo(engine.config, engine.pose_description, device, has_attention,
+                      int(getattr(model_config, "n_layers", 0) or 0))
+
+
+def source_info(spec: str, source: Any) -> SourceInfo:
+    from core.video import CameraSource, ImageFolderSource, SingleImageSource
+    kind = ("camera" if isinstance(source, CameraSource) else
+            "folder" if isinstance(source, ImageFolderSource) else
+            "image" if isinstance(source, SingleImageSource) else "video")
+    fps = source.fps
+    count = source.frame_count
+    duration = getattr(source, "duration_s", None)
+    if duration is None and count:
+        duration = count / (fps or DEFAULT_FOLDER_FPS)
+    return SourceInfo(str(spec), source.name, count, fps, duration, tuple(source.size_hw),
+                      bool(source.is_live), kind)
+
+
+def _same_models(a: EngineConfig, b: EngineConfig) -> bool:
+    return (a.model, a.device, a.flip_test) == (b.model, b.device, b.flip_test)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class Controller(QObject):
+    """Owns the engine, the source and the pipelines; the window talks only to this.
+
+    GUI-thread API: set_engine_config, open_source, play, pause, toggle, seek, step,
+    set_speed, set_attention, refresh_attention, shutdown. Everything slow is a worker job.
+    """
+
+    engine_ready = Signal(object)          # EngineInfo
+    engine_failed = Signal(str)
+    busy_changed = Signal(bool, str)
+    source_opened = Signal(object)         # SourceInfo
+    source_failed = Signal(str)
+    frame_ready = Signal(object)           # PoseFrame to display
+    state_changed = Signal(str)            # playing | paused | idle
+    message = Signal(str, str)             # level (info|warning|error), text
+    stats_changed = Signal(object)         # PlaybackStats
+    # internal: worker -> GUI thread
+    _live_started = Signal(object, int)
+    _still_done = Signal(object, int)
+    _worker_message = Signal(str, str)
+    _finished_note = Signal(str, int)
+    _engine_result = Signal(object, str, bool)
+    _source_result = Signal(object, str, bool, int)
+    _job_done = Signal()
+
+    def __init__(self, parent: QObject | None = None, poll_ms: int = 10) -> None:
+        super().__init__(parent)
+        # Jobs counted on the GUI thread: a job is finished for the GUI only when its
+        # "done" signal arrives, i.e. after every result it posted (same queue, in order).
+        self._outstanding = 0
+        self.worker = _CountingWorker(self)
+        # --- GUI-thread state
+        self._epoch = 0                    # bumped by every transport change: stale results drop
+        self._playing = False
+        self._live: PosePipeline | None = None
+        self._current: PoseFrame | None = None
+        self._source_info: SourceInfo | None = None
+        self._engine_info: EngineInfo | None = None
+        self._engine_pending = False
+        self._config = EngineConfig()
+        self._want_attention = False
+        self._speed = 1.0
+        self._open_seq = 0
+        self._open_start = 0
+        self._frames_done = 0              # frames processed by earlier live pipelines
+        self._closed = False
+        # --- worker-thread state (only touched inside jobs)
+        self._w_engine: Engine | None = None
+        self._w_source: Any = None
+        self._w_spec: str | None = None
+        self._w_tracker: Any = None
+        self._w_live: PosePipeline | None = None
+        self._w_paced: PacedSource | None = None
+        # every pipeline that may have threads, so shutdown can stop them all
+        self._active: set[PosePipeline] = set()
+        self._active_lock = threading.Lock()
+
+        self._live_started.connect(self._on_live_started)
+        self._still_done.connect(self._on_still_done)
+        self._worker_message.connect(self.message)
+        self._finished_note.connect(self._on_finished_note)
+        self._engine_result.connect(self._on_engine_result)
+        self._source_result.connect(self._on_source_result)
+        self._job_done.connect(self._on_job_done)
+        self._poll = QTimer(self)
+        self._poll.setInterval(poll_ms)
+        self._poll.timeout.connect(self._poll_pipeline)
+        self._poll.start()
+        self._stats_timer = QTimer(self)
+        self._stats_timer.setInterval(500)
+        self._stats_timer.timeout.connect(self._update_stats)
+        self._stats_timer.start()
+        self._last_stats: tuple[float, int, int] | None = None
+
+    # ---- read-only state ---------------------------------------------------------------------
+    @property
+    def playing(self) -> bool:
+        return self._playing
+
+    @property
+    def current(self) -> PoseFrame | None:
+        return self._current
+
+    @property
+    def source(self) -> SourceInfo | None:
+        return self._source_info
+
+    @property
+    def engine(self) -> EngineInfo | None:
+        return self._engine_info
+
+    @property
+    def config(self) -> EngineConfig:
+        return self._config
+
+    @property
+    def frames_processed(self) -> int:
+        """Frames the live pipelines have processed (shown or not), for --exit-after."""
+        live = self._live
+        return self._frames_done + (live.stats.frames_out if live is not None else 0)
+
+    @property
+    def busy(self) -> bool:
+        return not self.idle
+
+    @property
+    def idle(self) -> bool:
+        """No job queued or running, and every result of the finished ones delivered."""
+        return self._outstanding == 0 and not self._engine_pending
+
+    @Slot()
+    def _on_job_done(self) -> None:
+        self._outstanding = max(0, self._outstanding - 1)
+
+    @property
+    def live_pipeline(self) -> PosePipeline | None:
+        return self._live
+
+    # ---- engine ------------------------------------------------------------------------------
+    def set_engine_config(self, config: EngineConfig) -> None:
+        """Load (or adapt) the engine for this config on the worker, then carry on where we
+        were: playing resumes at the current frame, a paused frame is recomputed."""
+        was_playing = self._playing
+        self._stop_live_gui()
+        self._config = config
+        self._engine_pending = True
+        self.worker.submit(lambda: self._job_engine(config, was_playing), key="engine")
+
+    def _job_engine(self, config: EngineConfig, resume: bool) -> None:
+        self._stop_live_worker()
+        old = self._w_engine
+        label = f"Loading model {config.model}…"
+        if old is None or not _same_models(old.config, config):
+            self.busy_changed.emit(True, label)
+        try:
+            if old is not None and _same_models(old.config, config):
+                # same pose model: keep it; a new detector only when that changed
+                detector = old.detector
+                if old.config.detector != config.detector:
+                    from core.detection import create_detector
+                    detector = create_detector(config.detector)
+                engine = Engine(config, detector, old.pose, old.pose_description)
+            else:
+                engine = build_engine(config, progress=False)
+        except StudioError as e:
+            self.busy_changed.emit(False, "")
+            self._engine_result.emit(None, str(e), resume)
+            return
+        except Exception as e:                       # noqa: BLE001 - shown, never a crash
+            log.error("loading the model failed:\n%s", traceback.format_exc())
+            self.busy_changed.emit(False, "")
+            self._engine_result.emit(None, f"{config.model} (detector {config.detector}): "
+                                           f"{type(e).__name__}: {e}", resume)
+            return
+        self._w_engine = engine
+        self._w_tracker = engine.tracker("batch")
+        settle_garbage_collector()
+        self.busy_changed.emit(False, "")
+        self._engine_result.emit(engine_info(engine), "", resume)
+
+    @Slot(object, str, bool)
+    def _on_engine_result(self, info: EngineInfo | None, error: str, resume: bool) -> None:
+        self._engine_pending = False
+        if info is None:
+            if self._engine_info is not None:
+                self._config = self._engine_info.config      # still the previous engine
+            self.engine_failed.emit(error)
+        else:
+            self._engine_info = info
+            self._config = info.config
+            self.engine_ready.emit(info)
+        if self._closed or self._source_info is None or self._engine_info is None:
+            return
+        if resume or self._playing or self._source_info.is_live:
+            # carry on at the current frame with the new model
+            self._playing = False
+            self.play()
+        else:
+            self._request_still(self._current.index if self._current is not None else 0)
+
+    # ---- sources -----------------------------------------------------------------------------
+    def open_source(self, spec: str, autoplay: bool = False, start: int = 0) -> None:
+        """Open a video, folder, image or camera; show frame `start` (or play from it)."""
+        self._stop_live_gui()          # the old source stays until the new one opened
+        self._open_seq += 1
+        self._open_start = max(0, int(start))
+        seq = self._open_seq
+        self.worker.submit(lambda: self._job_open(str(spec), autoplay, seq), key="open")
+
+    def _job_open(self, spec: str, autoplay: bool, epoch: int) -> None:
+        from core.video import open_source
+        self._stop_live_worker()
+        try:
+            source = open_source(spec)
+        except StudioError as e:
+            self._source_result.emit(None, str(e), autoplay, epoch)
+            return
+        except Exception as e:                       # noqa: BLE001
+            log.error("opening %s failed:\n%s", spec, traceback.format_exc())
+            self._source_result.emit(None, f"{spec}: cannot be opened ({e})", autoplay, epoch)
+            return
+        if self._w_source is not None:
+            self._w_source.close()
+        self._w_source, self._w_spec = source, spec
+        if self._w_engine is not None:
+            self._w_tracker = self._w_engine.tracker("batch")
+        try:
+            info = source_info(spec, source)
+        except StudioError as e:
+            self._source_result.emit(None, str(e), autoplay, epoch)
+            return
+        self._source_result.emit(info, "", autoplay, epoch)
+
+    @Slot(object, str, bool, int)
+    def _on_source_result(self, info: SourceInfo | None, error: str, autoplay: bool,
+                          epoch: int) -> None:
+        if epoch != self._open_seq or self._closed:
+            return                                     # another source was opened since
+        if info is None:
+            self.source_failed.emit(error)
+            return
+        self._source_info = info
+        self._current = None
+        self.source_opened.emit(info)
+        start = self._open_start
+        if info.frame_count:
+            start = min(start, info.frame_count - 1)
+        if info.is_live:
+            self.play()
+        elif autoplay:
+            self._start_live(start, fresh=True)
+        else:
+            self._request_still(start)
+
+    # ---- transport ---------------------------------------------------------------------------
+    def play(self) -> None:
+        info = self._source_info
+        if info is None or self._closed:
+            return
+        start, fresh = 0, True
+        if self._current is not None and not info.is_live:
+            start, fresh = self._current.index + 1, False   # resume: the same tracks go on
+            if info.frame_count and start >= info.frame_count:
+                start, fresh = 0, True                 # at the end: play again from the start
+        self._start_live(start, fresh)
+
+    def _start_live(self, start: int, fresh: bool) -> None:
+        self._epoch += 1
+        if not self._playing:
+            self._playing = True
+            self.state_changed.emit("playing")
+        epoch, attention, speed = self._epoch, self.attention_active, self._speed
+        self.worker.submit(lambda: self._job_start_live(start, attention, speed, epoch, fresh),
+                           key="transport")
+
+    def pause(self) -> None:
+        if not self._playing:
+            return
+        self._stop_live_gui()
+        self.state_changed.emit("paused")
+
+    def toggle(self) -> None:
+        self.pause() if self._playing else self.play()
+
+    def seek(self, index: int) -> None:
+        info = self._source_info
+        if info is None or info.is_live:
+            return
+        if info.frame_count:
+            index = max(0, min(int(index), info.frame_count - 1))
+        if self._playing:
+            # Restart the live pipeline at the frame rather than PosePipeline.seek: that one
+            # is lost when the reader already reached the end, while a restart always works.
+            # The worker coalesces a burst of seeks (slider drag) into the newest one.
+            self._forget_live()
+            self._start_live(index, fresh=True)
+            return
+        self._request_still(index)
+
+    def step(self, delta: int) -> None:
+        info = self._source_info
+        if info is None or info.is_live:
+            return
+        self.pause()
+        base = self._current.index if self._current is not None else 0
+        index = base + int(delta)
+        if info.frame_count:
+            index = max(0, min(index, info.frame_count - 1))
+        self._request_still(index, fresh=delta != 1)   # one frame on: the tracks go on
+
+    def seek_end(self) -> None:
+        info = self._source_info
+        if info is not None and info.frame_count:
+            self.pause()
+            self.seek(info.frame_count - 1)
+
+    def set_speed(self, speed: float) -> None:
+        self._speed = float(speed)
+        paced = self._w_paced
+        if paced is not None:
+            paced.speed = self._speed                 # a float store: safe from any thread
+
+    def set_attention(self, on: bool) -> None:
+        """The user wants attention maps (or not). They are computed only while the model has
+        them: playing restarts the pipeline with attention kept; a paused frame without maps
+        gets them computed once."""
+        before = self.attention_active
+        self._want_attention = bool(on)
+        now = self.attention_active
+        if now != before and self._playing:
+            self._restart_live()
+        elif now:
+            self.refresh_attention()
+
+    @property
+    def attention_active(self) -> bool:
+        info = self._engine_info
+        return self._want_attention and info is not None and info.has_attention
+
+    def refresh_attention(self) -> None:
+        frame = self._current
+        if (frame is None or self._playing or not self.attention_active or frame.attention is not None
+                or frame.image is None):
+            return
+        if not frame.people:
+            self.message.emit("info", f"frame {frame.index}: no person found, so no attention "
+                                      f"to show")
+            return
+        epoch = self._epoch
+        self.worker.submit(lambda: self._job_attention(frame, epoch), key="still")
+
+    def _restart_live(self) -> None:
+        self._stop_live_gui()
+        self.play()
+
+    def _forget_live(self) -> None:
+        """Stop polling the live pipeline (the worker stops it); keep its frame count."""
+        if self._live is not None:
+            self._frames_done += self._live.stats.frames_out
+        self._live = None
+
+    def _stop_live_gui(self) -> None:
+        """GUI side of stopping: forget the pipeline now, let the worker join it."""
+        self._epoch += 1
+        was_playing = self._playing
+        self._playing = False
+        self._forget_live()
+        if was_playing:
+            epoch = self._epoch
+            self.worker.submit(lambda: self._job_stop_live(epoch), key="transport")
+
+    # ---- worker jobs -------------------------------------------------------------------------
+    def _start_registered(self, pipeline: PosePipeline) -> bool:
+        """Start a pipeline and register it for shutdown, atomically with respect to
+        shutdown (which must never join a thread that is not started yet). False once the
+        window is closing."""
+        with self._active_lock:
+            if self._closed:
+                return False
+            pipeline.start()
+            self._active.add(pipeline)
+        lower_priority()
+        return True
+
+    def _unregister(self, pipeline: PosePipeline) -> None:
+        with self._active_lock:
+            self._active.discard(pipeline)
+
+    def _stop_live_worker(self) -> PoseFrame | None:
+        """Stop and join the live pipeline; the newest frame it had not yet handed over."""
+        live, self._w_live, self._w_paced = self._w_live, None, None
+        if live is None:
+            return None
+        joined = live.stop(timeout=2.0)
+        self._unregister(live)
+        if not joined and self._w_source is not None:
+            # a reader still inside a read: close the source to free it, reopen on demand
+            self._w_source.close()
+            self._w_source = None
+        newest = None
+        while True:
+            ev = live.latest()
+            if ev is None or not isinstance(ev, PoseFrame):
+                break
+            newest = ev
+        return newest
+
+    def _ensure_source(self) -> Any:
+        if self._w_source is None and self._w_spec is not None:
+            from core.video import open_source
+            self._w_source = open_source(self._w_spec)
+        return self._w_source
+
+    def _job_stop_live(self, epoch: int) -> None:
+        last = self._stop_live_worker()
+        if last is not None:
+            self._still_done.emit(last, epoch)
+
+    def _job_start_live(self, start: int, attention: bool, speed: float, epoch: int,
+                        fresh: bool) -> None:
+        self._stop_live_worker()
+        if epoch != self._epoch or self._closed:
+            return
+        engine = self._w_engine
+        if engine is None:
+            return                      # the engine job will restart playback when it is done
+        try:
+            source = self._ensure_source()
+            if source is None:
+                return
+            if not source.is_live:
+                source.seek(start)
+        except StudioError as e:
+            self._worker_message.emit("error", str(e))
+            self._finished_note.emit("", epoch)
+            return
+        if self._w_tracker is None:
+            self._w_tracker = engine.tracker("batch")
+        elif fresh:
+            # a seek (or a start over) is a new sequence; resuming after a pause continues
+            # the tracks, so ids stay the same across pause/play
+            self._w_tracker.reset()
+        paced = PacedSource(source, speed)
+        # The GUI shares one tracker between playback and still frames; it is the engine's
+        # "batch" tracker (people shown from their first frame) so that a paused or seeked
+        # frame shows everyone at once instead of waiting for confirmations.
+        pipeline = PosePipeline(paced, engine.detector, engine.pose, self._w_tracker,
+                                PipelineConfig(mode="live", detect_every=engine.config.detect_every,
+                                               keep_images=True, attention=attention))
+        if not self._start_registered(pipeline):
+            return
+        self._w_live, self._w_paced = pipeline, paced
+        self._live_started.emit(pipeline, epoch)
+
+    def _job_still(self, index: int, attention: bool, epoch: int, fresh: bool) -> None:
+        """One frame through the pipeline (detector, pose, tracker) while paused."""
+        self._stop_live_worker()
+        if epoch != self._epoch or self._closed or self._w_engine is None:
+            return
+        if fresh and self._w_tracker is not None:
+            self._w_tracker.reset()
+        engine = self._w_engine
+        try:
+            source = self._ensure_source()
+            if source is None:
+                return
+            frame = source.read_at(index)
+        except StudioError as e:
+            self._worker_message.emit("error", str(e))
+            return
+        if self._w_tracker is None:
+            self._w_tracker = engine.tracker("batch")
+        pipeline = PosePipeline(_OneFrame(frame), engine.detector, engine.pose, self._w_tracker,
+                                PipelineConfig(mode="batch", detect_every=1, keep_images=True,
+                                               attention=attention))
+        if not self._start_registered(pipeline):
+            return
+        result: list[PoseFrame] = []
+        try:
+            pipeline.run(result.append)             # already started: runs to its end
+        except StudioError as e:
+            self._worker_message.emit("error", f"frame {index}: {e}")
+            return
+        except Exception as e:                       # noqa: BLE001
+            log.error("still frame %d failed:\n%s", index, traceback.format_exc())
+            self._worker_message.emit("error", f"frame {index} could not be processed: {e}")
+            return
+        finally:
+            self._unregister(pipeline)
+        if result:
+            self._still_done.emit(result[-1], epoch)
+
+    def _job_attention(self, frame: PoseFrame, epoch: int) -> None:
+        """The paused frame's attention: the pose model once, on the people already shown."""
+        self._stop_live_worker()
+        engine = self._w_engine
+        if engine is None or epoch != self._epoch or self._closed:
+            return
+        import numpy as np
+        boxes = np.stack([np.asarray(p.box, np.float32) for p in frame.people])
+        try:
+            estimate = engine.pose(frame.image, boxes, attention=True)
+        except StudioError as e:
+            self._worker_message.emit("error", f"attention for frame {frame.index}: {e}")
+            return
+        except Exception as e:                       # noqa: BLE001
+            log.error("attention failed:\n%s", traceback.format_exc())
+            self._worker_message.emit("error", f"attention for frame {frame.index} could not "
+                                               f"be computed: {e}")
+            return
+        if estimate.attention is None:
+            return
+        self._still_done.emit(dataclasses.replace(frame, attention=estimate.attention), epoch)
+
+    def _request_still(self, index: int, fresh: bool = True) -> None:
+        info = self._source_info
+        if info is not None and info.is_live:
+            return                      # a camera has no frame to go back to
+        self._epoch += 1
+        epoch, attention = self._epoch, self.attention_active
+        self.worker.submit(lambda: self._job_still(index, attention, epoch, fresh), key="still")
+
+    # ---- GUI-thread slots --------------------------------------------------------------------
+    @Slot(object, int)
+    def _on_live_started(self, pipeline: PosePipeline, epoch: int) -> None:
+        if epoch != self._epoch or not self._playing or self._closed:
+            # paused (or closed) while it was starting: stop it, unless a newer start
+            # already replaced it (that job stops it itself)
+            def stop_if_stale() -> None:
+                if self._w_live is pipeline and self._live is not pipeline:
+                    self._stop_live_worker()
+            self.worker.submit(stop_if_stale)
+            return
+        self._live = pipeline
+
+    @Slot(object, int)
+    def _on_still_done(self, frame: PoseFrame, epoch: int) -> None:
+        if epoch != self._epoch or self._playing or self._closed:
+            return
+        self._show(frame)
+
+    @Slot(str, int)
+    def _on_finished_note(self, note: str, epoch: int) -> None:
+        if epoch != self._epoch:
+            return
+        if note:
+            self.message.emit("warning", note)
+        if self._playing:
+            self._stop_live_gui()
+            self.state_changed.emit("paused")
+
+    def _show(self, frame: PoseFrame) -> None:
+        self._current = frame
+        self.frame_ready.emit(frame)
+
+    def _poll_pipeline(self) -> None:
+        live = self._live
+        if live is None:
+            return
+        ev = live.latest()                 # never blocks
+        if ev is None:
+            return
+        if isinstance(ev, PoseFrame):
+            self._show(ev)
+            return
+        # a PipelineFinished or PipelineError: playback ends here
+        note = ""
+        if isinstance(ev, PipelineError):
+            err = ev.error
+            text = str(err) if isinstance(err, StudioError) else str(ev)
+            self.message.emit("error", f"playback stopped: {text}")
+        elif isinstance(ev, PipelineFinished):
+            reason = getattr(live.source, "stopped_reason", None)
+            if reason:
+                note = f"{self._source_info.name if self._source_info else 'source'}: {reason}"
+        # any PoseFrame still queued behind the end is the last one processed
+        self._stop_live_gui()
+        self.state_changed.emit("paused")
+        info = self._source_info
+        if (isinstance(ev, PipelineFinished) and info is not None and info.frame_count and
+                not info.is_live and self._current is not None and
+                self._current.index < info.frame_count - 1):
+            # live mode may skip the last frames (newest wins): end on the real last one
+            self._request_still(info.frame_count - 1, fresh=False)
+        if note:
+            self.message.emit("warning", note)
+
+    def _update_stats(self) -> None:
+        live = self._live
+        if live is None:
+            self._last_stats = None
+            return
+        now = time.monotonic()
+        s = live.stats
+        prev = self._last_stats
+        self._last_stats = (now, s.frames_in, s.frames_out)
+        if prev is None or prev[0] == now:
+            return
+        dt = now - prev[0]
+        self.stats_changed.emit(PlaybackStats(
+            input_fps=max(0, s.frames_in - prev[1]) / dt,
+            processed_fps=max(0, s.frames_out - prev[2]) / dt,
+            latency_ms=float(s.last_latency_ms), dropped=int(s.dropped)))
+
+    # ---- closing -----------------------------------------------------------------------------
+    def shutdown(self, timeout: float = 1.5) -> bool:
+        """Stop every pipeline and the worker; True when all threads ended in time."""
+        with self._active_lock:
+            if self._closed:
+                return True
+            self._closed = True
+            pipelines = list(self._active)
+        self._epoch += 1
+        self._playing = False
+        self._live = None
+        self._poll.stop()
+        self._stats_timer.stop()
+        deadline = time.monotonic() + timeout
+        # stop() of every pipeline first (they end in parallel), then join each
+        for p in pipelines:
+            p.stop(timeout=0.0)                        # signal all first, so they end together
+        ok = True
+        for p in pipelines:
+            ok &= p.stop(timeout=max(0.05, deadline - time.monotonic()))
+        ok &= self.worker.shutdown(max(0.05, deadline - time.monotonic()))
+        if self._w_source is not None and ok:
+            self._w_source.close()
+        return ok

@@ -1,0 +1,657 @@
+"""The window's control panels: source bar, transport bar and the settings side panel.
+
+Panels only turn user input into signals carrying plain values (specs, EngineConfig,
+OverlaySettings); the main window wires them to the controller.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QMenu, QPushButton, QSizePolicy,
+                               QSlider, QStyle, QToolButton, QVBoxLayout, QWidget)
+
+from core.engine import EngineConfig
+from core.keypoints import COCO_KEYPOINT_NAMES
+
+from .controller import EngineInfo, SourceInfo
+from .overlay import OverlaySettings
+
+BROWSE = "__browse__"
+VIDEO_FILTER = ("Videos (*.mp4 *.mov *.avi *.mkv *.webm *.m4v *.mpg *.mpeg *.wmv *.flv);;"
+                "All files (*)")
+ZOO_NAMES = ("tp-r-a3", "tp-r-a4", "tp-h-s", "tp-h-a4", "tp-h-a6")
+SPEEDS = (0.25, 0.5, 1.0, 1.5, 2.0, 4.0)
+DELTA_MAX = 0.02                 # top of the delta slider (attention values, rows sum to 1)
+DELTA_STEPS = 200
+NO_ATTENTION_TIP = ("The current pose model has no attention maps (MediaPipe BlazePose is not "
+                    "a transformer). Choose a TransPose model (a .pth file or a model-zoo "
+                    "name) to see what each keypoint depends on.")
+
+
+def format_time(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds:
+        return "--:--.---"
+    seconds = max(0.0, float(seconds))
+    m, s = divmod(seconds, 60.0)
+    return f"{int(m):02d}:{s:06.3f}"
+
+
+def _combo_select(combo: QComboBox, data: str, label: str | None = None) -> None:
+    """Select the item with this data, adding it (before "Browse…") when missing."""
+    i = combo.findData(data)
+    if i < 0:
+        at = combo.findData(BROWSE)
+        at = combo.count() if at < 0 else at
+        combo.insertItem(at, label or data, data)
+        i = at
+    combo.setCurrentIndex(i)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class SourceBar(QWidget):
+    """Camera picker, open video / image folder, recent sources."""
+
+    open_requested = Signal(str)
+    refresh_cameras = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(6, 4, 6, 4)
+        self.camera_combo = QComboBox()
+        self.camera_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.camera_combo.setToolTip("Cameras OpenCV can open")
+        self.camera_button = QPushButton("Open camera")
+        self.camera_button.clicked.connect(self._open_camera)
+        refresh = QToolButton()
+        refresh.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_BrowserReload))
+        refresh.setToolTip("Look for cameras again")
+        refresh.clicked.connect(self.refresh_cameras)
+        self.video_button = QPushButton("Open video…")
+        self.video_button.clicked.connect(self.browse_video)
+        self.folder_button = QPushButton("Open image folder…")
+        self.folder_button.clicked.connect(self.browse_folder)
+        self.recent_button = QToolButton()
+        self.recent_button.setText("Recent")
+        self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.recent_menu = QMenu(self)
+        self.recent_button.setMenu(self.recent_menu)
+        self.current_label = QLabel("no source")
+        self.current_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.current_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        for w in (self.camera_combo, self.camera_button, refresh, self.video_button,
+                  self.folder_button, self.recent_button, self.current_label):
+            lay.addWidget(w)
+        for b in (self.camera_button, refresh, self.video_button, self.folder_button,
+                  self.recent_button):
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)   # space/arrows stay transport keys
+        self.set_cameras(None)
+        self.set_recent([])
+
+    def set_cameras(self, cameras: list[str] | None) -> None:
+        self.camera_combo.clear()
+        if cameras is None:
+            self.camera_combo.addItem("looking for cameras…")
+            self.camera_combo.setEnabled(False)
+            self.camera_button.setEnabled(False)
+        elif not cameras:
+            self.camera_combo.addItem("no camera found")
+            self.camera_combo.setEnabled(False)
+            self.camera_button.setEnabled(False)
+        else:
+            for c in cameras:
+                self.camera_combo.addItem(c, c)
+            self.camera_combo.setEnabled(True)
+            self.camera_button.setEnabled(True)
+
+    def set_recent(self, recent: list[str]) -> None:
+        self.recent_menu.clear()
+        for spec in recent:
+            act = self.recent_menu.addAction(spec)
+            act.triggered.connect(lambda _=False, s=spec: self.open_requested.emit(s))
+        self.recent_button.setEnabled(bool(recent))
+
+    def set_current(self, text: str) -> None:
+        self.current_label.setText(text)
+
+    def _open_camera(self) -> None:
+        spec = self.camera_combo.currentData()
+        if spec:
+            self.open_requested.emit(str(spec))
+
+    def browse_video(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a video", "", VIDEO_FILTER)
+        if path:
+            self.open_requested.emit(path)
+
+    def browse_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        if path:
+            self.open_requested.emit(path)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+class TransportBar(QWidget):
+    """Play/pause, single steps, Home/End, a frame-accurate slider, time and speed."""
+
+    play_clicked = Signal()
+    step_requested = Signal(int)
+    home_requested = Signal()
+    end_requested = Signal()
+    seek_requested = Signal(int)
+    speed_changed = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        st = self.style()
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(6, 2, 6, 4)
+
+        def button(icon: QStyle.StandardPixmap, tip: str) -> QToolButton:
+            b = QToolButton()
+            b.setIcon(st.standardIcon(icon))
+            b.setToolTip(tip)
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            lay.addWidget(b)
+            return b
+
+        self.home_button = button(QStyle.StandardPixmap.SP_MediaSkipBackward, "First frame (Home)")
+        self.back_button = button(QStyle.StandardPixmap.SP_MediaSeekBackward,
+                                  "One frame back (Left)")
+        self.play_button = button(QStyle.StandardPixmap.SP_MediaPlay, "Play / pause (Space)")
+        self.forward_button = button(QStyle.StandardPixmap.SP_MediaSeekForward,
+                                     "One frame forward (Right)")
+        self.end_button = button(QStyle.StandardPixmap.SP_MediaSkipForward, "Last frame (End)")
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.slider.setToolTip("Frame position")
+        lay.addWidget(self.slider, 1)
+        self.time_label = QLabel(format_time(None))
+        # fixed width, digits of equal width: a new time never re-lays out the window
+        font = self.time_label.font()
+        font.setStyleHint(font.StyleHint.Monospace)
+        font.setFamily("monospace")
+        self.time_label.setFont(font)
+        self.time_label.setFixedWidth(self.time_label.fontMetrics().horizontalAdvance(
+            "00:00.000 / 00:00.000   frame 00000 / 00000") + 12)
+        self.time_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        lay.addWidget(self.time_label)
+        self.speed_combo = QComboBox()
+        self.speed_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.speed_combo.setToolTip("Playback speed")
+        for s in SPEEDS:
+            self.speed_combo.addItem(f"{s:g}×", s)
+        self.speed_combo.setCurrentIndex(SPEEDS.index(1.0))
+        lay.addWidget(self.speed_combo)
+
+        self.play_button.clicked.connect(self.play_clicked)
+        self.back_button.clicked.connect(lambda: self.step_requested.emit(-1))
+        self.forward_button.clicked.connect(lambda: self.step_requested.emit(1))
+        self.home_button.clicked.connect(self.home_requested)
+        self.end_button.clicked.connect(self.end_requested)
+        self.speed_combo.currentIndexChanged.connect(
+            lambda _: self.speed_changed.emit(float(self.speed_combo.currentData())))
+        # Seeks while dragging are throttled: each one restarts decoding at a keyframe.
+        self._seek_timer = QTimer(self)
+        self._seek_timer.setSingleShot(True)
+        self._seek_timer.setInterval(120)
+        self._seek_timer.timeout.connect(lambda: self.seek_requested.emit(self.slider.value()))
+        self.slider.valueChanged.connect(self._slider_moved)
+        self.slider.sliderReleased.connect(self._slider_released)
+        self._count: int | None = None
+        self._duration: float | None = None
+        self._fps: float | None = None
+        self.set_source(None)
+
+    @property
+    def dragging(self) -> bool:
+        return self.slider.isSliderDown()
+
+    def _slider_moved(self, value: int) -> None:
+        if not self._seek_timer.isActive():
+            self._seek_timer.start()
+        self._show_time(value, None)
+
+    def _slider_released(self) -> None:
+        self._seek_timer.stop()
+        self.seek_requested.emit(self.slider.value())
+
+    def set_source(self, info: SourceInfo | None) -> None:
+        seekable = info is not None and not info.is_live and bool(info.frame_count)
+        self._count = info.frame_count if info is not None else None
+        self._duration = info.duration_s if info is not None else None
+        self._fps = info.fps if info is not None else None
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(0, (self._count or 1) - 1))
+        self.slider.setValue(0)
+        self.slider.setPageStep(max(1, int(round(self._fps or 10))))
+        self.slider.blockSignals(False)
+        self.slider.setEnabled(seekable)
+        for b in (self.home_button, self.back_button, self.forward_button, self.end_button):
+            b.setEnabled(seekable)
+        self.play_button.setEnabled(info is not None)
+        self.speed_combo.setEnabled(info is not None and not info.is_live)
+        self._show_time(None, None)
+
+    def set_position(self, index: int, time_s: float | None) -> None:
+        if not self.dragging and not self._seek_timer.isActive():
+            self.slider.blockSignals(True)
+            self.slider.setValue(index)
+            self.slider.blockSignals(False)
+        self._show_time(index, time_s)
+
+    def _show_time(self, index: int | None, time_s: float | None) -> None:
+        if index is not None and time_s is None and self._fps:
+            time_s = index / self._fps
+        total = f" / {self._count}" if self._count else ""
+        frame = f"frame {index}{total}" if index is not None else f"frame –{total}"
+        self.time_label.setText(f"{format_time(time_s)} / {format_time(self._duration)}   "
+                                f"{frame}")
+
+    def set_playing(self, playing: bool) -> None:
+        self.play_button.setIcon(self.style().standardIcon(
+            QStyle.StandardPixmap.SP_MediaPause if playing else QStyle.StandardPixmap.SP_MediaPlay))
+
+    def set_speed(self, speed: float) -> None:
+        i = self.speed_combo.findData(speed)
+        if i >= 0:
+            self.speed_combo.setCurrentIndex(i)
+
+    @property
+    def speed(self) -> float:
+        return float(self.speed_combo.currentData())
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _slider(lo: int, hi: int, value: int, tip: str) -> QSlider:
+    s = QSlider(Qt.Orientation.Horizontal)
+    s.setRange(lo, hi)
+    s.setValue(value)
+    s.setToolTip(tip)
+    s.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    return s
+
+
+class SettingsPanel(QWidget):
+    """Model, detector, device and smoothing; skeleton overlay; attention overlay."""
+
+    engine_config_changed = Signal(object)      # EngineConfig
+    overlay_changed = Signal(object)            # OverlaySettings (click point left to the window)
+    attention_toggled = Signal(bool)
+    clear_point_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._detect_every = EngineConfig().detect_every
+        self._engine_info: EngineInfo | None = None
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+
+        # --- model ----------------------------------------------------------------------------
+        self.model_group = QGroupBox("Model")
+        form = QFormLayout(self.model_group)
+        self.model_combo = QComboBox()
+        self.model_combo.addItem("auto (shipped TransPose, else MediaPipe)", "auto")
+        self.model_combo.addItem("MediaPipe BlazePose", "mediapipe")
+        for name in ZOO_NAMES:
+            self.model_combo.addItem(f"TransPose {name} (model zoo)", name)
+        self.model_combo.addItem("Browse .pth…", BROWSE)
+        self.model_combo.setToolTip("Pose model: TransPose weights give attention maps")
+        form.addRow("Pose model", self.model_combo)
+        self.detector_combo = QComboBox()
+        for label, spec in (("auto (BlazePose detector)", "auto"), ("BlazePose", "blazepose"),
+                            ("HOG (OpenCV)", "hog"), ("YOLOX-Nano", "yolox-nano")):
+            self.detector_combo.addItem(label, spec)
+        self.detector_combo.addItem("Browse .onnx…", BROWSE)
+        self.detector_combo.setToolTip("Person detector (runs every few frames)")
+        form.addRow("Detector", self.detector_combo)
+        self.device_combo = QComboBox()
+        for label, spec in _devices():
+            self.device_combo.addItem(label, spec)
+        self.device_combo.setToolTip("Where TransPose runs (BlazePose always runs on the CPU)")
+        form.addRow("Device", self.device_combo)
+        self.smoothing_combo = QComboBox()
+        for label, spec in (("Kalman", "kalman"), ("One-Euro", "one-euro"), ("none", "none")):
+            self.smoothing_combo.addItem(label, spec)
+        form.addRow("Smoothing", self.smoothing_combo)
+        self.strength_spin = QDoubleSpinBox()
+        self.strength_spin.setRange(0.0, 5.0)
+        self.strength_spin.setSingleStep(0.1)
+        self.strength_spin.setValue(1.0)
+        self.strength_spin.setToolTip("Smoothing strength (0 = off)")
+        form.addRow("Strength", self.strength_spin)
+        self.model_status = QLabel("")
+        self.model_status.setWordWrap(True)
+        self.model_status.setStyleSheet("color: palette(mid);")
+        form.addRow(self.model_status)
+        lay.addWidget(self.model_group)
+
+        # --- skeleton overlay -----------------------------------------------------------------
+        g = QGroupBox("Skeleton overlay")
+        form = QFormLayout(g)
+        self.skeleton_check = QCheckBox("Skeleton (bones by side, joints by confidence)")
+        self.skeleton_check.setChecked(True)
+        self.ids_check = QCheckBox("Track id labels")
+        self.ids_check.setChecked(True)
+        self.boxes_check = QCheckBox("Person boxes")
+        self.trails_check = QCheckBox("Trails (wrists and ankles)")
+        for c in (self.skeleton_check, self.ids_check, self.boxes_check, self.trails_check):
+            form.addRow(c)
+        self.threshold_slider = _slider(0, 100, 30, "Keypoints less confident than this are hidden")
+        self.threshold_label = QLabel()
+        form.addRow("Confidence", self._with_label(self.threshold_slider, self.threshold_label))
+        lay.addWidget(g)
+
+        # --- attention --------------------------------------------------------------------------
+        self.attention_group = QGroupBox("Attention (TransPose)")
+        form = QFormLayout(self.attention_group)
+        self.attention_check = QCheckBox("Show attention")
+        form.addRow(self.attention_check)
+        self.keypoint_combo = QComboBox()
+        self.keypoint_combo.addItem("all keypoints", -1)
+        for i, name in enumerate(COCO_KEYPOINT_NAMES):
+            self.keypoint_combo.addItem(name.replace("_", " "), i)
+        self.keypoint_combo.setToolTip("Whose dependency area to show: the image regions the "
+                                       "keypoint's prediction relied on")
+        form.addRow("Keypoint", self.keypoint_combo)
+        self.layer_combo = QComboBox()
+        self.layer_combo.setToolTip("Encoder layer (the last one forms the heatmaps)")
+        form.addRow("Layer", self.layer_combo)
+        self.delta_slider = _slider(0, DELTA_STEPS, 0, "Threshold δ: attention below it is hidden")
+        self.delta_label = QLabel()
+        form.addRow("δ", self._with_label(self.delta_slider, self.delta_label))
+        self.scale_combo = QComboBox()
+        self.scale_combo.addItem("√ attention (shows the spread)", "sqrt")
+        self.scale_combo.addItem("linear", "linear")
+        self.scale_combo.setToolTip("Colour scale of the overlay; each person's map is shown "
+                                    "relative to its own peak")
+        form.addRow("Colours", self.scale_combo)
+        self.opacity_slider = _slider(0, 100, 60, "Opacity of the attention overlay")
+        self.opacity_label = QLabel()
+        form.addRow("Opacity", self._with_label(self.opacity_slider, self.opacity_label))
+        self.point_label = QLabel("Click the image: that point's affected area. "
+                                  "Right-click clears it.")
+        self.point_label.setWordWrap(True)
+        self.clear_point_button = QPushButton("Clear point")
+        self.clear_point_button.setEnabled(False)
+        form.addRow(self.point_label)
+        form.addRow(self.clear_point_button)
+        lay.addWidget(self.attention_group)
+        lay.addStretch(1)
+        self._set_layers(0)
+
+        # --- wiring -----------------------------------------------------------------------------
+        self._last_model = "auto"
+        self._last_detector = "auto"
+        self.model_combo.activated.connect(self._model_activated)
+        self.detector_combo.activated.connect(self._detector_activated)
+        self.device_combo.activated.connect(lambda _: self._emit_engine())
+        self.smoothing_combo.activated.connect(lambda _: self._emit_engine())
+        # spin box: rebuild once typing/clicking settles
+        self._strength_timer = QTimer(self)
+        self._strength_timer.setSingleShot(True)
+        self._strength_timer.setInterval(400)
+        self._strength_timer.timeout.connect(self._emit_engine)
+        self.strength_spin.valueChanged.connect(lambda _: self._strength_timer.start())
+        for c in (self.skeleton_check, self.ids_check, self.boxes_check, self.trails_check):
+            c.toggled.connect(lambda _: self._emit_overlay())
+        for s in (self.threshold_slider, self.delta_slider, self.opacity_slider):
+            s.valueChanged.connect(lambda _: self._emit_overlay())
+        self.keypoint_combo.currentIndexChanged.connect(lambda _: self._keypoint_changed())
+        self.layer_combo.currentIndexChanged.connect(lambda _: self._emit_overlay())
+        self.scale_combo.currentIndexChanged.connect(lambda _: self._emit_overlay())
+        self.attention_check.toggled.connect(self._attention_changed)
+        self.clear_point_button.clicked.connect(self.clear_point_requested)
+        self._update_labels()
+        self._attention_tips = {w: w.toolTip() for w in (
+            self.attention_check, self.keypoint_combo, self.layer_combo, self.delta_slider,
+            self.scale_combo, self.opacity_slider, self.clear_point_button)}
+        self.set_engine_info(None)
+
+    @staticmethod
+    def _with_label(slider: QSlider, label: QLabel) -> QWidget:
+        w = QWidget()
+        h = QHBoxLayout(w)
+        h.setContentsMargins(0, 0, 0, 0)
+        h.addWidget(slider, 1)
+        label.setMinimumWidth(64)
+        h.addWidget(label)
+        return w
+
+    # ---- values --------------------------------------------------------------------------------
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(model=str(self.model_combo.currentData()),
+                            detector=str(self.detector_combo.currentData()),
+                            device=str(self.device_combo.currentData()),
+                            smoothing=str(self.smoothing_combo.currentData()),
+                            smoothing_strength=float(self.strength_spin.value()),
+                            detect_every=self._detect_every)
+
+    def overlay_settings(self) -> OverlaySettings:
+        kp = int(self.keypoint_combo.currentData())
+        layer = self.layer_combo.currentData()
+        return OverlaySettings(
+            skeleton=self.skeleton_check.isChecked(), boxes=self.boxes_check.isChecked(),
+            ids=self.ids_check.isChecked(), trails=self.trails_check.isChecked(),
+            threshold=self.threshold_slider.value() / 100.0,
+            attention=self.attention_on,
+            attention_keypoint=None if kp < 0 else kp,
+            attention_layer=int(layer) if layer is not None else -1,
+            attention_delta=self.delta_slider.value() * DELTA_MAX / DELTA_STEPS,
+            attention_opacity=self.opacity_slider.value() / 100.0,
+            attention_scale=str(self.scale_combo.currentData()))
+
+    @property
+    def attention_on(self) -> bool:
+        return self.attention_check.isChecked() and self.attention_group.isEnabled()
+
+    # ---- programmatic changes (tests, settings, the window) ----------------------------------
+    def set_model(self, spec: str) -> None:
+        """Select a model (adding a file to the list) and apply it."""
+        _combo_select(self.model_combo, spec, _file_label(spec))
+        self._last_model = spec
+        self._emit_engine()
+
+    def set_detector(self, spec: str) -> None:
+        _combo_select(self.detector_combo, spec, _file_label(spec))
+        self._last_detector = spec
+        self._emit_engine()
+
+    def show_engine_config(self, config: EngineConfig) -> None:
+        """Reflect the engine actually in use (after a failed load: the previous one)."""
+        for combo in (self.model_combo, self.detector_combo, self.device_combo,
+                      self.smoothing_combo):
+            combo.blockSignals(True)
+        _combo_select(self.model_combo, config.model, _file_label(config.model))
+        _combo_select(self.detector_combo, config.detector, _file_label(config.detector))
+        _combo_select(self.device_combo, config.device)
+        _combo_select(self.smoothing_combo, config.smoothing)
+        self._last_model, self._last_detector = config.model, config.detector
+        for combo in (self.model_combo, self.detector_combo, self.device_combo,
+                      self.smoothing_combo):
+            combo.blockSignals(False)
+        self.strength_spin.blockSignals(True)
+        self.strength_spin.setValue(config.smoothing_strength)
+        self.strength_spin.blockSignals(False)
+        self._detect_every = config.detect_every
+
+    def set_engine_info(self, info: EngineInfo | None) -> None:
+        self._engine_info = info
+        has = info is not None and info.has_attention
+        self.attention_group.setEnabled(has)
+        if info is None:
+            tip = "Attention maps appear once a TransPose model is loaded."
+        elif not has:
+            tip = NO_ATTENTION_TIP
+        else:
+            tip = ("Encoder attention of the TransPose model: for a keypoint, the image regions "
+                   "its prediction depends on; for a clicked point, the regions it affects.")
+        self.attention_group.setToolTip(tip)
+        for w, own in self._attention_tips.items():
+            w.setToolTip(own if has else tip)     # disabled widgets still show tooltips
+        self._set_layers(info.num_layers if has else 0)
+        if info is not None:
+            self.model_status.setText(info.description)
+            self.model_status.setToolTip(info.description)
+
+    def set_busy(self, busy: bool, text: str = "") -> None:
+        self.model_group.setEnabled(not busy)
+        if busy:
+            self.model_status.setText(text)
+
+    def set_point(self, xy: tuple[float, float] | None) -> None:
+        self.clear_point_button.setEnabled(xy is not None)
+        self.point_label.setText(
+            "Click the image: that point's affected area. Right-click clears it." if xy is None
+            else f"Affected area of the point ({xy[0]:.0f}, {xy[1]:.0f}) px. "
+                 f"Right-click or “Clear point” to go back to keypoints.")
+
+    def _set_layers(self, n: int) -> None:
+        keep = self.layer_combo.currentData()
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        for i in range(n):
+            self.layer_combo.addItem(f"{i + 1}" + (" (last)" if i == n - 1 else ""), i)
+        if n:
+            self.layer_combo.setCurrentIndex(n - 1 if keep is None or keep >= n else keep)
+        self.layer_combo.blockSignals(False)
+
+    # ---- reactions ---------------------------------------------------------------------------
+    def _model_activated(self, _: int) -> None:
+        if self.model_combo.currentData() == BROWSE:
+            path, _f = QFileDialog.getOpenFileName(self, "TransPose checkpoint", "",
+                                                   "PyTorch checkpoints (*.pth *.pt *.tar *.ckpt);;"
+                                                   "All files (*)")
+            if not path:
+                _combo_select(self.model_combo, self._last_model)
+                return
+            _combo_select(self.model_combo, path, _file_label(path))
+        self._last_model = str(self.model_combo.currentData())
+        self._emit_engine()
+
+    def _detector_activated(self, _: int) -> None:
+        if self.detector_combo.currentData() == BROWSE:
+            path, _f = QFileDialog.getOpenFileName(self, "YOLOX ONNX person detector", "",
+                                                   "ONNX models (*.onnx);;All files (*)")
+            if not path:
+                _combo_select(self.detector_combo, self._last_detector)
+                return
+            _combo_select(self.detector_combo, f"onnx:{path}", _file_label(f"onnx:{path}"))
+        self._last_detector = str(self.detector_combo.currentData())
+        self._emit_engine()
+
+    def _emit_engine(self) -> None:
+        self._strength_timer.stop()
+        self.engine_config_changed.emit(self.engine_config())
+
+    def _emit_overlay(self) -> None:
+        self._update_labels()
+        self.overlay_changed.emit(self.overlay_settings())
+
+    def _keypoint_changed(self) -> None:
+        self.clear_point_requested.emit()     # choosing a keypoint leaves the clicked point
+        self._emit_overlay()
+
+    def _attention_changed(self, on: bool) -> None:
+        self._emit_overlay()
+        self.attention_toggled.emit(self.attention_on)
+
+    def _update_labels(self) -> None:
+        self.threshold_label.setText(f"conf ≥ {self.threshold_slider.value() / 100:.2f}")
+        self.delta_label.setText(f"{self.delta_slider.value() * DELTA_MAX / DELTA_STEPS:.4f}")
+        self.opacity_label.setText(f"{self.opacity_slider.value()} %")
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def save(self, s: QSettings) -> None:
+        c = self.engine_config()
+        s.setValue("engine/model", c.model)
+        s.setValue("engine/detector", c.detector)
+        s.setValue("engine/device", c.device)
+        s.setValue("engine/smoothing", c.smoothing)
+        s.setValue("engine/strength", c.smoothing_strength)
+        o = self.overlay_settings()
+        s.setValue("overlay/skeleton", o.skeleton)
+        s.setValue("overlay/ids", o.ids)
+        s.setValue("overlay/boxes", o.boxes)
+        s.setValue("overlay/trails", o.trails)
+        s.setValue("overlay/threshold", self.threshold_slider.value())
+        s.setValue("attention/on", self.attention_check.isChecked())
+        s.setValue("attention/keypoint", int(self.keypoint_combo.currentData()))
+        s.setValue("attention/delta", self.delta_slider.value())
+        s.setValue("attention/opacity", self.opacity_slider.value())
+        s.setValue("attention/scale", str(self.scale_combo.currentData()))
+
+    def load(self, s: QSettings) -> EngineConfig:
+        """Restore the controls (without emitting); the engine config to load."""
+        def get(key: str, default, kind=str):
+            v = s.value(key, default)
+            try:
+                if kind is bool:
+                    return v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
+                return kind(v)
+            except (TypeError, ValueError):
+                return default
+        config = EngineConfig(model=get("engine/model", "auto"),
+                              detector=get("engine/detector", "auto"),
+                              device=get("engine/device", "auto"),
+                              smoothing=get("engine/smoothing", "kalman"),
+                              smoothing_strength=get("engine/strength", 1.0, float))
+        if config.smoothing not in ("kalman", "one-euro", "none"):
+            config = dataclasses.replace(config, smoothing="kalman")
+        self.show_engine_config(config)
+        widgets = (self.skeleton_check, self.ids_check, self.boxes_check, self.trails_check,
+                   self.threshold_slider, self.attention_check, self.keypoint_combo,
+                   self.delta_slider, self.opacity_slider, self.scale_combo)
+        for w in widgets:
+            w.blockSignals(True)
+        self.skeleton_check.setChecked(get("overlay/skeleton", True, bool))
+        self.ids_check.setChecked(get("overlay/ids", True, bool))
+        self.boxes_check.setChecked(get("overlay/boxes", False, bool))
+        self.trails_check.setChecked(get("overlay/trails", False, bool))
+        self.threshold_slider.setValue(get("overlay/threshold", 30, int))
+        self.attention_check.setChecked(get("attention/on", False, bool))
+        kp = get("attention/keypoint", -1, int)
+        self.keypoint_combo.setCurrentIndex(max(0, self.keypoint_combo.findData(kp)))
+        self.delta_slider.setValue(get("attention/delta", 0, int))
+        self.opacity_slider.setValue(get("attention/opacity", 60, int))
+        self.scale_combo.setCurrentIndex(max(0, self.scale_combo.findData(
+            get("attention/scale", "sqrt"))))
+        for w in widgets:
+            w.blockSignals(False)
+        self._update_labels()
+        return config
+
+    def set_attention(self, on: bool, keypoint: int | None = None) -> None:
+        if keypoint is not None or on:
+            self.keypoint_combo.setCurrentIndex(
+                max(0, self.keypoint_combo.findData(-1 if keypoint is None else keypoint)))
+        self.attention_check.setChecked(on)
+
+
+def _file_label(spec: str) -> str | None:
+    """A short label for file specs (the tooltip of the combo shows the whole path)."""
+    raw = spec[5:] if spec.startswith("onnx:") else spec
+    if raw.lower().endswith((".pth", ".pt", ".tar", ".ckpt", ".onnx")) or "/" in raw:
+        return f"{Path(raw).name} (file)"
+    return None
+
+
+def _devices() -> list[tuple[str, str]]:
+    """auto, cpu, and each CUDA device torch can see."""
+    out = [("auto (CUDA if available)", "auto"), ("CPU", "cpu")]
+    try:
+        import torch
+        for i in range(torch.cuda.device_count()):
+            out.append((f"cuda:{i} – {torch.cuda.get_device_name(i)}", f"cuda:{i}"))
+    except Exception:                                 # noqa: BLE001 - no CUDA: CPU only
+        pass
+    return out
