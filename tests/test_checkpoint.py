@@ -138,3 +138,12 @@ def test_zoo_name_loads_from_the_cache_offline(tmp_path, monkeypatch):
     with pytest.raises(Exception) as e:
         load_weights("tp-r-a3")
     assert entry.url in str(e.value) and str(dest) in str(e.value)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_garbage_gives_a_checkpoint_error_never_a_library_exception(seed, tmp_path):
+    import random
+    rng = random.Random(seed)
+    path = tmp_path / "garbage.pth"
+    path.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randrange(10, 3000))))
+    assert "not a readable PyTorch checkpoint" in _error(path)

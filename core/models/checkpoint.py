@@ -48,15 +48,23 @@ def _read(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0][:200]
-        raise CheckpointError(f"{path}: refused to load: it holds Python objects other than "
-                              f"tensors and plain containers ({first})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        text = str(e)
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if found:
+            raise CheckpointError(f"{path}: refused to load: it holds Python objects other "
+                                  f"than tensors and plain containers (e.g. {found.group(1)}); "
+                                  f"only weights are loaded, for safety") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: the file is corrupt "
+                              f"or is not a PyTorch checkpoint") from None
+    except Exception as e:      # noqa: BLE001 - arbitrary bytes make torch.load raise anything
         text = str(e).strip()
-        if "central directory" in text or "zip archive" in text or isinstance(e, (EOFError, zipfile.BadZipFile)):
+        if "central directory" in text or "zip archive" in text or \
+                isinstance(e, (EOFError, zipfile.BadZipFile)):
             reason = "the file is truncated or is not a PyTorch checkpoint"
+        elif isinstance(e, OSError) and e.strerror:
+            reason = e.strerror
         else:
-            reason = (text.splitlines()[0].split(". ")[0][:160] if text else type(e).__name__)
+            reason = "the file is corrupt or is not a PyTorch checkpoint"
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: {reason}") from None
 
 
