@@ -7,7 +7,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.commands import annotate, predict
+    from core.commands import annotate, evaluate, predict, train
 
     parser = argparse.ArgumentParser(
         prog="transpose-studio",
@@ -19,7 +19,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("annotate", help="annotate videos or image folders: CSV, JSON, overlay")
     annotate.add_arguments(p)
     p.set_defaults(run=annotate.run)
+    p = sub.add_parser("eval", help="keypoint accuracy on ground truth: COCO AP, OKS, PCK")
+    evaluate.add_arguments(p)
+    p.set_defaults(run=evaluate.run)
+    p = sub.add_parser("train", help="train our own TransPose weights (distillation from teachers)")
+    train.add_arguments(p)
+    p.set_defaults(run=train.run)
+    from app import cli as gui_cli        # no Qt import: the parser stays fast
+    p = sub.add_parser("gui", help="the desktop GUI (also what no subcommand opens)")
+    gui_cli.add_arguments(p)
+    p.set_defaults(run=_run_gui)
     return parser
+
+
+def _run_gui(args: argparse.Namespace) -> int:
+    from app.run import run_gui           # Qt is imported only when the GUI is wanted
+    return run_gui(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        print("The desktop GUI is not built yet; use a subcommand:\n", file=sys.stderr)
-        parser.print_help(sys.stderr)
-        return 2
+        return _run_gui(args)
     from core.errors import StudioError
     try:
         return int(args.run(args) or 0)

@@ -1,0 +1,191 @@
+"""`main.py train`: train our own TransPose weights by distillation from teacher models.
+
+    main.py train --out runs/tiny --lspet ../shared/datasets/lspet \\
+        --teacher movenet:../shared/models/movenet_thunder.onnx --epochs 10
+
+People come from LSPET (human limb labels, teacher fills the face and unlabelled joints),
+coco128 person boxes and footage (teacher only), and COCO keypoint JSON files (human
+labels, teacher fills). The public evaluation set (coco8-pose, coco-mini-train) is
+refused. The result, OUT/model.pth, loads anywhere weights are accepted
+(``main.py predict IMAGE --weights OUT/model.pth``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..errors import InputError
+from .common import log
+
+
+class _PairAction(argparse.Action):
+    """--coco-json FILE [--coco-images DIR]: pairs them in order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        pairs = list(getattr(namespace, "coco", None) or [])
+        if option_string == "--coco-json":
+            pairs.append([values, None])
+        else:
+            if not pairs or pairs[-1][1] is not None:
+                parser.error("--coco-images must follow the --coco-json it belongs to")
+            pairs[-1][1] = values
+        namespace.coco = pairs
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..training.configs import DEFAULT_TRAIN_CONFIG, TRAIN_CONFIGS
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder: model.pth (the exported model), best.pth, last.pth, "
+                   "last.ckpt (resume state), history.json, run.json, labels.json")
+    p.add_argument("--config", default=DEFAULT_TRAIN_CONFIG, metavar="NAME",
+                   help=f"model configuration: {', '.join(TRAIN_CONFIGS)} or an official "
+                   f"variant (tp-r-a3 ...); default {DEFAULT_TRAIN_CONFIG}")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--warmup", type=float, default=0.5, metavar="EPOCHS",
+                   help="linear warmup length in epochs (then cosine decay)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="auto: bf16 autocast on CUDA, fp32 on the CPU")
+    p.add_argument("--teacher", default="movenet",
+                   help="blazepose, movenet[:PATH] (MoveNet Thunder ONNX; default: the shared "
+                   "movenet_thunder.onnx), both[:PATH] (both, per keypoint by confidence) or "
+                   "none (human labels only)")
+    p.add_argument("--lspet", metavar="DIR", help="LSPET folder (person_keypoints_lspet.json)")
+    p.add_argument("--coco128", metavar="DIR",
+                   help="coco128 folder: person boxes, teacher labels (coco8-pose ids excluded)")
+    p.add_argument("--frames", nargs="+", action="extend", metavar="DIR_OR_VIDEO", default=[],
+                   help="videos, images or folders: sampled frames, people found by --detector, "
+                   "teacher labels")
+    p.add_argument("--coco-json", action=_PairAction, metavar="FILE", dest="coco_json_",
+                   help="COCO keypoint JSON of training people (repeatable)")
+    p.add_argument("--coco-images", action=_PairAction, metavar="DIR", dest="coco_images_",
+                   help="the images folder of the preceding --coco-json")
+    p.add_argument("--max-people", type=int, default=0, metavar="N",
+                   help="at most N people from each source (a seeded random subset)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=-1,
+                   help="data loader processes (default: min(4, CPUs - 1))")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (default: CPUs - workers)")
+    p.add_argument("--val-fraction", type=float, default=0.05,
+                   help="held-out share of the training people for validation")
+    p.add_argument("--floor", type=float, default=0.3,
+                   help="teacher confidence below which a keypoint gets no weight")
+    p.add_argument("--swap-policy", choices=("swap", "drop", "keep"), default="swap",
+                   help="human labels whose whole-body left/right disagrees with a confident "
+                   "teacher: swap their sides (default), drop them, or keep them")
+    p.add_argument("--label-cache", metavar="DIR",
+                   help="teacher label cache (default: ~/.cache/transpose-studio/teacher-labels)")
+    p.add_argument("--detector", default="auto", help="person detector for --frames")
+    p.add_argument("--every", type=float, default=1.0, metavar="SECONDS",
+                   help="--frames: one video frame every SECONDS")
+    p.add_argument("--max-frames", type=int, default=100, help="--frames: at most this many "
+                   "frames per video")
+    p.add_argument("--sigma", type=float, default=0.0,
+                   help="target Gaussian sigma in heatmap pixels (default: 2 at 64 rows, scaled)")
+    p.add_argument("--max-steps", type=int, default=0, help="cap on steps per epoch (smoke runs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def gather_people(args: argparse.Namespace, cache_root: Path) -> dict[str, list]:
+    from ..training import sources
+    n = args.max_people or None
+    found: dict[str, list] = {}
+    if args.lspet:
+        found["lspet"] = sources.lspet_people(args.lspet, max_people=n, seed=args.seed)
+    if args.coco128:
+        found["coco128"] = sources.coco128_people(args.coco128, max_people=n, seed=args.seed)
+    for json_path, images in getattr(args, "coco", None) or []:
+        ppl = sources.coco_json_people(json_path, images, max_people=n, seed=args.seed)
+        found[f"coco-json:{Path(json_path).name}"] = ppl
+    if args.frames:
+        ppl = sources.frame_people(args.frames, cache_root / "frames", detector=args.detector,
+                                   every_s=args.every, max_frames=args.max_frames, log=log)
+        found["frames"] = sources._subset(ppl, n, args.seed)
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+    from ..training import labels as L
+    from ..training.trainer import TrainConfig, train
+
+    if not (args.lspet or args.coco128 or args.frames or getattr(args, "coco", None)):
+        raise InputError("no training data: pass --lspet DIR, --coco128 DIR, --frames "
+                         "VIDEO_OR_DIR... and/or --coco-json FILE --coco-images DIR")
+    kind, _ = L.parse_teacher_spec(args.teacher)
+    needs_teacher = bool(args.coco128 or args.frames)
+    if kind == "none" and needs_teacher:
+        raise InputError("--coco128 and --frames have no human keypoints: they need a teacher "
+                         "(--teacher movenet:PATH, blazepose or both:PATH)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache_root = Path(args.label_cache) if args.label_cache else L.default_cache_dir()
+
+    t0 = time.perf_counter()
+    found = gather_people(args, cache_root.parent if not args.label_cache else cache_root)
+    for name, ppl in found.items():
+        log(f"{name}: {len(ppl)} people")
+    teachers = L.create_teachers(args.teacher)
+    labeller = L.TeacherLabeller(teachers, L.LabelCache(cache_root), floor=args.floor) \
+        if teachers else None
+    if labeller:
+        log(f"teacher: {labeller.name} (cache {cache_root})")
+    people, stats = [], {}
+    per_box = max(1, len(teachers))
+    total = sum(len(p) for p in found.values())
+    done = 0
+    with tqdm(total=total * per_box, desc="teacher labels", unit="box", file=sys.stderr,
+              disable=args.no_progress or labeller is None) as bar:
+        for name, ppl in found.items():
+            kept, st = L.label_people(ppl, labeller, floor=args.floor,
+                                      swap_policy=args.swap_policy, progress=bar.update)
+            done += len(ppl)
+            bar.n = done * per_box           # the cached ones count as done too
+            bar.refresh()
+            people += kept
+            stats[name] = st
+    for name, st in stats.items():
+        side = f", {st.flagged} of {st.compared} compared flagged as left/right-swapped " \
+               f"({args.swap_policy})" if st.with_human and labeller else ""
+        log(f"{name}: {len(found[name]) - st.dropped_few_joints} people kept "
+            f"({st.dropped_few_joints} with under 4 weighted joints dropped); joints from "
+            f"people {st.human_joints}, from the teacher {st.teacher_joints}; teacher ran on "
+            f"{st.teacher_labelled} boxes, {st.teacher_cached} from the cache{side}")
+    label_report = {"teacher": labeller.name if labeller else "none", "floor": args.floor,
+                    "swap_policy": args.swap_policy,
+                    "sources": {k: v.to_dict() for k, v in stats.items()},
+                    "seconds": round(time.perf_counter() - t0, 1)}
+    (out / "labels.json").write_text(json.dumps(label_report, indent=2) + "\n")
+    del labeller, teachers                      # free the teacher runtimes before forking
+
+    config = TrainConfig(
+        out=str(out), model=args.config, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup,
+        device=args.device, precision=args.precision, seed=args.seed, workers=args.workers,
+        threads=args.threads, val_fraction=args.val_fraction, resume=args.resume,
+        max_steps_per_epoch=args.max_steps, progress=not args.no_progress, sigma=args.sigma)
+    data = {name: st.people - st.dropped_few_joints for name, st in stats.items()}
+    run_info = {"teacher": label_report["teacher"], "data": data,
+                "labels": {k: {kk: vv for kk, vv in v.to_dict().items() if kk != "flagged_ids"}
+                           for k, v in stats.items()},
+                "command": sys.argv}
+    try:
+        result = train(config, people, log=log, run_info=run_info)
+    except KeyboardInterrupt:
+        if (out / "last.ckpt").is_file():
+            log(f"interrupted: {out / 'last.ckpt'} holds the last finished epoch; continue "
+                f"with the same command and --resume")
+        raise
+    log(f"wrote {result.model_path} (best validation loss "
+        f"{result.best_val_loss if result.best_val_loss is not None else 'n/a'}); "
+        f"history in {out / 'history.json'}")
+    print(result.model_path)
+    return 0
