@@ -41,19 +41,26 @@ def box_to_center_scale(box_xywh: np.ndarray | list[float], input_size: tuple[in
 
 
 def affine_matrix(center: np.ndarray, scale: np.ndarray, output_size: tuple[int, int],
-                  inverse: bool = False) -> np.ndarray:
+                  inverse: bool = False, rotation: float = 0.0) -> np.ndarray:
     """2x3 float64 matrix mapping image -> output (or output -> image when inverse).
 
     Built from three float32 point pairs through cv2.getAffineTransform, as the official
-    code does, so the matrix (and therefore the uint8 crop) is bit-identical.
+    code does, so the matrix (and therefore the crop) matches it. `rotation` (degrees,
+    training augmentation) turns the source direction as the official
+    get_affine_transform does: the person turns counter-clockwise in the output.
     """
     src_w = np.float32(scale[0]) * np.float32(PIXEL_STD)
     out_w, out_h = output_size
     c = np.asarray(center, dtype=np.float32)
+    v = np.array([0.0, (src_w - 1) * -0.5], np.float32)
+    if rotation:
+        rad = np.float32(np.pi * float(rotation) / 180.0)
+        sn, cs = np.float32(np.sin(rad)), np.float32(np.cos(rad))
+        v = np.array([v[0] * cs - v[1] * sn, v[0] * sn + v[1] * cs], np.float32)
     src = np.zeros((3, 2), np.float32)
     dst = np.zeros((3, 2), np.float32)
     src[0] = c
-    src[1] = c + np.array([0.0, (src_w - 1) * -0.5], np.float32)
+    src[1] = c + v
     dst[0] = [(out_w - 1) * 0.5, (out_h - 1) * 0.5]
     dst[1] = dst[0] + np.array([0.0, (out_w - 1) * -0.5], np.float32)
     for pts in (src, dst):     # third point: the second rotated 90 degrees about the first

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ..keypoints import flip_permutation
-from ..pose.preprocess import IMAGENET_MEAN, IMAGENET_STD, PIXEL_STD
+from ..pose.preprocess import IMAGENET_MEAN, IMAGENET_STD, PIXEL_STD, affine_matrix
 
 UPPER_BODY = tuple(range(0, 11))      # nose .. wrists
 LOWER_BODY = tuple(range(11, 17))     # hips .. ankles
@@ -32,29 +32,8 @@ LOWER_BODY = tuple(range(11, 17))     # hips .. ankles
 
 def affine_matrix_rot(center: np.ndarray, scale: np.ndarray, output_size: tuple[int, int],
                       rotation: float = 0.0, inverse: bool = False) -> np.ndarray:
-    """2x3 float64 matrix: image -> output (or back with inverse), rotated by `rotation`
-    degrees about the centre (positive: the person turns counter-clockwise on screen in
-    the output, the official sign). Same float32 construction as core.pose.preprocess.affine_matrix."""
-    src_w = np.float32(scale[0]) * np.float32(PIXEL_STD)
-    out_w, out_h = output_size
-    c = np.asarray(center, dtype=np.float32)
-    rad = np.float32(np.pi * float(rotation) / 180.0)
-    sn, cs = np.float32(np.sin(rad)), np.float32(np.cos(rad))
-    v = np.array([0.0, (src_w - 1) * -0.5], np.float32)
-    if rotation:
-        v = np.array([v[0] * cs - v[1] * sn, v[0] * sn + v[1] * cs], np.float32)
-    src = np.zeros((3, 2), np.float32)
-    dst = np.zeros((3, 2), np.float32)
-    src[0] = c
-    src[1] = c + v
-    dst[0] = [(out_w - 1) * 0.5, (out_h - 1) * 0.5]
-    dst[1] = dst[0] + np.array([0.0, (out_w - 1) * -0.5], np.float32)
-    for pts in (src, dst):     # third point: the second rotated 90 degrees about the first
-        d = pts[0] - pts[1]
-        pts[2] = pts[1] + np.array([-d[1], d[0]], np.float32)
-    if inverse:
-        return cv2.getAffineTransform(dst, src)
-    return cv2.getAffineTransform(src, dst)
+    """core.pose.preprocess.affine_matrix with the official rotation (degrees)."""
+    return affine_matrix(center, scale, output_size, inverse=inverse, rotation=rotation)
 
 
 def flip_matrix(width: int) -> np.ndarray:
