@@ -110,29 +110,37 @@ class _Item:
 
 
 class _LatestSlot:
-    """A one-item mailbox for live mode: a new item replaces an unread one."""
+    """A one-item mailbox for live mode: a new frame replaces an unread one (counted as
+    dropped). The end-of-stream marker never replaces a frame: it is delivered after it."""
 
     def __init__(self) -> None:
         self._item: Any = None
         self._has = False
+        self._stop_after = False
         self._cv = threading.Condition()
         self.dropped = 0
 
     def put(self, item: Any, stop: threading.Event) -> None:
         with self._cv:
-            if self._has and self._item is not _STOP:
-                self.dropped += 1
-            self._item, self._has = item, True
+            if item is _STOP and self._has:
+                self._stop_after = True
+            else:
+                if self._has:
+                    self.dropped += 1
+                self._item, self._has = item, True
             self._cv.notify()
 
     def get(self, timeout: float) -> Any:
         with self._cv:
-            if not self._has:
+            if not self._has and not self._stop_after:
                 self._cv.wait(timeout)
-            if not self._has:
-                raise queue.Empty
-            item, self._item, self._has = self._item, None, False
-            return item
+            if self._has:
+                item, self._item, self._has = self._item, None, False
+                return item
+            if self._stop_after:
+                self._stop_after = False
+                return _STOP
+            raise queue.Empty
 
     def clear(self) -> None:
         with self._cv:
@@ -454,9 +462,10 @@ class PosePipeline:
                                                attention=c.attention)
         else:
             estimates = [self._pose_one(i) for i in items]
+        estimates = [self._dedupe(est) for est in estimates]
         per = (time.perf_counter() - t0) * 1e3 / max(1, len(items))
         for item, est in zip(items, estimates):
-            item.estimate, item.pose_ms = self._dedupe(est), per
+            item.estimate, item.pose_ms = est, per
             self.stats.stage_ms["pose"] += per
         last = items[-1]
         self._prev_boxes = boxes_from_keypoints(
@@ -521,6 +530,7 @@ class PosePipeline:
                                 "pose": item.pose_ms, "track": track_ms, "latency": latency}))
             if not self._stop.is_set():
                 self._finished = True
+                self.stats.dropped = self._frames.dropped
                 self._emit(PipelineFinished(frames, self._frames.dropped, False))
         except Exception as e:              # noqa: BLE001
             if not self._stop.is_set():

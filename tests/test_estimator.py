@@ -143,3 +143,12 @@ def test_attention_off_costs_nothing_and_changes_nothing(estimator, photo, refer
     np.testing.assert_allclose(plain.scores, with_att.scores, atol=1e-4)
     stable = _ref()["stable_keypoints"]
     np.testing.assert_allclose(plain.keypoints[0][stable], with_att.keypoints[0][stable], atol=0.01)
+
+
+def test_no_people_gives_an_empty_estimate(estimator, photo):
+    """A frame where the detector found nobody must not break the pose stage."""
+    est = estimator(photo, np.zeros((0, 4), np.float32), attention=True)
+    assert est.keypoints.shape == (0, 17, 2) and est.scores.shape == (0, 17)
+    assert len(est) == 0 and est.attention is None
+    many = estimator.predict_many([(photo, np.zeros((0, 4))), (photo, [[18, 9.5, 350, 502]])])
+    assert [len(e) for e in many] == [0, 1]

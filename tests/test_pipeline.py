@@ -209,3 +209,11 @@ def test_duplicate_boxes_give_one_person():
     frames = []
     _pipeline(ListSource(5), PipelineConfig(detect_every=1), detector=TwinDetector()).run(frames.append)
     assert all(len(f.people) == 1 for f in frames)
+
+
+def test_live_mode_delivers_the_last_frame_and_final_drop_count():
+    frames = []
+    p = _pipeline(ListSource(5, delay=0.1), PipelineConfig(mode="live"), pose=FakePose(delay=0.03))
+    done = p.run(frames.append)
+    assert frames[-1].index == 4                  # the end marker never replaces a frame
+    assert done.dropped == p.stats.dropped == 5 - len(frames)

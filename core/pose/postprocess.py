@@ -24,7 +24,9 @@ BLUR_KERNEL = 11
 def argmax_coords(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, K, H, W) -> integer-valued float32 coords (N, K, 2) and maxvals (N, K)."""
     n, k, h, w = heatmaps.shape
-    flat = heatmaps.reshape(n, k, -1)
+    flat = heatmaps.reshape(n, k, h * w)       # explicit size: n may be 0 (nobody in frame)
+    if n == 0:
+        return np.zeros((0, k, 2), np.float32), np.zeros((0, k), heatmaps.dtype)
     idx = flat.argmax(axis=2)
     maxvals = np.take_along_axis(flat, idx[..., None], axis=2)[..., 0]
     coords = np.stack([idx % w, idx // w], axis=-1).astype(np.float32)
@@ -120,6 +122,9 @@ def decode_heatmaps(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarra
     refine: "dark" (official) or "argmax" (integer peak + quarter-pixel offset).
     """
     heatmaps = np.ascontiguousarray(heatmaps, dtype=np.float32)
+    if len(heatmaps) == 0:                     # nobody in the frame
+        k = heatmaps.shape[1]
+        return (np.zeros((0, k, 2)), np.zeros((0, k), np.float32), np.zeros((0, k, 2), np.float32))
     coords, maxvals = argmax_coords(heatmaps)
     if refine == "dark":
         coords = dark_refine(heatmaps, coords)

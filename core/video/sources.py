@@ -421,7 +421,13 @@ class VideoFileSource(FrameSource):
         else:
             t = 0.0
         self._last_time = t
-        orientation = Orientation.from_frame(vf) if self.config.apply_rotation else Orientation()
+        # The display matrix is stream metadata: read it from the first frame only. Reading
+        # frame.side_data on every frame (PyAV 18) makes a reference cycle that keeps each
+        # decoded frame alive until the garbage collector runs: RSS grew by hundreds of MB.
+        orientation = getattr(self, "_stream_orientation", None)
+        if orientation is None:
+            orientation = Orientation.from_frame(vf) if self.config.apply_rotation else Orientation()
+            self._stream_orientation = orientation
         self._last_orientation = orientation
         try:
             image = vf.to_ndarray(format="bgr24")
