@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.keypoints import COCO_SIGMAS  # noqa: E402
+from core.evaluation import enlarge_box, oks, oks_terms  # noqa: E402
 
 SHARED = Path(os.environ.get("TRANSPOSE_SHARED", ROOT.parent / "shared"))
 DATASETS = SHARED / "datasets"
@@ -89,21 +89,6 @@ def load_public_set(datasets: Path = DATASETS) -> list[Person]:
     return load_coco_mini(datasets / "coco-mini-train") + load_coco8_pose(datasets / "coco8-pose")
 
 
-def oks(pred: np.ndarray, gt: np.ndarray, area: float) -> float:
-    """pycocotools' OKS of one prediction (17, 2) against one ground truth (17, 3)."""
-    var = (2 * np.asarray(COCO_SIGMAS)) ** 2
-    vis = gt[:, 2] > 0
-    d2 = ((pred[:, :2] - gt[:, :2]) ** 2).sum(1)
-    e = d2 / var / (area + np.spacing(1)) / 2
-    return float(np.exp(-e[vis]).mean())
-
-
-def enlarge(box: np.ndarray, factor: float) -> np.ndarray:
-    x, y, w, h = box
-    cx, cy = x + w / 2, y + h / 2
-    return np.array([cx - w * factor / 2, cy - h * factor / 2, w * factor, h * factor])
-
-
 def evaluate(estimator, people: list[Person], box_scale: float = 1.25,
              warmup: int = 3) -> dict:
     images: dict[Path, np.ndarray] = {}
@@ -115,7 +100,7 @@ def evaluate(estimator, people: list[Person], box_scale: float = 1.25,
         img = images.get(p.image)
         if img is None:
             img = images[p.image] = cv2.imread(str(p.image))
-        box = enlarge(p.box, box_scale)
+        box = enlarge_box(p.box, box_scale)
         if i < warmup:
             estimator(img, [box])
         t0 = time.perf_counter()
@@ -125,9 +110,7 @@ def evaluate(estimator, people: list[Person], box_scale: float = 1.25,
         scores.append(s)
         by_source.setdefault(p.source, []).append(s)
         vis = p.keypoints[:, 2] > 0
-        var = (2 * np.asarray(COCO_SIGMAS)) ** 2
-        d2 = ((est.keypoints[0] - p.keypoints[:, :2]) ** 2).sum(1)
-        per_kp_hits += vis * np.exp(-d2 / var / (p.area + np.spacing(1)) / 2)
+        per_kp_hits += vis * oks_terms(est.keypoints[0], p.keypoints, p.area)
         per_kp_n += vis
     return {
         "people": len(scores),

@@ -1,4 +1,4 @@
-"""Pose-level non-maximum suppression (OKS-NMS), as top-down pose methods use it.
+"""Pose similarity (OKS between poses) and pose-level NMS, as top-down methods use it.
 
 Two person boxes around one person (e.g. a detector's upright and lying box, or a
 propagated box beside a fresh detection) give two near-identical skeletons; without this
@@ -11,15 +11,27 @@ import numpy as np
 from ..keypoints import COCO_SIGMAS
 
 
-def pose_oks(kp_a: np.ndarray, kp_b: np.ndarray, valid: np.ndarray, area: float,
-             sigmas: np.ndarray) -> float:
-    """OKS between two poses over the keypoints valid in both (0 when none are)."""
-    if not valid.any() or area <= 0:
-        return 0.0
-    d2 = ((kp_a - kp_b) ** 2).sum(-1)
-    var = (2 * sigmas) ** 2
-    e = d2 / (var * (area + np.spacing(1)) * 2)
-    return float(np.exp(-e[valid]).mean())
+def oks_sigmas(num_keypoints: int) -> np.ndarray:
+    """COCO's per-keypoint OKS sigmas for 17 keypoints, else a uniform 0.07."""
+    k = num_keypoints
+    return np.asarray(COCO_SIGMAS if k == len(COCO_SIGMAS) else [0.07] * k, np.float64)
+
+
+def keypoint_oks(kp_a: np.ndarray, valid_a: np.ndarray, area_a: np.ndarray,
+                 kp_b: np.ndarray, valid_b: np.ndarray, area_b: np.ndarray,
+                 sigmas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, M) OKS between two sets of poses and (N, M) count of keypoints it used.
+
+    COCO's formula with the object area taken as the mean of the two box areas; only
+    keypoints valid in both poses count. OKS is 0 where no keypoint counts."""
+    d2 = np.sum((kp_a[:, None] - kp_b[None]) ** 2, axis=-1)               # (N, M, K)
+    area = 0.5 * (area_a[:, None] + area_b[None])                          # (N, M)
+    var = (2.0 * sigmas) ** 2                                              # (K,)
+    e = d2 / (2.0 * np.maximum(area, 1.0)[..., None] * var)
+    both = valid_a[:, None] & valid_b[None]
+    n = both.sum(-1)
+    oks = np.where(both, np.exp(-np.where(both, e, 0.0)), 0.0).sum(-1) / np.maximum(n, 1)
+    return oks, n
 
 
 def pose_nms(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
@@ -33,15 +45,19 @@ def pose_nms(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
     n, k = scores.shape[:2]
     if n == 0:
         return np.zeros(0, np.int64)
-    sigmas = np.asarray(COCO_SIGMAS if k == len(COCO_SIGMAS) else [0.07] * k, np.float64)
+    sigmas = oks_sigmas(k)
     valid = (scores >= kp_threshold) & np.isfinite(keypoints).all(-1)
     counts = valid.sum(1)
     quality = np.where(valid, scores, 0).sum(1) / np.maximum(counts, 1)
     order = [i for i in np.argsort(-quality, kind="stable") if counts[i] >= min_keypoints]
+    kp = np.where(valid[..., None], keypoints, 0.0)
     keep: list[int] = []
     for i in order:
-        area = float(boxes[i][2] * boxes[i][3]) * 0.53     # COCO-like area from the box
-        if all(pose_oks(keypoints[i], keypoints[j], valid[i] & valid[j], area, sigmas)
-               <= oks_threshold for j in keep):
-            keep.append(int(i))
+        area = np.full(1, float(boxes[i][2] * boxes[i][3]) * 0.53)   # COCO-like area
+        if keep:
+            oks, _ = keypoint_oks(kp[i][None], valid[i][None], area, kp[keep], valid[keep],
+                                  np.full(len(keep), area[0]), sigmas)
+            if (oks > oks_threshold).any():
+                continue
+        keep.append(int(i))
     return np.array(keep, np.int64)

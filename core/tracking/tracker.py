@@ -57,7 +57,8 @@ from typing import Any, Mapping
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..keypoints import COCO_SIGMAS
+from ..detection.base import box_iou
+from ..pose.nms import keypoint_oks, oks_sigmas
 from ..types import PersonPose
 from .smoothing import SMOOTHING_KINDS, make_smoother
 
@@ -154,38 +155,6 @@ class _Track:
 
 def _center(box: np.ndarray) -> np.ndarray:
     return box[:2] + 0.5 * box[2:]
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M) IoU of xywh boxes."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    ax1, ay1, ax2, ay2 = a[:, 0, None], a[:, 1, None], (a[:, 0] + a[:, 2])[:, None], \
-        (a[:, 1] + a[:, 3])[:, None]
-    bx1, by1, bx2, by2 = b[None, :, 0], b[None, :, 1], (b[:, 0] + b[:, 2])[None], \
-        (b[:, 1] + b[:, 3])[None]
-    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None)
-    ih = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
-def keypoint_oks(kp_a: np.ndarray, valid_a: np.ndarray, area_a: np.ndarray,
-                 kp_b: np.ndarray, valid_b: np.ndarray, area_b: np.ndarray,
-                 sigmas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N, M) OKS between two sets of poses and (N, M) count of keypoints it used.
-
-    COCO's formula with the object area taken as the mean of the two box areas; only
-    keypoints valid in both poses count. OKS is 0 where no keypoint counts."""
-    d2 = np.sum((kp_a[:, None] - kp_b[None]) ** 2, axis=-1)               # (N, M, K)
-    area = 0.5 * (area_a[:, None] + area_b[None])                          # (N, M)
-    var = (2.0 * sigmas) ** 2                                              # (K,)
-    e = d2 / (2.0 * np.maximum(area, 1.0)[..., None] * var)
-    both = valid_a[:, None] & valid_b[None]
-    n = both.sum(-1)
-    oks = np.where(both, np.exp(-np.where(both, e, 0.0)), 0.0).sum(-1) / np.maximum(n, 1)
-    return oks, n
 
 
 def _as_arrays(estimate: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -332,7 +301,7 @@ class PoseTracker:
             if len(s) != k:
                 raise ValueError(f"{len(s)} OKS sigmas configured for {k} keypoints")
             return s
-        return np.asarray(COCO_SIGMAS if k == len(COCO_SIGMAS) else [0.07] * k, np.float64)
+        return oks_sigmas(k)
 
     def _similarity(self, tracks: list[_Track], boxes, kps, valid, time_s) -> np.ndarray:
         """(T, D) similarity of tracks to detections: the better of the track's predicted
