@@ -103,7 +103,6 @@ class _Item:
     t_read: float
     read_ms: float
     boxes: np.ndarray | None = None
-    det_scores: np.ndarray | None = None
     estimate: Any = None
     detect_ms: float = 0.0
     pose_ms: float = 0.0
@@ -223,8 +222,6 @@ class PosePipeline:
         self._inferred = _BoundedQueue(config.queue_size)
         self._out: queue.Queue = queue.Queue(maxsize=0 if live else config.queue_size)
         self._threads: list[threading.Thread] = []
-        self._cancelled = False
-        self._finished = False
         # propagation state of the inference stage
         self._prev_boxes = np.zeros((0, 4), np.float32)
         self._since_detect = 0
@@ -258,7 +255,6 @@ class PosePipeline:
 
     def stop(self, timeout: float = 2.0) -> bool:
         """Stop every worker; True when all joined within the timeout."""
-        self._cancelled = not self._finished
         self._stop.set()
         self._running.set()
         try:
@@ -441,7 +437,7 @@ class PosePipeline:
         self.stats.detector_runs += 1
         self.stats.stage_ms["detect"] += item.detect_ms
         order = np.argsort(-det.scores)[: self.config.max_people]
-        item.boxes, item.det_scores = det.boxes[order], det.scores[order]
+        item.boxes = det.boxes[order]
 
     def _infer_batch(self, items: list[_Item]) -> None:
         c = self.config
@@ -453,7 +449,6 @@ class PosePipeline:
                 self._since_detect = 1
             else:
                 item.boxes = propagated
-                item.det_scores = np.ones(len(propagated), np.float32)
                 self._since_detect += 1
         self._stage_now = "pose"
         t0 = time.perf_counter()
@@ -529,7 +524,6 @@ class PosePipeline:
                     timings_ms={"read": item.read_ms, "detect": item.detect_ms,
                                 "pose": item.pose_ms, "track": track_ms, "latency": latency}))
             if not self._stop.is_set():
-                self._finished = True
                 self.stats.dropped = self._frames.dropped
                 self._emit(PipelineFinished(frames, self._frames.dropped, False))
         except Exception as e:              # noqa: BLE001
