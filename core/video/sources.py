@@ -291,7 +291,7 @@ class VideoFileSource(FrameSource):
         s = self._stream
         self._time_base = Fraction(s.time_base) if s.time_base else None
         self._start_pts = s.start_time                  # None when the container omits it
-        self._last_orientation = Orientation()
+        self._orientation: Orientation | None = None   # read once, from the first frame
         self._fps = self._guess_fps()
         try:
             first = self._read_next()
@@ -302,7 +302,6 @@ class VideoFileSource(FrameSource):
             self._release_container()
             reason = f" ({self.stopped_reason})" if self.stopped_reason else ""
             raise InputError(f"{self.path}: no video frame could be decoded{reason}")
-        self._orientation = self._last_orientation
         self._size_hw = first.size_hw
         self._pending = first
 
@@ -424,11 +423,10 @@ class VideoFileSource(FrameSource):
         # The display matrix is stream metadata: read it from the first frame only. Reading
         # frame.side_data on every frame (PyAV 18) makes a reference cycle that keeps each
         # decoded frame alive until the garbage collector runs: RSS grew by hundreds of MB.
-        orientation = getattr(self, "_stream_orientation", None)
+        orientation = self._orientation
         if orientation is None:
             orientation = Orientation.from_frame(vf) if self.config.apply_rotation else Orientation()
-            self._stream_orientation = orientation
-        self._last_orientation = orientation
+            self._orientation = orientation
         try:
             image = vf.to_ndarray(format="bgr24")
         except AV_ERROR as e:
