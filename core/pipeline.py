@@ -481,9 +481,7 @@ class PosePipeline:
             return est
         att = getattr(est, "attention", None)
         if att is not None:
-            att = dataclasses.replace(att, weights=att.weights[:, keep], centers=att.centers[keep],
-                                      scales=att.scales[keep],
-                                      keypoint_tokens=att.keypoint_tokens[keep])
+            att = att.select(keep)
         return dataclasses.replace(est, boxes=est.boxes[keep], keypoints=est.keypoints[keep],
                                    scores=est.scores[keep], attention=att)
 

@@ -1,11 +1,12 @@
-"""Loading and saving TransPose weights, with one clear error per bad file.
+"""Loading and saving TransPose and TFPose weights, with one clear error per bad file.
 
 Accepted files (always read with torch.load(weights_only=True)):
   * an official release file: a bare state_dict; the variant is detected from keys and
     shapes alone;
   * the common wrappers: {"state_dict": ...}, {"model": ...}, keys prefixed "module.";
   * our own checkpoints, which carry their configuration: {"format": "transpose-studio",
-    "config": {...}, "state_dict": {...}}, so custom models load with no extra flags.
+    "arch": "transpose" | "tfpose", "config": {...}, "state_dict": {...}}, so custom
+    models, TFPose included, load with no extra flags.
 """
 from __future__ import annotations
 
@@ -21,7 +22,11 @@ import torch
 
 from ..errors import CheckpointError
 from .config import OFFICIAL_CONFIGS, TransPoseConfig
+from .tfpose import TFPose, TFPoseConfig
 from .transpose import TransPose, build_model
+
+ARCHS = ("transpose", "tfpose")
+PoseNetwork = TransPose | TFPose
 
 FORMAT = "transpose-studio"
 FORMAT_VERSION = 1
@@ -31,8 +36,8 @@ FORMAT_VERSION = 1
 class LoadedWeights:
     """A model ready for inference and where it came from."""
 
-    model: TransPose
-    config: TransPoseConfig
+    model: TransPose | TFPose
+    config: TransPoseConfig | TFPoseConfig
     source: str                 # the path (or zoo name) the user gave
     variant: str                # official variant name, or the config's name
     meta: dict[str, Any] = field(default_factory=dict)
@@ -69,13 +74,18 @@ def _read(path: Path) -> Any:
 
 
 def _unwrap(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None,
-                                            dict[str, Any]]:
-    """-> (state_dict, our config dict or None, meta)."""
+                                            dict[str, Any], str]:
+    """-> (state_dict, our config dict or None, meta, architecture)."""
     config = None
     meta: dict[str, Any] = {}
+    arch = "transpose"
     if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
         config = obj.get("config")
         meta = dict(obj.get("meta") or {})
+        arch = str(obj.get("arch") or "transpose")
+        if arch not in ARCHS:
+            raise CheckpointError(f"{path}: unknown architecture {arch!r} (this version reads "
+                                  f"{', '.join(ARCHS)}); is it from a newer TransPose Studio?")
         obj = obj.get("state_dict")
     elif isinstance(obj, Mapping):
         for key in ("state_dict", "model", "model_state_dict", "net"):
@@ -92,7 +102,7 @@ def _unwrap(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
         raise CheckpointError(f"{path}: the state_dict has non-tensor entries, e.g. {bad}")
     if all(k.startswith("module.") for k in tensors):
         tensors = {k[len("module."):]: v for k, v in tensors.items()}
-    return tensors, config, meta
+    return tensors, config, meta, arch
 
 
 def _count_layers(sd: Mapping[str, torch.Tensor]) -> int:
@@ -102,6 +112,10 @@ def _count_layers(sd: Mapping[str, torch.Tensor]) -> int:
 
 def infer_config(sd: Mapping[str, torch.Tensor], path: Path | str = "<state_dict>") -> TransPoseConfig:
     """Recognise an official TransPose variant from keys and shapes alone."""
+    if any(k.startswith("decoder.0.") for k in sd) and "initial_coords" in sd:
+        raise CheckpointError(f"{path}: a bare TFPose state_dict; TFPose weights must carry "
+                              f"their configuration (save them with "
+                              f"core.models.save_checkpoint, as main.py train does)")
     n_layers = _count_layers(sd)
     ffn_key = "global_encoder.layers.0.linear1.weight"
     if n_layers == 0 or ffn_key not in sd:
@@ -129,7 +143,7 @@ def infer_config(sd: Mapping[str, torch.Tensor], path: Path | str = "<state_dict
         f"core.models.save_checkpoint so the file describes itself")
 
 
-def _check_keys(model: TransPose, sd: Mapping[str, torch.Tensor], path: Path | str) -> None:
+def _check_keys(model: PoseNetwork, sd: Mapping[str, torch.Tensor], path: Path | str) -> None:
     """Strict comparison with a readable report of the first differences."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in sd]
@@ -147,7 +161,7 @@ def _check_keys(model: TransPose, sd: Mapping[str, torch.Tensor], path: Path | s
     raise CheckpointError(f"{path}: does not fit {model.config.name}: " + "; ".join(parts))
 
 
-def load_state_dict_strict(model: TransPose, sd: Mapping[str, torch.Tensor],
+def load_state_dict_strict(model: PoseNetwork, sd: Mapping[str, torch.Tensor],
                            path: Path | str = "<state_dict>") -> None:
     _check_keys(model, sd, path)
     model.load_state_dict(sd, strict=True)
@@ -161,25 +175,33 @@ def load_weights(weights: str | os.PathLike, *, progress: bool = True) -> Loaded
     if not path.exists() and zoo.is_zoo_name(source):
         path = zoo.fetch_zoo_weights(source, progress=progress)
     obj = _read(path)
-    sd, config_dict, meta = _unwrap(obj, path)
+    sd, config_dict, meta, arch = _unwrap(obj, path)
+    cfg: TransPoseConfig | TFPoseConfig
     if config_dict is not None:
+        config_cls = TFPoseConfig if arch == "tfpose" else TransPoseConfig
         try:
-            cfg = TransPoseConfig.from_dict(dict(config_dict))
+            cfg = config_cls.from_dict(dict(config_dict))
         except (TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: its configuration is invalid: {e}") from None
     else:
         cfg = infer_config(sd, path)
-    model = build_model(cfg)
+    model = build_network(cfg)
     load_state_dict_strict(model, sd, path)
     model.eval()
     return LoadedWeights(model=model, config=cfg, source=source, variant=cfg.name, meta=meta)
 
 
-def save_checkpoint(model: TransPose, path: str | os.PathLike, meta: dict[str, Any] | None = None
-                    ) -> Path:
-    """Write a self-describing checkpoint (config + weights), atomically."""
+def build_network(config: TransPoseConfig | TFPoseConfig) -> PoseNetwork:
+    """A TransPose or a TFPose, whichever the config describes."""
+    return TFPose(config) if isinstance(config, TFPoseConfig) else build_model(config)
+
+
+def save_checkpoint(model: PoseNetwork, path: str | os.PathLike,
+                    meta: dict[str, Any] | None = None) -> Path:
+    """Write a self-describing checkpoint (architecture + config + weights), atomically."""
     path = Path(path)
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": "transpose",
+    arch = "tfpose" if isinstance(model, TFPose) else "transpose"
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": arch,
                "config": model.config.to_dict(), "state_dict": model.state_dict(),
                "meta": dict(meta or {})}
     tmp = path.with_name(path.name + ".tmp")

@@ -7,6 +7,7 @@ affected area (which positions depend on it). Paper: Yang et al., ICCV 2021, Sec
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -41,6 +42,12 @@ class AttentionMaps:
     def head_mean(self, layer: int = -1) -> np.ndarray:
         """(people, T, T) attention of one layer, averaged over heads."""
         return self.weights[layer].mean(axis=1)
+
+    def select(self, keep: np.ndarray) -> "AttentionMaps":
+        """The same maps for a subset of the people (e.g. after pose NMS)."""
+        return dataclasses.replace(self, weights=self.weights[:, keep], centers=self.centers[keep],
+                                   scales=self.scales[keep],
+                                   keypoint_tokens=self.keypoint_tokens[keep])
 
     def _layer(self, layer: int, head: int | None) -> np.ndarray:
         w = self.weights[layer]

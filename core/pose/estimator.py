@@ -1,4 +1,9 @@
-"""TransPoseEstimator: a callable model, image and person boxes in, keypoints out."""
+"""Top-down estimators: a callable model, image and person boxes in, keypoints out.
+
+``TransPoseEstimator`` decodes heatmaps (DARK), ``TFPoseEstimator`` reads the regressed
+coordinates; both share the cropping, batching, flip test and device handling of
+``TopDownEstimator``. ``create_estimator`` picks the right one for a loaded checkpoint.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -10,9 +15,12 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..keypoints import flip_permutation
 from ..models import LoadedWeights, TransPose, load_weights
+from ..models.tfpose import TFPose
 from .attention import AttentionMaps, tokens_from_heatmap_coords
-from .postprocess import decode_heatmaps, flip_back
+from .decoder_attention import DecoderAttention
+from .postprocess import decode_heatmaps, flip_back, heatmap_to_image
 from .preprocess import box_to_center_scale, crop_person, to_input_tensor
 
 
@@ -33,8 +41,8 @@ class PoseEstimate:
 
     boxes: np.ndarray              # (N, 4) x, y, w, h
     keypoints: np.ndarray          # (N, K, 2)
-    scores: np.ndarray             # (N, K) heatmap maxima
-    attention: AttentionMaps | None = None
+    scores: np.ndarray             # (N, K) heatmap maxima (TransPose), score head (TFPose)
+    attention: AttentionMaps | DecoderAttention | None = None   # the model's explanation
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -77,16 +85,19 @@ def validate_boxes(boxes: np.ndarray | Sequence[Sequence[float]] | None,
     return b
 
 
-class TransPoseEstimator:
-    """Top-down TransPose: crop each person box, run the network, decode keypoints.
+class TopDownEstimator:
+    """What every top-down network estimator shares: crop each person box, run the
+    network in batches (with mirrored copies when flip_test is on), map back to the image.
 
     Call with an HxWx3 uint8 image (BGR by default, see EstimatorConfig.color) and person
-    boxes (x, y, w, h); get a PoseEstimate. All crops of a call go through the network in
-    batches (with their mirrored copies when flip_test is on).
+    boxes (x, y, w, h); get a PoseEstimate. Subclasses implement ``_infer`` (network on a
+    batch of normalised crops) and ``_finish`` (one image's people from its slice).
     """
 
-    def __init__(self, model: TransPose | LoadedWeights, config: EstimatorConfig = EstimatorConfig(),
-                 weights_name: str = "") -> None:
+    kind = "model"
+
+    def __init__(self, model: torch.nn.Module | LoadedWeights,
+                 config: EstimatorConfig = EstimatorConfig(), weights_name: str = "") -> None:
         if isinstance(model, LoadedWeights):
             weights_name = weights_name or model.source
             model = model.model
@@ -104,8 +115,8 @@ class TransPoseEstimator:
 
     @classmethod
     def from_weights(cls, weights: str | os.PathLike, config: EstimatorConfig = EstimatorConfig(),
-                     progress: bool = True) -> "TransPoseEstimator":
-        return cls(load_weights(weights, progress=progress), config)
+                     progress: bool = True) -> "TopDownEstimator":
+        return create_estimator(load_weights(weights, progress=progress), config)
 
     @property
     def variant(self) -> str:
@@ -116,18 +127,65 @@ class TransPoseEstimator:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
+    def _batches(self, inputs: torch.Tensor):
+        """(batch on the device, with its mirrored copy appended when flip_test is on)."""
+        bs = max(1, self.config.batch_size)
+        for i in range(0, len(inputs), bs):
+            x = inputs[i:i + bs].to(self.device, non_blocking=True)
+            yield torch.cat([x, x.flip(3)]) if self.config.flip_test else x
+
+    def _infer(self, inputs: torch.Tensor, explain: bool) -> Any:
+        raise NotImplementedError
+
+    def _finish(self, b: np.ndarray, centers: np.ndarray, scales: np.ndarray, result: Any,
+                people: slice) -> PoseEstimate:
+        raise NotImplementedError
+
+    def _prepare(self, image: np.ndarray, boxes: Any) -> tuple[np.ndarray, ...]:
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+            raise InputError("image must be an HxWx3 uint8 array")
+        rgb = image[..., ::-1] if self.config.color == "bgr" else image
+        b = validate_boxes(boxes, image.shape[:2])
+        size = self.model_config.input_size
+        cs = [box_to_center_scale(box, size) for box in b]
+        centers = np.array([c for c, _ in cs], dtype=np.float32).reshape(-1, 2)
+        scales = np.array([s for _, s in cs], dtype=np.float32).reshape(-1, 2)
+        crops = np.stack([crop_person(rgb, c, s, size) for c, s in cs]) if len(b) else \
+            np.zeros((0, size[1], size[0], 3), np.uint8)
+        return b, centers, scales, crops
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
+                 *, attention: bool = False) -> PoseEstimate:
+        return self.predict_many([(image, boxes)], attention=attention)[0]
+
+    def predict_many(self, requests: Sequence[tuple[np.ndarray, Any]], *, attention: bool = False
+                     ) -> list[PoseEstimate]:
+        """Several images (each with its boxes) through the network in shared batches.
+        attention=True adds the model's explanation to each PoseEstimate."""
+        prepared = [self._prepare(image, boxes) for image, boxes in requests]
+        crops = np.concatenate([p[3] for p in prepared]) if prepared else None
+        result = self._infer(to_input_tensor(crops), explain=attention and len(crops) > 0)
+        out, start = [], 0
+        for b, centers, scales, _ in prepared:
+            end = start + len(b)
+            out.append(self._finish(b, centers, scales, result, slice(start, end)))
+            start = end
+        return out
+
+
+class TransPoseEstimator(TopDownEstimator):
+    """Top-down TransPose: heatmaps (flip-averaged), DARK decoding, encoder attention."""
+
+    kind = "TransPose"
+
     @torch.inference_mode()
     def heatmaps(self, inputs: torch.Tensor, attention: bool = False
                  ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Network on (N, 3, H, W) normalised crops -> flip-averaged heatmaps (float32, CPU),
         plus per-layer attention of the unflipped crops when asked."""
         outs, atts = [], []
-        bs = max(1, self.config.batch_size)
-        for i in range(0, len(inputs), bs):
-            x = inputs[i:i + bs].to(self.device, non_blocking=True)
+        for x in self._batches(inputs):
             with self._autocast():
-                if self.config.flip_test:
-                    x = torch.cat([x, x.flip(3)])
                 if attention:
                     hm, att = self.model.forward_with_attention(x)
                     atts.append([a[: len(a) // (2 if self.config.flip_test else 1)].float().cpu()
@@ -144,21 +202,15 @@ class TransPoseEstimator:
         layers = [torch.cat([a[j] for a in atts]) for j in range(len(atts[0]))] if atts else []
         return heatmaps, layers
 
-    def _prepare(self, image: np.ndarray, boxes: Any) -> tuple[np.ndarray, ...]:
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-            raise InputError("image must be an HxWx3 uint8 array")
-        rgb = image[..., ::-1] if self.config.color == "bgr" else image
-        b = validate_boxes(boxes, image.shape[:2])
-        size = self.model_config.input_size
-        cs = [box_to_center_scale(box, size) for box in b]
-        centers = np.array([c for c, _ in cs], dtype=np.float32).reshape(-1, 2)
-        scales = np.array([s for _, s in cs], dtype=np.float32).reshape(-1, 2)
-        crops = np.stack([crop_person(rgb, c, s, size) for c, s in cs]) if len(b) else \
-            np.zeros((0, size[1], size[0], 3), np.uint8)
-        return b, centers, scales, crops
+    def _infer(self, inputs: torch.Tensor, explain: bool
+               ) -> tuple[np.ndarray, list[torch.Tensor]]:
+        hm, att = self.heatmaps(inputs, attention=explain)
+        return hm.numpy(), att
 
     def _finish(self, b: np.ndarray, centers: np.ndarray, scales: np.ndarray,
-                hm: np.ndarray, att: list[torch.Tensor]) -> PoseEstimate:
+                result: tuple[np.ndarray, list[torch.Tensor]], people: slice) -> PoseEstimate:
+        hm = result[0][people]
+        att = [a[people] for a in result[1]]
         coords, scores, coords_hm = decode_heatmaps(hm, centers, scales, self.config.refine)
         maps = None
         if att:
@@ -171,21 +223,72 @@ class TransPoseEstimator:
         return PoseEstimate(boxes=b, keypoints=coords.astype(np.float32),
                             scores=scores.astype(np.float32), attention=maps)
 
-    def __call__(self, image: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
-                 *, attention: bool = False) -> PoseEstimate:
-        return self.predict_many([(image, boxes)], attention=attention)[0]
 
-    def predict_many(self, requests: Sequence[tuple[np.ndarray, Any]], *, attention: bool = False
-                     ) -> list[PoseEstimate]:
-        """Several images (each with its boxes) through the network in shared batches."""
-        prepared = [self._prepare(image, boxes) for image, boxes in requests]
-        crops = np.concatenate([p[3] for p in prepared]) if prepared else None
-        hm, att = self.heatmaps(to_input_tensor(crops), attention=attention and len(crops) > 0)
-        hm = hm.numpy()
-        out, start = [], 0
-        for b, centers, scales, _ in prepared:
-            end = start + len(b)
-            out.append(self._finish(b, centers, scales, hm[start:end],
-                                    [a[start:end] for a in att]))
-            start = end
-        return out
+class TFPoseEstimator(TopDownEstimator):
+    """Top-down TFPose: regressed coordinates and the score head, flip-averaged; the
+    explanation is the decoder's attention (core.pose.decoder_attention)."""
+
+    kind = "TFPose"
+
+    @torch.inference_mode()
+    def _infer(self, inputs: torch.Tensor, explain: bool) -> dict[str, np.ndarray]:
+        k = self.model_config.num_joints
+        perm = flip_permutation(k)
+        coords, scores, joint_w, points, weights = [], [], [], [], []
+        for x in self._batches(inputs):
+            with self._autocast():
+                out = self.model.run(x, explain=explain)
+            c, s = out.coords[-1].float(), out.scores.float()
+            if self.config.flip_test:      # mirror back: u -> 1 - u, left <-> right
+                n = len(c) // 2
+                cf = c[n:, perm]
+                cf = torch.stack([1 - cf[..., 0], cf[..., 1]], -1)
+                c, s = (c[:n] + cf) * 0.5, (s[:n] + s[n:, perm]) * 0.5
+            coords.append(c.cpu())
+            scores.append(s.cpu())
+            if explain:
+                n = len(c)
+                joint_w.append(torch.stack([a[:n].float() for a in out.joint_attention]).cpu())
+                points.append(torch.stack([p.locations[:n].float() for p in out.sampling]).cpu())
+                weights.append(torch.stack([p.weights[:n].float() for p in out.sampling]).cpu())
+        if not coords:
+            return {"coords": np.zeros((0, k, 2), np.float32),
+                    "scores": np.zeros((0, k), np.float32)}
+        result = {"coords": torch.cat(coords).numpy(), "scores": torch.cat(scores).numpy()}
+        if explain:
+            result["joint_weights"] = torch.cat(joint_w, 1).numpy()
+            result["sample_points"] = torch.cat(points, 1).numpy()
+            result["sample_weights"] = torch.cat(weights, 1).numpy()
+        return result
+
+    def _to_image(self, uv: np.ndarray, centers: np.ndarray, scales: np.ndarray) -> np.ndarray:
+        """(u, v) in [0, 1] of each person's crop, shape (N, ..., 2) -> image pixels."""
+        w, h = self.model_config.input_size
+        px = uv.astype(np.float64) * (w, h) - 0.5            # input pixels, centres at integers
+        if px.size == 0:
+            return px
+        flat = px.reshape(len(px), -1, 2)
+        return heatmap_to_image(flat, centers, scales, (w, h)).reshape(px.shape)
+
+    def _finish(self, b: np.ndarray, centers: np.ndarray, scales: np.ndarray,
+                result: dict[str, np.ndarray], people: slice) -> PoseEstimate:
+        coords = self._to_image(result["coords"][people], centers, scales)
+        explanation = None
+        if "joint_weights" in result:
+            # sampling locations (layers, N, K, heads, levels, points, 2) -> image pixels
+            pts = np.stack([self._to_image(p, centers, scales)
+                            for p in result["sample_points"][:, people]])
+            explanation = DecoderAttention(
+                joint_weights=result["joint_weights"][:, people],
+                sample_points=pts.astype(np.float32),
+                sample_weights=result["sample_weights"][:, people])
+        return PoseEstimate(boxes=b, keypoints=coords.astype(np.float32),
+                            scores=result["scores"][people].astype(np.float32),
+                            attention=explanation)
+
+
+def create_estimator(loaded: LoadedWeights, config: EstimatorConfig = EstimatorConfig()
+                     ) -> TopDownEstimator:
+    """The estimator for a loaded checkpoint: TransPose or TFPose."""
+    cls = TFPoseEstimator if isinstance(loaded.model, TFPose) else TransPoseEstimator
+    return cls(loaded, config)
