@@ -67,3 +67,36 @@ def draw_pose_frame(image: np.ndarray, frame, threshold: float = 0.3,
         draw_skeleton(image, person.keypoints, scores, threshold, label=f"#{person.track_id}",
                       box=person.box if show_boxes else None)
     return image
+
+
+def draw_decoder_attention(image: np.ndarray, explanation, person: int, keypoint: int,
+                           keypoints: np.ndarray, layer: int = -1,
+                           max_points: int = 48) -> np.ndarray:
+    """TFPose's explanation of one keypoint, in place (explanation: DecoderAttention).
+
+    Lines from the keypoint to every joint its query attended to (query-to-query
+    attention, thickness and brightness by weight), and the query's deformable sampling
+    points in the image (the strongest `max_points`, radius and colour by weight)."""
+    thick = max(2, round(max(image.shape[:2]) / 400))
+    kp = np.asarray(keypoints, np.float64)
+    deps = explanation.joint_dependencies(person, layer)[keypoint]
+    if np.isfinite(kp[keypoint]).all():
+        top = deps.max() or 1.0
+        origin = tuple(int(round(v)) for v in kp[keypoint])
+        for j in np.argsort(deps):
+            if j == keypoint or not np.isfinite(kp[j]).all() or deps[j] < 0.1 * top:
+                continue
+            r = float(deps[j] / top)
+            cv2.line(image, origin, tuple(int(round(v)) for v in kp[j]),
+                     (int(255 * r), int(255 * r), 255), max(1, round(thick * 2 * r)), cv2.LINE_AA)
+    pts, w = explanation.sampling(person, keypoint, layer)
+    order = np.argsort(w)[::-1][:max_points][::-1]           # strongest drawn last, on top
+    top = float(w[order].max()) if len(order) else 1.0
+    colors = cv2.applyColorMap((np.clip(w[order] / top, 0, 1) * 255).astype(np.uint8)[:, None],
+                               cv2.COLORMAP_JET)[:, 0]
+    for (x, y), wi, c in zip(pts[order], w[order], colors):
+        if np.isfinite([x, y]).all():
+            cv2.circle(image, (int(round(x)), int(round(y))),
+                       max(2, round(thick * (1 + 3 * wi / top))), tuple(int(v) for v in c), -1,
+                       cv2.LINE_AA)
+    return image

@@ -311,6 +311,15 @@ def test_dataset_is_deterministic_per_seed_epoch_index():
     b = ds[1]
     assert all(torch.equal(u, v) for u, v in zip(a, b))
     assert a[0].shape == (3, 64, 48) and a[1].shape == (17, 16, 12) and a[2].shape == (17,)
+    # joints as (u, v) in [0, 1] of the crop: the Gaussian peaks sit at u * W - 0.5 input
+    # pixels, mapped to the heatmap as the official crop matrices do
+    from core.training.objectives import input_to_heatmap
+    assert a[3].shape == (17, 2)
+    on = a[2] > 0
+    peak = a[1].flatten(1).argmax(1)
+    px = torch.stack([peak % 12, peak // 12], 1).float()
+    expect = input_to_heatmap(a[3] * torch.tensor([48.0, 64.0]) - 0.5, INPUT)
+    assert on.any() and ((px[on] - expect[on]).abs() <= 0.5 + 1e-4).all()
     ds.set_epoch(1)
     c = ds[1]
     assert not torch.equal(a[0], c[0])
@@ -330,7 +339,7 @@ def test_a_few_steps_lower_the_loss_on_real_samples(one_thread):
     torch.manual_seed(0)
     people = _fixture_people()
     ds = PoseTrainDataset(people, INPUT, 1.0, NO_AUGMENT)
-    x, y, w = (torch.stack(t) for t in zip(*[ds[i] for i in range(len(ds))]))
+    x, y, w, _ = (torch.stack(t) for t in zip(*[ds[i] for i in range(len(ds))]))
     from core.models import build_model
     model = build_model(get_train_config(MICRO))
     init_weights(model)

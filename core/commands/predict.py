@@ -10,15 +10,17 @@ from ..errors import InputError
 from ..io_utils import atomic_write_image, atomic_write_json, read_image
 from ..keypoints import COCO_KEYPOINT_NAMES, keypoint_index
 from ..models.checkpoint import load_weights
-from ..pose.estimator import EstimatorConfig, PoseEstimate, TransPoseEstimator, validate_boxes
-from ..visualization import blend_heatmap, draw_skeleton
+from ..pose.attention import AttentionMaps
+from ..pose.estimator import EstimatorConfig, PoseEstimate, create_estimator, validate_boxes
+from ..visualization import blend_heatmap, draw_decoder_attention, draw_skeleton
 from .common import default_weights, log
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="image file (any format OpenCV reads)")
-    p.add_argument("--weights", help="TransPose checkpoint (.pth) or model-zoo name "
-                   "(tp-r-a3, tp-r-a4, tp-h-s, tp-h-a4, tp-h-a6); default: the shipped model")
+    p.add_argument("--weights", help="TransPose or TFPose checkpoint (.pth) or a TransPose "
+                   "model-zoo name (tp-r-a3, tp-r-a4, tp-h-s, tp-h-a4, tp-h-a6); default: the "
+                   "shipped model")
     p.add_argument("--box", nargs=4, type=float, action="append", metavar=("X", "Y", "W", "H"),
                    help="person box in image pixels (repeat for several people); "
                    "default: the whole image")
@@ -29,8 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="OUT.json", help="write the keypoints as JSON")
     p.add_argument("--draw", metavar="OUT.png", help="write the image with skeletons drawn")
     p.add_argument("--attention", metavar="KEYPOINT",
-                   help="with --draw: blend the dependency area of this keypoint "
-                   "(name like left_wrist, or index) over the image")
+                   help="with --draw: explain this keypoint (name like left_wrist, or "
+                   "index): TransPose blends its dependency area over the image; TFPose draws "
+                   "its query's sampling points and its dependencies on the other joints")
     p.add_argument("--threshold", type=float, default=0.0,
                    help="with --draw: hide keypoints scoring below this")
 
@@ -65,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
     weights = args.weights or default_weights()
     log(f"loading {weights}")
     loaded = load_weights(weights)
-    estimator = TransPoseEstimator(loaded, EstimatorConfig(device=args.device, flip_test=args.flip,
-                                                           refine=args.refine))
-    log(f"model {loaded.variant} on {estimator.device}")
+    estimator = create_estimator(loaded, EstimatorConfig(device=args.device, flip_test=args.flip,
+                                                         refine=args.refine))
+    log(f"model {estimator.kind} {loaded.variant} on {estimator.device}")
     est = estimator(image, args.box, attention=attention_kp is not None)
     print_table(est)
     if args.json:
@@ -75,12 +78,15 @@ def run(args: argparse.Namespace) -> int:
         log(f"wrote {args.json}")
     if args.draw:
         canvas = image.copy()
-        if attention_kp is not None and est.attention is not None:
+        if attention_kp is not None and isinstance(est.attention, AttentionMaps):
             heat = np.zeros(image.shape[:2], np.float32)
             for i in range(len(est)):
                 area = est.attention.dependency_area(i, attention_kp)
                 heat = np.maximum(heat, est.attention.to_image(area, i, image.shape[:2]))
             blend_heatmap(canvas, heat)
+        elif attention_kp is not None and est.attention is not None:      # TFPose
+            for i in range(len(est)):
+                draw_decoder_attention(canvas, est.attention, i, attention_kp, est.keypoints[i])
         for i in range(len(est)):
             draw_skeleton(canvas, est.keypoints[i], est.scores[i], args.threshold,
                           box=est.boxes[i] if args.box else None)

@@ -36,13 +36,15 @@ class _PairAction(argparse.Action):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..models.tfpose import TFPOSE_CONFIGS
     from ..training.configs import DEFAULT_TRAIN_CONFIG, TRAIN_CONFIGS
     p.add_argument("--out", required=True, metavar="DIR",
                    help="output folder: model.pth (the exported model), best.pth, last.pth, "
                    "last.ckpt (resume state), history.json, run.json, labels.json")
     p.add_argument("--config", default=DEFAULT_TRAIN_CONFIG, metavar="NAME",
-                   help=f"model configuration: {', '.join(TRAIN_CONFIGS)} or an official "
-                   f"variant (tp-r-a3 ...); default {DEFAULT_TRAIN_CONFIG}")
+                   help=f"model configuration: TransPose {', '.join(TRAIN_CONFIGS)} or an "
+                   f"official variant (tp-r-a3 ...), or TFPose {', '.join(TFPOSE_CONFIGS)}; "
+                   f"default {DEFAULT_TRAIN_CONFIG}")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")

@@ -13,7 +13,8 @@ Specs (case-insensitive names):
   (movenet_thunder.onnx from resources/models or ../shared/models), run with onnxruntime;
   a ``.onnx`` path: that MoveNet SinglePose model (core/pose/movenet.py);
 * a TransPose model-zoo name (``tp-r-a3``, ``tp-r-a4``, ``tp-h-s``, ``tp-h-a4``,
-  ``tp-h-a6``; downloaded on first use) or a TransPose checkpoint path (``.pth``).
+  ``tp-h-a6``; downloaded on first use) or a checkpoint path (``.pth``): TransPose or
+  TFPose, recognised from the file.
 
 The description always names the backend, the weights and where it runs, e.g.
 "TransPose tp-r-a3 (resources/models/tp_r_a3.pth, shipped) on cpu" or
@@ -105,12 +106,12 @@ def _movenet(model_path: str | None, device: str, color: str) -> tuple[PoseBacke
 def _transpose(weights: str | os.PathLike, device: str, how: str, *, flip_test: bool,
                refine: str, precision: str, color: str, progress: bool
                ) -> tuple[PoseBackend, str]:
-    from .estimator import EstimatorConfig, TransPoseEstimator
+    from .estimator import EstimatorConfig, TopDownEstimator
     config = EstimatorConfig(device=device, precision=precision, flip_test=flip_test,
                              refine=refine, color=color)
-    backend = TransPoseEstimator.from_weights(weights, config, progress=progress)
+    backend = TopDownEstimator.from_weights(weights, config, progress=progress)
     where = _shown(weights) + (f", {how}" if how else "")
-    return backend, f"TransPose {backend.variant} ({where}) on {backend.device}"
+    return backend, f"{backend.kind} {backend.variant} ({where}) on {backend.device}"
 
 
 def create_pose_backend(spec: str = "auto", device: str = "auto", *, flip_test: bool = True,

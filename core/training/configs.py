@@ -17,6 +17,7 @@ import argparse
 import time
 
 from ..models.config import OFFICIAL_CONFIGS, TransPoseConfig, normalise_name
+from ..models.tfpose import TFPOSE_CONFIGS, TFPoseConfig
 
 TRAIN_CONFIGS: dict[str, TransPoseConfig] = {
     # 96x128 input, 12x16 = 192 tokens, 24x32 heatmaps.
@@ -42,33 +43,38 @@ TRAIN_CONFIGS: dict[str, TransPoseConfig] = {
 DEFAULT_TRAIN_CONFIG = "tp-r-tiny"
 
 
-def get_train_config(name: str) -> TransPoseConfig:
-    """A training config by name: ours (above) or an official variant."""
+def get_train_config(name: str) -> TransPoseConfig | TFPoseConfig:
+    """A training config by name: ours (above), an official TransPose variant, or a TFPose
+    config (core.models.tfpose.TFPOSE_CONFIGS)."""
     key = normalise_name(name)
-    if key in TRAIN_CONFIGS:
-        return TRAIN_CONFIGS[key]
-    if key in OFFICIAL_CONFIGS:
-        return OFFICIAL_CONFIGS[key]
+    for table in (TRAIN_CONFIGS, OFFICIAL_CONFIGS, TFPOSE_CONFIGS):
+        if key in table:
+            return table[key]
     from ..errors import InputError
     raise InputError(f"unknown model config {name!r}; choose one of "
-                     f"{', '.join([*TRAIN_CONFIGS, *OFFICIAL_CONFIGS])}")
+                     f"{', '.join([*TRAIN_CONFIGS, *OFFICIAL_CONFIGS, *TFPOSE_CONFIGS])}")
 
 
-def measure_step(config: TransPoseConfig, batch_size: int = 32, steps: int = 5,
+def measure_step(config: TransPoseConfig | TFPoseConfig, batch_size: int = 32, steps: int = 5,
                  warmup: int = 2, device: str = "cpu") -> dict[str, float]:
-    """Seconds per image of one training step (forward, MSE loss, backward, AdamW)."""
+    """Seconds per image of one training step (forward, the architecture's loss, backward,
+    AdamW), on random inputs."""
     import torch
-    from ..models import build_model
-    model = build_model(config).to(device).train()
+    from ..models import build_network
+    from .objectives import objective_for
+    model = build_network(config).to(device).train()
+    objective = objective_for(model)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     w, h = config.input_size
     x = torch.randn(batch_size, 3, h, w, device=device)
     hw, hh = config.heatmap_size
     y = torch.rand(batch_size, config.num_joints, hh, hw, device=device)
+    wt = torch.ones(batch_size, config.num_joints, device=device)
+    uv = torch.rand(batch_size, config.num_joints, 2, device=device)
     times = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
-        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss = objective(model, x, y, wt, uv).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -84,7 +90,8 @@ def measure_step(config: TransPoseConfig, batch_size: int = 32, steps: int = 5,
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="measure the training cost of configs")
-    p.add_argument("names", nargs="*", default=[n for n in TRAIN_CONFIGS if n != "tp-r-micro"])
+    p.add_argument("names", nargs="*",
+                   default=[n for n in [*TRAIN_CONFIGS, *TFPOSE_CONFIGS] if "micro" not in n])
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--device", default="cpu")

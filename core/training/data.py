@@ -1,4 +1,5 @@
-"""The training Dataset: person -> (input (3, H, W), target heatmaps (K, H/4, W/4), weights (K,)).
+"""The training Dataset: person -> (input (3, H, W), target heatmaps (K, H/4, W/4), weights (K,),
+joints (K, 2) in [0, 1] of the crop).
 
 One sample, in the official TransPose/HRNet order (``render_sample``):
 
@@ -133,10 +134,15 @@ class PoseTrainDataset(Dataset):
         return render_sample(read_bgr(p.image_path), p.box, p.joints, p.weights,
                              self.input_size, self.heatmap_size, self.sigma, self.augment, rng)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(input (3, H, W), target heatmaps (K, H/4, W/4), weights (K,), joints (K, 2) as
+        (u, v) in [0, 1] of the crop with u = (x + 0.5) / W: TFPose's regression target)."""
         s = self.sample(index)
+        uv = (s.joints_input + 0.5) / np.asarray(self.input_size, np.float64)
+        uv = np.nan_to_num(uv, nan=0.5, posinf=0.5, neginf=0.5).astype(np.float32)
         return (torch.from_numpy(normalise(s.crop_rgb)), torch.from_numpy(s.target),
-                torch.from_numpy(s.target_weight))
+                torch.from_numpy(s.target_weight), torch.from_numpy(uv))
 
 
 def worker_init(worker_id: int) -> None:

@@ -1,4 +1,5 @@
-"""Training loop: AdamW + warmup/cosine, weighted heatmap MSE, checkpoints, resume, history.
+"""Training loop: AdamW + warmup/cosine, checkpoints, resume, history; TransPose (weighted
+heatmap MSE) or TFPose (coordinate L1 + auxiliary heatmaps + scores), see objectives.py.
 
 Files written to ``TrainConfig.out`` (all atomically, through a temporary file):
 
@@ -36,8 +37,9 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..models import TransPose, TransPoseConfig, build_model, save_checkpoint
+from ..models import TFPoseConfig, TransPoseConfig, build_network, save_checkpoint
 from .configs import DEFAULT_TRAIN_CONFIG, get_train_config
+from .objectives import JointsMSELoss, objective_for
 from .data import (PoseTrainDataset, TrainPerson, prepare_parent_for_workers, split_people,
                    worker_init)
 from .transforms import NO_AUGMENT, AugmentConfig
@@ -48,9 +50,9 @@ STATE_FORMAT = "transpose-studio-train"
 @dataclass
 class TrainConfig:
     out: str
-    model: str | TransPoseConfig = DEFAULT_TRAIN_CONFIG   # a name (configs.TRAIN_CONFIGS,
-                                               # OFFICIAL_CONFIGS) or a TransPoseConfig
-    model_overrides: dict[str, Any] = field(default_factory=dict)   # TransPoseConfig fields
+    model: str | TransPoseConfig | TFPoseConfig = DEFAULT_TRAIN_CONFIG   # a name
+                                               # (configs.TRAIN_CONFIGS, OFFICIAL_CONFIGS) or a config
+    model_overrides: dict[str, Any] = field(default_factory=dict)   # config fields
     epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3                          # peak learning rate (AdamW)
@@ -71,8 +73,8 @@ class TrainConfig:
     progress: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
-    def model_config(self) -> TransPoseConfig:
-        cfg = self.model if isinstance(self.model, TransPoseConfig) else \
+    def model_config(self) -> TransPoseConfig | TFPoseConfig:
+        cfg = self.model if isinstance(self.model, (TransPoseConfig, TFPoseConfig)) else \
             get_train_config(self.model)
         if self.model_overrides:
             try:
@@ -98,23 +100,13 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------------------- pieces
-class JointsMSELoss(nn.Module):
-    """The official JointsMSELoss with use_target_weight: for each joint
-    0.5 * MSE(pred * w, gt * w), averaged over joints (computed in float32)."""
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
-                ) -> torch.Tensor:
-        w = weight.float()[..., None, None]
-        return 0.5 * ((pred.float() - target.float()) * w).pow(2).mean()
-
-
-def init_weights(model: TransPose) -> None:
+def init_weights(model: nn.Module) -> None:
     """From-scratch initialisation: He (fan-out) convolutions, BatchNorm 1/0 with the last
-    BN of each residual block at 0, the official N(0, 0.001) deconvolution and head; the
-    Transformer keeps its official Xavier initialisation."""
+    BN of each residual block at 0, the official N(0, 0.001) deconvolutions and heatmap
+    heads; the Transformers (and TFPose's input projections) keep their own initialisation."""
     from ..models.backbones import BasicBlock, Bottleneck
     for name, m in model.named_modules():
-        if name.startswith("global_encoder"):
+        if name.startswith(("global_encoder", "input_proj", "encoder", "decoder")):
             continue
         if isinstance(m, nn.ConvTranspose2d):
             nn.init.normal_(m.weight, std=0.001)
@@ -130,11 +122,12 @@ def init_weights(model: TransPose) -> None:
             nn.init.zeros_(m.bn3.weight)
         elif isinstance(m, BasicBlock):
             nn.init.zeros_(m.bn2.weight)
-    final = getattr(model, "final_layer", None)
-    if isinstance(final, nn.Conv2d):
-        nn.init.normal_(final.weight, std=0.001)
-        if final.bias is not None:
-            nn.init.zeros_(final.bias)
+    for head in ("final_layer", "aux_final"):
+        final = getattr(model, head, None)
+        if isinstance(final, nn.Conv2d):
+            nn.init.normal_(final.weight, std=0.001)
+            if final.bias is not None:
+                nn.init.zeros_(final.bias)
 
 
 def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
@@ -191,14 +184,14 @@ def _fmt_time(s: float) -> str:
         f"{s // 60:02d}:{s % 60:02d}"
 
 
-def pck_hits(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+def pck_hits(pred_hm: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
              threshold: float = 0.05) -> tuple[int, int]:
-    """(hits, count): joints (weight >= 0.5) whose predicted heatmap peak lies within
-    threshold x the heatmap's longer side of the target's peak."""
-    n, k, h, w = pred.shape
-    p = pred.float().reshape(n, k, -1).argmax(-1)
-    t = target.float().reshape(n, k, -1).argmax(-1)
-    d = torch.hypot((p % w - t % w).float(), (p // w - t // w).float())
+    """(hits, count): joints (weight >= 0.5) whose prediction (N, K, 2) in heatmap pixels
+    (TransPose: its heatmap peak; TFPose: its coordinates) lies within threshold x the
+    heatmap's longer side of the target heatmap's peak."""
+    from .objectives import heatmap_argmax
+    h, w = target.shape[2:]
+    d = (pred_hm.float() - heatmap_argmax(target)).norm(dim=-1)
     m = weight >= 0.5
     return int(((d <= threshold * max(h, w)) & m).sum()), int(m.sum())
 
@@ -233,10 +226,10 @@ class Trainer:
         self.run_info = dict(run_info or {})
 
         torch.manual_seed(config.seed)
-        self.model = build_model(self.model_config)
+        self.model = build_network(self.model_config)
         init_weights(self.model)
         self.model.to(self.device)
-        self.criterion = JointsMSELoss()
+        self.objective = objective_for(self.model)
         params = [p for p in self.model.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim > 1]
         no_decay = [p for p in params if p.ndim <= 1]
@@ -346,6 +339,7 @@ class Trainer:
         loader = self._loader(self.train_set, epoch, train=True)
         steps = self.steps_per_epoch
         total_loss, seen = 0.0, 0
+        parts_sum: dict[str, float] = {}
         every = max(1, steps // 20)              # ~20 points of the loss curve per epoch
         curve: list[list[float]] = []
         win_loss, win_n = 0.0, 0
@@ -354,15 +348,15 @@ class Trainer:
                    leave=True)
         nb = self.device.type == "cuda"
         try:
-            for step, (x, y, w) in enumerate(loader):
+            for step, batch in enumerate(loader):
                 if step >= steps:
                     break
-                x = x.to(self.device, non_blocking=nb)
-                y = y.to(self.device, non_blocking=nb)
-                w = w.to(self.device, non_blocking=nb)
+                x, y, w, uv = (t.to(self.device, non_blocking=nb) for t in batch)
                 with self._autocast():
-                    pred = self.model(x)
-                loss = self.criterion(pred, y, w)
+                    result = self.objective(self.model, x, y, w, uv)
+                loss = result.loss
+                for k, v in result.parts.items():
+                    parts_sum[k] = parts_sum.get(k, 0.0) + v * len(x)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if self.config.grad_clip > 0:
@@ -389,6 +383,7 @@ class Trainer:
                 bar.update(1)
         finally:
             bar.close()
+        self._last_parts = {k: v / max(1, seen) for k, v in parts_sum.items()}
         return total_loss / max(1, seen), seen, curve
 
     @torch.no_grad()
@@ -398,13 +393,13 @@ class Trainer:
         self.model.eval()
         loader = self._loader(self.val_set, 0, train=False)
         total, n, hits, count = 0.0, 0, 0, 0
-        for x, y, w in loader:
-            x, y, w = x.to(self.device), y.to(self.device), w.to(self.device)
+        for batch in loader:
+            x, y, w, uv = (t.to(self.device) for t in batch)
             with self._autocast():
-                pred = self.model(x)
-            total += float(self.criterion(pred, y, w)) * len(x)
+                result = self.objective(self.model, x, y, w, uv)
+            total += float(result.loss) * len(x)
             n += len(x)
-            h, c = pck_hits(pred, y, w)
+            h, c = pck_hits(result.coords_hm, y, w)
             hits, count = hits + h, count + c
         return total / max(1, n), (hits / count if count else None)
 
@@ -443,6 +438,7 @@ class Trainer:
                    "val_pck05": val_pck, "lr": self.scheduler.get_last_lr()[0],
                    "images": seen, "time_s": round(elapsed, 2),
                    "train_s_per_image": round(t_train / max(1, seen), 5),
+                   "train_parts": getattr(self, "_last_parts", {}),
                    "curve": curve}
             self.history.append(row)
             improved = self._save_epoch(epoch, val_loss)
