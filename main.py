@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="keypoint accuracy on ground truth: COCO AP, OKS, PCK")
     evaluate.add_arguments(p)
     p.set_defaults(run=evaluate.run)
-    p = sub.add_parser("train", help="train our own TransPose weights (distillation from teachers)")
+    p = sub.add_parser("train", help="train our own TransPose or TFPose weights (distillation from teachers)")
     train.add_arguments(p)
     p.set_defaults(run=train.run)
     from app import cli as gui_cli        # no Qt import: the parser stays fast

@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     p.add_argument("--model", default="auto",
                    help="auto (shipped TransPose, else MediaPipe), mediapipe, a model-zoo name "
-                   "or a TransPose .pth file")
+                   "or a TransPose or TFPose .pth file")
     p.add_argument("--detector", default="auto",
                    help="auto | blazepose | hog | yolox-nano | onnx:FILE")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

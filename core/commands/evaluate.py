@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "for YOLO-pose folders")
     p.add_argument("--model", default="auto",
                    help="auto (shipped TransPose, else MediaPipe), mediapipe, movenet, a "
-                   "model-zoo name, a TransPose .pth or a MoveNet .onnx file")
+                   "model-zoo name, a TransPose or TFPose .pth or a MoveNet .onnx file")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (TransPose)")
     p.add_argument("--json", metavar="OUT.json", help="also write every figure as JSON")
     p.add_argument("--box-enlarge", type=float, default=1.25, metavar="F",
