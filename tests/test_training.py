@@ -435,3 +435,22 @@ def test_cli_train_then_predict(tmp_path, capsys, one_thread):
     # coco128/frames need a teacher
     assert main.main(["train", "--out", str(out / "x"), "--coco128", str(tmp_path),
                       "--teacher", "none"]) == 1
+
+
+def test_init_from_weights_starts_a_new_schedule(tmp_path, one_thread):
+    from core.models import load_weights
+    from core.training.trainer import train
+    people = _fixture_people()
+    first = train(_micro_config(tmp_path / "a"), people, log=lambda m: None)
+    # --init takes the file's configuration (model= is ignored) and its weights
+    tr = Trainer(_micro_config(tmp_path / "b", model="tp-r-tiny", init=str(first.model_path)),
+                 people[:3], people[3:], log=lambda m: None)
+    assert tr.model_config == TRAIN_CONFIGS[MICRO]
+    start = load_weights(first.model_path).model.state_dict()
+    for k, v in tr.model.state_dict().items():
+        assert torch.equal(v, start[k]), k
+    import main
+    rc = main.main(["train", "--out", str(tmp_path / "c"), "--lspet", str(TRAIN_DATA),
+                    "--teacher", "none", "--init", str(first.model_path), "--config",
+                    "tp-r-small", "--no-progress"])
+    assert rc == 1                     # a --config that contradicts the file is refused

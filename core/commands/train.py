@@ -45,6 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"model configuration: TransPose {', '.join(TRAIN_CONFIGS)} or an "
                    f"official variant (tp-r-a3 ...), or TFPose {', '.join(TFPOSE_CONFIGS)}; "
                    f"default {DEFAULT_TRAIN_CONFIG}")
+    p.add_argument("--init", metavar="WEIGHTS.pth",
+                   help="start from these weights (fine-tuning, or a second schedule after a "
+                   "finished run) instead of from scratch; the model takes the file's "
+                   "configuration, so --config is not needed")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
@@ -117,8 +121,16 @@ def gather_people(args: argparse.Namespace, cache_root: Path) -> dict[str, list]
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from ..training import labels as L
+    from ..training.configs import DEFAULT_TRAIN_CONFIG
     from ..training.trainer import TrainConfig, train
 
+    if args.init:
+        from ..models import load_weights
+        init_cfg = load_weights(args.init).config        # a bad file fails before labelling
+        if args.config not in (DEFAULT_TRAIN_CONFIG, init_cfg.name):
+            raise InputError(f"--init {args.init} holds a {init_cfg.name} model; drop "
+                             f"--config {args.config} (the file's configuration is used)")
+        args.config = init_cfg.name
     if not (args.lspet or args.coco128 or args.frames or getattr(args, "coco", None)):
         raise InputError("no training data: pass --lspet DIR, --coco128 DIR, --frames "
                          "VIDEO_OR_DIR... and/or --coco-json FILE --coco-images DIR")
@@ -169,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     del labeller, teachers                      # free the teacher runtimes before forking
 
     config = TrainConfig(
-        out=str(out), model=args.config, epochs=args.epochs, batch_size=args.batch_size,
+        out=str(out), model=args.config, init=args.init or "", epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup,
         device=args.device, precision=args.precision, seed=args.seed, workers=args.workers,
         threads=args.threads, val_fraction=args.val_fraction, resume=args.resume,

@@ -53,6 +53,8 @@ class TrainConfig:
     model: str | TransPoseConfig | TFPoseConfig = DEFAULT_TRAIN_CONFIG   # a name
                                                # (configs.TRAIN_CONFIGS, OFFICIAL_CONFIGS) or a config
     model_overrides: dict[str, Any] = field(default_factory=dict)   # config fields
+    init: str = ""                             # start from these weights (a .pth); its
+                                               # configuration replaces `model`
     epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3                          # peak learning rate (AdamW)
@@ -74,6 +76,10 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def model_config(self) -> TransPoseConfig | TFPoseConfig:
+        if self.init:
+            from ..models import load_weights
+            cfg = load_weights(self.init).config
+            return cfg.replace(**self.model_overrides) if self.model_overrides else cfg
         cfg = self.model if isinstance(self.model, (TransPoseConfig, TFPoseConfig)) else \
             get_train_config(self.model)
         if self.model_overrides:
@@ -228,6 +234,10 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = build_network(self.model_config)
         init_weights(self.model)
+        if config.init:
+            from ..models.checkpoint import load_state_dict_strict, load_weights
+            load_state_dict_strict(self.model, load_weights(config.init).model.state_dict(),
+                                   config.init)
         self.model.to(self.device)
         self.objective = objective_for(self.model)
         params = [p for p in self.model.parameters() if p.requires_grad]
