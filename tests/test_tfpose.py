@@ -278,3 +278,16 @@ def test_cli_predict_and_backend_with_a_tfpose_checkpoint(tmp_path, capsys):
     import cv2
     drawn = cv2.imread(str(tmp_path / "p.png"))
     assert drawn is not None and drawn.shape == cv2.imread(str(image)).shape
+
+
+def test_annotate_a_video_with_a_tfpose_checkpoint(tmp_path):
+    import main
+    clip = Path(__file__).resolve().parent / "data" / "clip_person.mp4"
+    path = save_checkpoint(_micro(), tmp_path / "tf.pth")
+    out = tmp_path / "ann"
+    assert main.main(["annotate", str(clip), "--out", str(out), "--model", str(path)]) == 0
+    doc = json.loads((out / "clip_person.json").read_text())
+    assert doc["model"]["name"] == MICRO and len(doc["frames"]) == 30
+    rows = (out / "clip_person.csv").read_text().splitlines()
+    assert rows[0].startswith("frame,time_s,track_id,keypoint") and len(rows) > 17
+
