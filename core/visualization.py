@@ -79,22 +79,22 @@ def draw_decoder_attention(image: np.ndarray, explanation, person: int, keypoint
     points in the image (the strongest `max_points`, radius and colour by weight)."""
     thick = max(2, round(max(image.shape[:2]) / 400))
     kp = np.asarray(keypoints, np.float64)
-    deps = explanation.joint_dependencies(person, layer)[keypoint]
     if np.isfinite(kp[keypoint]).all():
-        top = deps.max() or 1.0
+        top = float(explanation.joint_dependencies(person, layer)[keypoint].max()) or 1.0
         origin = tuple(int(round(v)) for v in kp[keypoint])
-        for j in np.argsort(deps):
-            if j == keypoint or not np.isfinite(kp[j]).all() or deps[j] < 0.1 * top:
+        joints, weights = explanation.joint_links(person, keypoint, layer, min_fraction=0.1)
+        for j, wj in zip(joints[::-1], weights[::-1]):       # strongest drawn last, on top
+            if not np.isfinite(kp[j]).all():
                 continue
-            r = float(deps[j] / top)
+            r = float(wj / top)
             cv2.line(image, origin, tuple(int(round(v)) for v in kp[j]),
                      (int(255 * r), int(255 * r), 255), max(1, round(thick * 2 * r)), cv2.LINE_AA)
-    pts, w = explanation.sampling(person, keypoint, layer)
-    order = np.argsort(w)[::-1][:max_points][::-1]           # strongest drawn last, on top
-    top = float(w[order].max()) if len(order) else 1.0
-    colors = cv2.applyColorMap((np.clip(w[order] / top, 0, 1) * 255).astype(np.uint8)[:, None],
+    pts, w = explanation.sampling(person, keypoint, layer, top=max_points)
+    pts, w = pts[::-1], w[::-1]                              # strongest drawn last, on top
+    top = float(w.max()) if len(w) else 1.0
+    colors = cv2.applyColorMap((np.clip(w / top, 0, 1) * 255).astype(np.uint8)[:, None],
                                cv2.COLORMAP_JET)[:, 0]
-    for (x, y), wi, c in zip(pts[order], w[order], colors):
+    for (x, y), wi, c in zip(pts, w, colors):
         if np.isfinite([x, y]).all():
             cv2.circle(image, (int(round(x)), int(round(y))),
                        max(2, round(thick * (1 + 3 * wi / top))), tuple(int(v) for v in c), -1,
