@@ -11,7 +11,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="open --source paused at frame N (with --screenshot: grab that frame "
                    "without playing)")
     p.add_argument("--model", default=None,
-                   help="pose model: auto, mediapipe, a model-zoo name or a TransPose .pth "
+                   help="pose model: auto, mediapipe, a model-zoo name or a TransPose/TFPose .pth "
                    "(default: the last one used)")
     p.add_argument("--detector", default=None, help="auto | blazepose | hog | yolox-nano | onnx:FILE")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="draw the skeleton overlay (--no-skeleton: only boxes/attention)")
     p.add_argument("--attention", metavar="KEYPOINT", default=None,
                    help="show the attention overlay for this keypoint (a COCO name such as "
-                   "left_wrist, or 'all'); needs a TransPose model")
+                   "left_wrist, or 'all'); needs a TransPose or TFPose model")
     p.add_argument("--screenshot", metavar="PNG", default=None,
                    help="headless check: play --source, grab the window after --exit-after "
                    "frames, save it here and exit (fresh settings; offscreen if no display)")

@@ -264,7 +264,8 @@ class EngineInfo:
     description: str
     device: str
     has_attention: bool
-    num_layers: int
+    num_layers: int                 # layers the attention controls range over
+    attention_kind: str = ""        # "encoder" (TransPose maps), "decoder" (TFPose) or ""
 
 
 @dataclass(frozen=True)
@@ -288,14 +289,22 @@ class PlaybackStats:
 
 
 def engine_info(engine: Engine) -> EngineInfo:
+    """What the window needs to know of a loaded engine. TransPose explains with its encoder
+    attention (maps over the image, per encoder layer), TFPose with its decoder attention
+    (joint-to-joint weights and sampling points, per decoder layer); the others have none."""
     pose = engine.pose
     model_config = getattr(pose, "model_config", None)
-    has_attention = model_config is not None and hasattr(model_config, "n_layers")
+    kind, layers = "", 0
+    if model_config is not None and hasattr(model_config, "n_layers"):
+        kind, layers = "encoder", int(model_config.n_layers or 0)
+    elif model_config is not None and hasattr(model_config, "dec_layers"):
+        kind, layers = "decoder", int(model_config.dec_layers or 0)
+    has_attention = bool(kind)
     device = str(getattr(pose, "device", "cpu"))
     if not has_attention:
         device = "cpu (LiteRT)"
-    return EngineInfo(engine.config, engine.pose_description, device, has_attention,
-                      int(getattr(model_config, "n_layers", 0) or 0))
+    return EngineInfo(engine.config, engine.pose_description, device, has_attention, layers,
+                      kind)
 
 
 def source_info(spec: str, source: Any) -> SourceInfo:

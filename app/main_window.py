@@ -238,6 +238,7 @@ class MainWindow(QMainWindow):
         self.view.clicked.connect(self._on_view_clicked)
         self.view.cleared.connect(self.clear_point)
         self.view.size_changed.connect(self.rerender)
+        self.view.keypoint_picked.connect(self.panel.select_keypoint)
 
     # ---- public API (menus, tests, the screenshot mode) ----------------------------------------
     def open_source(self, spec: str, autoplay: bool = False, start: int = 0) -> None:
@@ -356,6 +357,8 @@ class MainWindow(QMainWindow):
         self.panel.show_engine_config(info.config)
         self.device_label.setText(f"{info.device} · {info.description}")
         self.device_label.setToolTip(info.description)
+        if info.attention_kind == "decoder":
+            self.clear_point()             # TFPose has no affected area for a point
         if self.banner.level == "error" and "model" in self.banner.text.lower():
             self.banner.hide()
         self.rerender()
@@ -409,7 +412,7 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._last_rendered = out
-        self.view.set_image(out.image, out.mapping)
+        self.view.set_image(out.image, out.mapping, out.inset)
 
     def _on_state(self, state: str) -> None:
         self.transport.set_playing(state == "playing")
@@ -435,6 +438,11 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(
                 "Turn on “Show attention” (with a TransPose model) to see a point's affected "
                 "area.", 5000)
+            return
+        if self.panel.attention_kind == "decoder":
+            self.statusBar().showMessage(
+                "TFPose explains keypoints, not image points: choose a keypoint (or click a "
+                "row of the joint-dependency matrix).", 5000)
             return
         self.set_point(x, y)
 
@@ -470,14 +478,17 @@ class MainWindow(QMainWindow):
                                 "Space: play / pause\nLeft / Right: one frame back / forward\n"
                                 "Home / End: first / last frame\nCtrl+O: open a video\n"
                                 "Ctrl+E: export tracks\nCtrl+B: batch queue\n"
-                                "Click the image (attention on): affected area of that point; "
-                                "right-click clears it")
+                                "Click the image (attention on, TransPose): affected area of "
+                                "that point; right-click clears it\n"
+                                "Click a row of the TFPose joint-dependency matrix: explain "
+                                "that keypoint")
 
     def _show_about(self) -> None:
         info = self._engine_info
         QMessageBox.about(self, "TransPose Studio",
                           "Human pose estimation and tracking in video, with TransPose "
-                          "attention maps that show what each keypoint depends on.\n\n"
+                          "attention maps and TFPose decoder attention that show what each "
+                          "keypoint depends on.\n\n"
                           f"Model: {info.description if info else 'not loaded'}")
 
     def showEvent(self, event: Any) -> None:

@@ -3,6 +3,11 @@
 No Qt here: the renderer thread calls `render_frame` and only wraps the result in a QImage.
 Everything is drawn at *display* size (the frame is scaled down first), which keeps the work
 per frame small and the line widths readable whatever the video's resolution.
+
+Explanations: TransPose's encoder attention (AttentionMaps) is blended as a heatmap; TFPose's
+decoder attention (DecoderAttention) is drawn as lines between joints and sampling points,
+and its joint-dependency matrix goes to the view as a `JointMatrix` (the view paints it).
+What is computed from the attention (links, matching people) lives in core.
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from core.keypoints import COCO_KEYPOINT_NAMES
+from core.pose.decoder_attention import DecoderAttention
 from core.types import PersonPose, PoseFrame
 from core.visualization import blend_heatmap, bone_color, draw_skeleton
 
@@ -34,11 +41,12 @@ class OverlaySettings:
     threshold: float = 0.3               # keypoints below this confidence are not drawn
     attention: bool = False
     attention_keypoint: int | None = None  # None: every keypoint
-    attention_layer: int = -1            # encoder layer, -1 = the last
+    attention_layer: int = -1            # encoder (TransPose) or decoder (TFPose) layer, -1 = last
     attention_delta: float = 0.0         # the paper's threshold delta on attention values
     attention_opacity: float = 0.6
     attention_scale: str = "sqrt"        # colour scale: "sqrt" (shows the spread) or "linear"
     click_xy: tuple[float, float] | None = None   # image px: show this point's affected area
+    attention_matrix: bool = True        # TFPose: the joint-dependency matrix inset
 
 
 @dataclass(frozen=True)
@@ -135,8 +143,8 @@ def attention_heat(frame: PoseFrame, settings: OverlaySettings, scale: float,
     own peak (so everyone is visible), then shown on the chosen colour scale; delta applies
     to the raw attention values first."""
     att = frame.attention
-    if att is None or not settings.attention:
-        return None
+    if att is None or not settings.attention or isinstance(att, DecoderAttention):
+        return None                          # TFPose explains with lines and points instead
     layers = int(att.num_layers)
     layer = settings.attention_layer if -layers <= settings.attention_layer < layers else -1
     delta = float(settings.attention_delta)
@@ -262,18 +270,203 @@ def render_frame(frame: PoseFrame, settings: OverlaySettings, target_wh: tuple[i
                 else:
                     continue
                 _label(canvas, f"#{p.track_id}", at)
-    if settings.attention and settings.click_xy is not None and frame.attention is not None:
+    decoder = settings.attention and isinstance(frame.attention, DecoderAttention)
+    if decoder:                              # over the skeleton: its lines join the joints
+        draw_decoder_explanation(canvas, frame, settings, scale)
+    if (settings.attention and settings.click_xy is not None and frame.attention is not None
+            and not decoder):
         cx, cy = (int(round(v * scale)) for v in settings.click_xy)
         cv2.drawMarker(canvas, (cx, cy), (255, 255, 255), cv2.MARKER_CROSS, 18, 2, cv2.LINE_AA)
         cv2.drawMarker(canvas, (cx, cy), (0, 0, 0), cv2.MARKER_CROSS, 18, 1, cv2.LINE_AA)
     return np.ascontiguousarray(canvas), mapping
 
 
-def _label(image: np.ndarray, text: str, at: tuple[int, int]) -> None:
+def _label(image: np.ndarray, text: str, at: tuple[int, int], size: float = 0.55) -> None:
     """White text with a dark outline: readable on sky and on shadow alike."""
-    scale = 0.55
+    scale = size
     x = int(np.clip(at[0], 2, max(2, image.shape[1] - 40)))
     y = int(np.clip(at[1], 16, image.shape[0] - 4))
-    cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (20, 20, 20), 4, cv2.LINE_AA)
+    cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (20, 20, 20),
+                4 if scale >= 0.5 else 3, cv2.LINE_AA)
     cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
                 cv2.LINE_AA)
+
+
+# ----------------------------------------------------------------------------------------------
+# TFPose: the decoder's attention, drawn as lines between joints and sampling points
+
+SAMPLING_POINTS = 48            # the strongest sampling points drawn for one keypoint
+SAMPLING_POINTS_ALL = 6         # ... per keypoint when every keypoint is shown
+NAMED_LINKS = 3                 # the strongest links of one keypoint get the joint's name
+LINK_COLOR_WEAK = np.array((40, 40, 230), np.float64)     # BGR: red (weak) -> white (strong)
+LINK_COLOR_STRONG = np.array((255, 255, 255), np.float64)
+
+
+def short_joint_name(name: str) -> str:
+    """"left_shoulder" -> "L sho", "nose" -> "nose": labels for the matrix inset."""
+    side, _, part = name.partition("_")
+    return f"{side[0].upper()} {part[:3]}" if part else name
+
+
+JOINT_LABELS: tuple[str, ...] = tuple(short_joint_name(n) for n in COCO_KEYPOINT_NAMES)
+
+
+def _layer_index(layer: int, layers: int) -> int:
+    return (layer if -layers <= layer < layers else -1) % max(1, layers)
+
+
+def _weight_scale(rel: np.ndarray | float, scale: str) -> np.ndarray:
+    rel = np.clip(np.asarray(rel, np.float64), 0.0, 1.0)
+    return np.sqrt(rel) if scale == "sqrt" else rel
+
+
+def _link_color(r: float) -> tuple[int, int, int]:
+    return tuple(int(v) for v in LINK_COLOR_WEAK + (LINK_COLOR_STRONG - LINK_COLOR_WEAK) * r)
+
+
+def _jet(rel: np.ndarray) -> np.ndarray:
+    """(n, 3) BGR uint8 colours of values in [0, 1] (the heatmaps' colour map)."""
+    v = (np.clip(rel, 0, 1) * 255).astype(np.uint8).reshape(-1, 1)
+    return cv2.applyColorMap(v, cv2.COLORMAP_JET).reshape(-1, 3)
+
+
+def _pt(xy: np.ndarray) -> tuple[int, int]:
+    return int(round(float(xy[0]))), int(round(float(xy[1])))
+
+
+def _draw_points(image: np.ndarray, pts: np.ndarray, rel: np.ndarray, radius: float) -> None:
+    """Sampling points, weakest first (the strongest on top), sized and coloured by weight."""
+    colors = _jet(rel)
+    for i in np.argsort(rel, kind="stable"):
+        if not np.isfinite(pts[i]).all():
+            continue
+        r = max(2, int(round(radius * (0.6 + 1.4 * rel[i]))))
+        c = _pt(pts[i])
+        cv2.circle(image, c, r + 1, (235, 235, 235), -1, cv2.LINE_AA)   # seen on dark ground
+        cv2.circle(image, c, r, tuple(int(v) for v in colors[i]), -1, cv2.LINE_AA)
+
+
+def _draw_link(image: np.ndarray, a: np.ndarray, b: np.ndarray, r: float, thick: int,
+               arrow: bool = False) -> None:
+    """One dependency, a dark outline under a red (weak) to white (strong) line."""
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return
+    width = max(1, int(round(thick * (0.5 + 1.5 * r))))
+    pa, pb = _pt(a), _pt(b)
+    if arrow and pa != pb:
+        tip = min(0.35, 12.0 * max(1, thick) / max(1.0, float(np.hypot(*(b - a)))))
+        cv2.arrowedLine(image, pa, pb, (20, 20, 20), width + 2, cv2.LINE_AA, tipLength=tip)
+        cv2.arrowedLine(image, pa, pb, _link_color(r), width, cv2.LINE_AA, tipLength=tip)
+    else:
+        cv2.line(image, pa, pb, (20, 20, 20), width + 2, cv2.LINE_AA)
+        cv2.line(image, pa, pb, _link_color(r), width, cv2.LINE_AA)
+
+
+def draw_decoder_explanation(canvas: np.ndarray, frame: PoseFrame, settings: OverlaySettings,
+                             scale: float) -> None:
+    """TFPose's explanation over a display-size canvas, in place, for every person.
+
+    One keypoint: lines from it to the joints its query attended to (thickness and colour
+    by weight) and its query's strongest sampling points (JET colours, size by weight).
+    All keypoints: each joint's strongest dependency as an arrow to the joint it attended to
+    most, and a few sampling points per keypoint, fainter. Drawn with the overlay opacity;
+    weights are relative to the strongest shown, on the chosen colour scale."""
+    att = frame.attention
+    if not isinstance(att, DecoderAttention) or att.num_people == 0:
+        return
+    layer = _layer_index(settings.attention_layer, att.num_layers)
+    thick = max(2, round(max(canvas.shape[:2]) / 350))
+    opacity = float(np.clip(settings.attention_opacity, 0.0, 1.0))
+    colour_scale = settings.attention_scale
+    k = settings.attention_keypoint
+    points = canvas.copy()
+    links: list[tuple[np.ndarray, np.ndarray, float, bool]] = []   # from, to, weight, arrow
+    marks: list[tuple[np.ndarray, str]] = []
+    names: list[tuple[np.ndarray, str]] = []
+    for person in frame.people:
+        a = att.person_for(person.box, layer)
+        if a is None:
+            continue
+        kps = np.asarray(person.keypoints, np.float64) * scale
+        shown = range(min(len(kps), att.joint_weights.shape[-1])) if k is None else [k]
+        for j in shown:
+            pts, w = att.sampling(a, j, layer,
+                                  top=SAMPLING_POINTS if k is not None else SAMPLING_POINTS_ALL)
+            if len(w) and float(w.max()) > 0:
+                _draw_points(points, pts * scale,
+                             _weight_scale(w / float(w.max()), colour_scale),
+                             thick if k is not None else max(1, thick - 1))
+        if k is not None:
+            top = float(att.joint_dependencies(a, layer)[k].max()) or 1.0
+            joints, weights = att.joint_links(a, k, layer)
+            links += [(kps[k], kps[j], float(_weight_scale(wj / top, colour_scale)), False)
+                      for j, wj in zip(joints, weights)]
+            names += [(kps[j], f"{JOINT_LABELS[j] if j < len(JOINT_LABELS) else j} {wj:.0%}")
+                      for j, wj in zip(joints[:NAMED_LINKS], weights[:NAMED_LINKS])
+                      if np.isfinite(kps[j]).all()]
+            if np.isfinite(kps[k]).all():
+                marks.append((kps[k], COCO_KEYPOINT_NAMES[k].replace("_", " ")
+                              if k < len(COCO_KEYPOINT_NAMES) else f"joint {k}"))
+        else:
+            src, dst, w = att.strongest_links(a, layer, per_joint=1)
+            top = float(w.max()) if len(w) else 0.0
+            links += [(kps[s], kps[d], float(_weight_scale(wi / (top or 1.0), colour_scale)), True)
+                      for s, d, wi in zip(src, dst, w)]
+    faint = opacity * (0.5 if k is None else 1.0)
+    cv2.addWeighted(points, faint, canvas, 1.0 - faint, 0.0, dst=canvas)
+    if links:
+        drawn = canvas.copy()
+        for a_xy, b_xy, r, arrow in sorted(links, key=lambda link: link[2]):  # strongest on top
+            _draw_link(drawn, a_xy, b_xy, r, thick, arrow)
+            if not arrow and np.isfinite(b_xy).all():
+                cv2.circle(drawn, _pt(b_xy), thick + 1, _link_color(r), -1, cv2.LINE_AA)
+        cv2.addWeighted(drawn, opacity, canvas, 1.0 - opacity, 0.0, dst=canvas)
+    for xy, name in names:
+        c = _pt(xy)
+        _label(canvas, name, (c[0] + thick + 3, c[1] - thick - 2), size=0.4)
+    for xy, name in marks:
+        c = _pt(xy)
+        cv2.circle(canvas, c, thick * 3, (20, 20, 20), thick + 2, cv2.LINE_AA)
+        cv2.circle(canvas, c, thick * 3, (255, 255, 255), thick, cv2.LINE_AA)
+        _label(canvas, name, (c[0] + thick * 3 + 4, c[1] + 5))
+
+
+@dataclass(frozen=True)
+class JointMatrix:
+    """What the video view paints as TFPose's joint-dependency inset (no Qt here)."""
+
+    colors: np.ndarray            # (K, K, 3) RGB uint8 cell colours
+    values: np.ndarray            # (K, K) the weights: row k = joint k's query, rows sum to 1
+    labels: tuple[str, ...]       # short joint names
+    names: tuple[str, ...]        # full joint names (tooltips)
+    track_id: int
+    layer: int                    # 0-based decoder layer
+    num_layers: int
+    keypoint: int | None          # the highlighted row (the chosen keypoint)
+
+
+def joint_matrix(frame: PoseFrame, settings: OverlaySettings) -> JointMatrix | None:
+    """The joint-dependency matrix of the first person with a TFPose explanation, in the
+    chosen layer, coloured (viridis, relative to its largest weight, on the colour scale)."""
+    att = frame.attention
+    if (not settings.attention or not settings.attention_matrix
+            or not isinstance(att, DecoderAttention) or att.num_people == 0):
+        return None
+    layer = _layer_index(settings.attention_layer, att.num_layers)
+    for person in frame.people:
+        a = att.person_for(person.box, layer)
+        if a is None:
+            continue
+        values = np.asarray(att.joint_dependencies(a, layer), np.float32)
+        k = len(values)
+        top = float(values.max()) or 1.0
+        rel = _weight_scale(values / top, settings.attention_scale)
+        bgr = cv2.applyColorMap((rel * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)
+        names = tuple(n.replace("_", " ") for n in COCO_KEYPOINT_NAMES[:k]) + tuple(
+            f"joint {i}" for i in range(len(COCO_KEYPOINT_NAMES), k))
+        labels = JOINT_LABELS[:k] + tuple(str(i) for i in range(len(JOINT_LABELS), k))
+        kp = settings.attention_keypoint
+        return JointMatrix(np.ascontiguousarray(bgr[..., ::-1]), values, labels, names,
+                           int(person.track_id), layer, int(att.num_layers),
+                           kp if kp is not None and 0 <= kp < k else None)
+    return None

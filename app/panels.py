@@ -28,7 +28,36 @@ DELTA_MAX = 0.02                 # top of the delta slider (attention values, ro
 DELTA_STEPS = 200
 NO_ATTENTION_TIP = ("The current pose model has no attention maps (MediaPipe BlazePose is not "
                     "a transformer). Choose a TransPose model (a .pth file or a model-zoo "
-                    "name) to see what each keypoint depends on.")
+                    "name) or a TFPose checkpoint to see what each keypoint depends on.")
+NO_MODEL_TIP = "Attention maps appear once a TransPose (or TFPose) model is loaded."
+TRANSPOSE_TIP = ("Encoder attention of the TransPose model: for a keypoint, the image regions "
+                 "its prediction depends on; for a clicked point, the regions it affects.")
+TFPOSE_TIP = ("Decoder attention of the TFPose model: which joints each keypoint's query "
+              "attended to (lines; the matrix: one row per joint's query) and where it sampled "
+              "the image (dots).")
+# TFPose's tooltips for the controls they share with TransPose
+TFPOSE_TIPS = {
+    "attention_check": "Explain the TFPose predictions: joint-to-joint attention and the "
+                       "sampling points of each keypoint's query",
+    "keypoint_combo": "Whose explanation to show: lines to the joints its query attended to "
+                      "and dots where it sampled the image (size and colour by weight). All "
+                      "keypoints: each joint's strongest dependency (an arrow to the joint it "
+                      "attended to most) and a few sampling points per keypoint",
+    "layer_combo": "Decoder layer (each one refines the keypoints; the last gives them)",
+    "scale_combo": "Colour scale of the lines, sampling points and matrix, relative to the "
+                   "strongest weight shown",
+    "opacity_slider": "Opacity of the explanation drawn over the frame",
+}
+DELTA_TRANSPOSE_ONLY = ("TransPose only: δ hides weak encoder attention in the maps over the "
+                        "image. TFPose's decoder attention is not such a map (it is drawn as "
+                        "lines and sampling points, relative to the strongest).")
+POINT_TRANSPOSE_ONLY = ("TransPose only: a point's affected area comes from the encoder's "
+                        "attention between image positions. TFPose's decoder attends from each "
+                        "joint's query instead: choose a keypoint (or click a row of the "
+                        "matrix).")
+MATRIX_TIP = ("The decoder's query-to-query attention of the first person (row: a joint's "
+              "query, column: the joint it attended to; rows sum to 1), in the top-left corner "
+              "of the video. Click a row to explain that keypoint; hover for the values.")
 
 
 def format_time(seconds: float | None) -> str:
@@ -385,6 +414,13 @@ class SettingsPanel(QWidget):
         self.clear_point_button.setEnabled(False)
         form.addRow(self.point_label)
         form.addRow(self.clear_point_button)
+        self.matrix_check = QCheckBox("Joint-dependency matrix (top left of the video)")
+        self.matrix_check.setChecked(True)
+        self.matrix_check.setToolTip(MATRIX_TIP)
+        self.matrix_check.setVisible(False)              # TFPose only
+        form.addRow(self.matrix_check)
+        self._attention_kind = ""
+        self._point_set = False
         lay.addWidget(self.attention_group)
         lay.addStretch(1)
         self._set_layers(0)
@@ -409,6 +445,7 @@ class SettingsPanel(QWidget):
         self.keypoint_combo.currentIndexChanged.connect(lambda _: self._keypoint_changed())
         self.layer_combo.currentIndexChanged.connect(lambda _: self._emit_overlay())
         self.scale_combo.currentIndexChanged.connect(lambda _: self._emit_overlay())
+        self.matrix_check.toggled.connect(lambda _: self._emit_overlay())
         self.attention_check.toggled.connect(self._attention_changed)
         self.clear_point_button.clicked.connect(self.clear_point_requested)
         self._update_labels()
@@ -448,7 +485,8 @@ class SettingsPanel(QWidget):
             attention_layer=int(layer) if layer is not None else -1,
             attention_delta=self.delta_slider.value() * DELTA_MAX / DELTA_STEPS,
             attention_opacity=self.opacity_slider.value() / 100.0,
-            attention_scale=str(self.scale_combo.currentData()))
+            attention_scale=str(self.scale_combo.currentData()),
+            attention_matrix=self.matrix_check.isChecked())
 
     @property
     def attention_on(self) -> bool:
@@ -487,17 +525,38 @@ class SettingsPanel(QWidget):
     def set_engine_info(self, info: EngineInfo | None) -> None:
         self._engine_info = info
         has = info is not None and info.has_attention
+        kind = info.attention_kind if has else ""
+        decoder = kind == "decoder"
+        if kind != self._attention_kind and kind and self._attention_kind:
+            self._set_layers(0)            # encoder <-> decoder layers: start at the last again
+        self._attention_kind = kind
         self.attention_group.setEnabled(has)
+        self.attention_group.setTitle("Attention (TFPose decoder)" if decoder
+                                      else "Attention (TransPose)")
         if info is None:
-            tip = "Attention maps appear once a TransPose model is loaded."
+            tip = NO_MODEL_TIP
         elif not has:
             tip = NO_ATTENTION_TIP
         else:
-            tip = ("Encoder attention of the TransPose model: for a keypoint, the image regions "
-                   "its prediction depends on; for a clicked point, the regions it affects.")
+            tip = TFPOSE_TIP if decoder else TRANSPOSE_TIP
         self.attention_group.setToolTip(tip)
         for w, own in self._attention_tips.items():
             w.setToolTip(own if has else tip)     # disabled widgets still show tooltips
+        # TFPose: its own words for the shared controls; the TransPose-only ones (delta, the
+        # clicked point's affected area) are disabled and say why; the matrix appears
+        if decoder:
+            for name, text in TFPOSE_TIPS.items():
+                getattr(self, name).setToolTip(text)
+        self.delta_slider.setEnabled(not decoder)
+        self.delta_label.setEnabled(not decoder)
+        self.point_label.setEnabled(not decoder)
+        self.clear_point_button.setEnabled(self._point_set and not decoder)
+        if decoder:
+            self.delta_slider.setToolTip(DELTA_TRANSPOSE_ONLY)
+            self.clear_point_button.setToolTip(POINT_TRANSPOSE_ONLY)
+        self.delta_label.setToolTip(DELTA_TRANSPOSE_ONLY if decoder else "")
+        self.point_label.setToolTip(POINT_TRANSPOSE_ONLY if decoder else "")
+        self.matrix_check.setVisible(decoder)
         self._set_layers(info.num_layers if has else 0)
         if info is not None:
             self.model_status.setText(info.description)
@@ -508,8 +567,20 @@ class SettingsPanel(QWidget):
         if busy:
             self.model_status.setText(text)
 
+    @property
+    def attention_kind(self) -> str:
+        """"encoder" (TransPose), "decoder" (TFPose) or "" (no attention)."""
+        return self._attention_kind
+
+    def select_keypoint(self, keypoint: int | None) -> None:
+        """Explain this keypoint (None: all of them), as if chosen in the list."""
+        i = self.keypoint_combo.findData(-1 if keypoint is None else int(keypoint))
+        if i >= 0:
+            self.keypoint_combo.setCurrentIndex(i)
+
     def set_point(self, xy: tuple[float, float] | None) -> None:
-        self.clear_point_button.setEnabled(xy is not None)
+        self._point_set = xy is not None
+        self.clear_point_button.setEnabled(xy is not None and self._attention_kind != "decoder")
         self.point_label.setText(
             "Click the image: that point's affected area. Right-click clears it." if xy is None
             else f"Affected area of the point ({xy[0]:.0f}, {xy[1]:.0f}) px. "
@@ -528,7 +599,7 @@ class SettingsPanel(QWidget):
     # ---- reactions ---------------------------------------------------------------------------
     def _model_activated(self, _: int) -> None:
         if self.model_combo.currentData() == BROWSE:
-            path, _f = QFileDialog.getOpenFileName(self, "TransPose checkpoint", "",
+            path, _f = QFileDialog.getOpenFileName(self, "TransPose or TFPose checkpoint", "",
                                                    "PyTorch checkpoints (*.pth *.pt *.tar *.ckpt);;"
                                                    "All files (*)")
             if not path:
@@ -589,6 +660,7 @@ class SettingsPanel(QWidget):
         s.setValue("attention/delta", self.delta_slider.value())
         s.setValue("attention/opacity", self.opacity_slider.value())
         s.setValue("attention/scale", str(self.scale_combo.currentData()))
+        s.setValue("attention/matrix", self.matrix_check.isChecked())
 
     def load(self, s: QSettings) -> EngineConfig:
         """Restore the controls (without emitting); the engine config to load."""
@@ -610,7 +682,7 @@ class SettingsPanel(QWidget):
         self.show_engine_config(config)
         widgets = (self.skeleton_check, self.ids_check, self.boxes_check, self.trails_check,
                    self.threshold_slider, self.attention_check, self.keypoint_combo,
-                   self.delta_slider, self.opacity_slider, self.scale_combo)
+                   self.delta_slider, self.opacity_slider, self.scale_combo, self.matrix_check)
         for w in widgets:
             w.blockSignals(True)
         self.skeleton_check.setChecked(get("overlay/skeleton", True, bool))
@@ -625,6 +697,7 @@ class SettingsPanel(QWidget):
         self.opacity_slider.setValue(get("attention/opacity", 60, int))
         self.scale_combo.setCurrentIndex(max(0, self.scale_combo.findData(
             get("attention/scale", "sqrt"))))
+        self.matrix_check.setChecked(get("attention/matrix", True, bool))
         for w in widgets:
             w.blockSignals(False)
         self._update_labels()

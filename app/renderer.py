@@ -21,7 +21,8 @@ from PySide6.QtGui import QImage
 from core.types import PoseFrame
 
 from .controller import lower_priority
-from .overlay import OverlaySettings, TrailBuffer, ViewMapping, render_frame
+from .overlay import (JointMatrix, OverlaySettings, TrailBuffer, ViewMapping, joint_matrix,
+                      render_frame)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class RenderedFrame:
     mapping: ViewMapping            # device pixels <-> image pixels
     frame: PoseFrame
     serial: int
+    inset: JointMatrix | None = None   # TFPose: the joint-dependency matrix the view paints
 
 
 class FrameRenderer(QObject):
@@ -105,7 +107,8 @@ class FrameRenderer(QObject):
         else:
             image = QImage(bgra.data, w, h, int(bgra.strides[0]), fmt).copy()
         image.setDevicePixelRatio(req.device_pixel_ratio)
-        return RenderedFrame(image, mapping, req.frame, req.serial)
+        return RenderedFrame(image, mapping, req.frame, req.serial,
+                             joint_matrix(req.frame, req.settings))
 
     def shutdown(self, timeout: float = 0.5) -> None:
         with self._cv:
