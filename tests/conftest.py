@@ -75,3 +75,12 @@ def random_tp_r_a3_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tp_r_a3_random.pth"
     torch.save(reference_state_dict("tp-r-a3"), path)
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: tiny models only lose from OpenMP's barriers on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

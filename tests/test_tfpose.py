@@ -20,14 +20,6 @@ TRAIN_DATA = Path(__file__).resolve().parent / "data" / "train"
 MICRO = "tfpose-micro"
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _micro(seed: int = 0) -> TFPose:
     torch.manual_seed(seed)
     return build_tfpose(MICRO).eval()

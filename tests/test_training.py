@@ -326,15 +326,6 @@ def test_dataset_is_deterministic_per_seed_epoch_index():
 
 
 # ------------------------------------------------------------------------- training
-@pytest.fixture
-def one_thread():
-    """One torch thread: tiny models only lose from OpenMP's barriers on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_a_few_steps_lower_the_loss_on_real_samples(one_thread):
     torch.manual_seed(0)
     people = _fixture_people()

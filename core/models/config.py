@@ -7,13 +7,43 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 BACKBONES = ("resnet", "hrnet")
 
 
+class ConfigDict:
+    """to_dict / from_dict / replace for the frozen model-config dataclasses: tuples are
+    stored as lists (JSON and torch.load(weights_only=True) friendly) and read back as
+    tuples; unknown fields are refused."""
+
+    arch: ClassVar[str] = ""
+    tuple_fields: ClassVar[tuple[str, ...]] = ("input_size",)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)   # type: ignore[call-overload]
+        for k in self.tuple_fields:
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Any:
+        known = {f.name for f in dataclasses.fields(cls)}   # type: ignore[arg-type]
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown {cls.arch} config fields: {sorted(unknown)}")
+        d = dict(d)
+        for k in cls.tuple_fields:
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> Any:
+        return dataclasses.replace(self, **changes)   # type: ignore[type-var]
+
+
 @dataclass(frozen=True)
-class TransPoseConfig:
+class TransPoseConfig(ConfigDict):
     """Everything needed to build a TransPose network.
 
     backbone "resnet" (TransPose-R): ResNet stem + `resnet_blocks` Bottleneck stages,
@@ -39,6 +69,9 @@ class TransPoseConfig:
     hrnet_blocks: int = 4
     dropout: float = 0.1
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    arch: ClassVar[str] = "TransPose"
+    tuple_fields: ClassVar[tuple[str, ...]] = ("input_size", "resnet_blocks")
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -69,28 +102,6 @@ class TransPoseConfig:
         """(width, height) of the output heatmaps: always 1/4 of the input."""
         w, h = self.input_size
         return w // 4, h // 4
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["input_size"] = list(self.input_size)
-        d["resnet_blocks"] = list(self.resnet_blocks)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TransPoseConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown TransPose config fields: {sorted(unknown)}")
-        d = dict(d)
-        for k in ("input_size", "resnet_blocks"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return cls(**d)
-
-    def replace(self, **changes: Any) -> "TransPoseConfig":
-        return dataclasses.replace(self, **changes)
-
 
 # The five official variants (experiments/coco/transpose_{r,h}/*.yaml).
 OFFICIAL_CONFIGS: dict[str, TransPoseConfig] = {

@@ -23,16 +23,16 @@ images, heads and queries; the same code runs on a GPU.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .backbones import BN_MOMENTUM, BasicBlock, Bottleneck, make_stage
+from .config import ConfigDict
 from .transformer import sine_position_embedding
 
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
@@ -41,7 +41,7 @@ STRIDES = (4, 8, 16, 32)
 
 
 @dataclass(frozen=True)
-class TFPoseConfig:
+class TFPoseConfig(ConfigDict):
     """Everything needed to build a TFPose network (a small frozen dataclass, like timm)."""
 
     name: str = "custom"
@@ -61,7 +61,8 @@ class TFPoseConfig:
     aux_weight: float = 50.0                   # lambda of L_reg + lambda * L_aux (paper: 50)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    arch = "tfpose"                            # class attribute: not a field, not saved
+    arch: ClassVar[str] = "TFPose"
+    tuple_fields: ClassVar[tuple[str, ...]] = ("input_size", "resnet_blocks")
 
     def __post_init__(self) -> None:
         if self.resnet_block not in BLOCKS:
@@ -93,27 +94,6 @@ class TFPoseConfig:
         estimator reports coordinates on, like TransPose's heatmaps."""
         w, h = self.input_size
         return w // 4, h // 4
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["input_size"] = list(self.input_size)
-        d["resnet_blocks"] = list(self.resnet_blocks)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TFPoseConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown TFPose config fields: {sorted(unknown)}")
-        d = dict(d)
-        for k in ("input_size", "resnet_blocks"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return cls(**d)
-
-    def replace(self, **changes: Any) -> "TFPoseConfig":
-        return dataclasses.replace(self, **changes)
 
 
 # Named configurations, in one place. ``tfpose-r18-256x192`` is the paper's design on a
