@@ -445,3 +445,18 @@ def test_init_from_weights_starts_a_new_schedule(tmp_path, one_thread):
                     "--teacher", "none", "--init", str(first.model_path), "--config",
                     "tp-r-small", "--no-progress"])
     assert rc == 1                     # a --config that contradicts the file is refused
+
+
+def test_learning_curve_report_chains_runs(tmp_path, capsys):
+    from core.training import report
+    for name, epochs in (("a", 2), ("b", 1)):
+        (tmp_path / name).mkdir()
+        rows = [{"epoch": e + 1, "train_loss": 1.0 / (e + 1), "val_loss": 0.5, "val_pck05": 0.1 * e,
+                 "lr": 1e-3, "time_s": 10.0} for e in range(epochs)]
+        (tmp_path / name / "history.json").write_text(json.dumps(rows))
+    label, rows = report.load_history(f"{tmp_path / 'a'}+{tmp_path / 'b'}")
+    assert label == "a+b" and [r["epoch"] for r in rows] == [1, 2, 3]
+    assert report.main([str(tmp_path / "a")]) == 0
+    assert "| 2 | 0.5 | 0.5 | 0.100 |" in capsys.readouterr().out
+    with pytest.raises(InputError, match="history.json: no such file"):
+        report.load_history(str(tmp_path / "missing"))
