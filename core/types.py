@@ -60,6 +60,6 @@ class PoseFrame:
     time_s: float
     size_hw: tuple[int, int]
     people: tuple[PersonPose, ...] = ()
-    attention: Any = None                 # AttentionMaps (TransPose) or DecoderAttention (TFPose) when requested
+    attention: Any = None      # the explanation when requested: AttentionMaps or DecoderAttention
     image: np.ndarray | None = None       # the frame itself, when the consumer wants it
     timings_ms: dict[str, float] = field(default_factory=dict)
