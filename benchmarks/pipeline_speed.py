@@ -391,8 +391,10 @@ def warm_up(engine: Any, image: np.ndarray) -> None:
     engine.pose(image, boxes)
 
 
-def drain(pipe: Any, on_frame: Callable[[PoseFrame], None]) -> PipelineFinished:
-    """Consume events; raise a stage error."""
+def drain(pipe: Any, on_frame: Callable[[PoseFrame], None], require_finished: bool = True
+          ) -> PipelineFinished | None:
+    """Consume events; raise a stage error. A pipeline stopped early ends without
+    PipelineFinished: that is an error unless require_finished is False (then None)."""
     finished = None
     for ev in pipe.events():
         if isinstance(ev, PoseFrame):
@@ -401,7 +403,7 @@ def drain(pipe: Any, on_frame: Callable[[PoseFrame], None]) -> PipelineFinished:
             raise RuntimeError(str(ev)) from ev.error
         elif isinstance(ev, PipelineFinished):
             finished = ev
-    if finished is None:
+    if finished is None and require_finished:
         raise RuntimeError("the pipeline ended without PipelineFinished")
     return finished
 
@@ -645,14 +647,7 @@ def memory_run(engine: Any, clip: Path, frames: int, time_limit_s: float | None,
                 pipe.stop()
 
     pipe.start()
-    fin = None
-    for ev in pipe.events():
-        if isinstance(ev, PoseFrame):
-            on_frame(ev)
-        elif isinstance(ev, PipelineError):
-            raise RuntimeError(str(ev)) from ev.error
-        elif isinstance(ev, PipelineFinished):
-            fin = ev
+    fin = drain(pipe, on_frame, require_finished=False)
     wall = time.perf_counter() - t0
     pipe.stop()
     n = state["n"]

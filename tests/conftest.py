@@ -84,3 +84,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """GUI settings in a file of their own (never the user's)."""
+    from PySide6.QtCore import QSettings
+    return QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    """The main window on MediaPipe, shown, with its engine loaded."""
+    from app.main_window import MainWindow
+    w = MainWindow(settings, engine_overrides={"model": "mediapipe"}, probe_cameras=False)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=30_000)
+    yield w
+    w.close()

@@ -21,7 +21,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QPoint, QSettings, Qt  # noqa: E402
+from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
 from app.overlay import attention_heat, render_frame  # noqa: E402
@@ -32,21 +32,6 @@ CLIP = ROOT / "tests" / "data" / "clip_person.mp4"      # 30 frames, 270x480, 60
 
 def pipeline_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("pose-pipeline-")]
-
-
-@pytest.fixture
-def settings(tmp_path) -> QSettings:
-    return QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def window(qtbot, settings):
-    w = MainWindow(settings, engine_overrides={"model": "mediapipe"}, probe_cameras=False)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=30_000)
-    yield w
-    w.close()
 
 
 def settled(w: MainWindow) -> bool:

@@ -85,20 +85,6 @@ def pipeline_threads() -> list[str]:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    from PySide6.QtCore import QSettings
-
-    from app.main_window import MainWindow
-    settings = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(settings, engine_overrides={"model": "mediapipe"}, probe_cameras=False)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=30_000)
-    yield w
-    w.close()
-
-
-@pytest.fixture
 def tfpose_checkpoint(tmp_path) -> Path:
     import torch
 
