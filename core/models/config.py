@@ -9,7 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-BACKBONES = ("resnet", "hrnet")
+BACKBONES = ("resnet", "hrnet", "movenet")
+OUTPUTS = ("heatmap", "softmax")
 
 
 class ConfigDict:
@@ -50,6 +51,14 @@ class TransPoseConfig(ConfigDict):
     features at stride 8, one 4x4 deconvolution up to stride 4, then a 1x1 head.
     backbone "hrnet" (TransPose-H): HRNet stem, stage 2 and stage 3 (multi-resolution,
     only the highest-resolution output kept), features at stride 4, 1x1 head.
+    backbone "movenet" (ours, TransPose-M): MoveNet Thunder's pose-pretrained MobileNetV2-FPN
+    (core.models.mobilenet_fpn) at `stem_level` (stride 16 or 8), deconvolutions of
+    `head_channels` up to stride 4, 1x1 head.
+
+    output "heatmap": the head's maps are the heatmaps (official, trained with MSE);
+    "softmax": the head gives logits trained with cross-entropy over each joint's positions,
+    and the heatmaps are the softmax times 2*pi*sigma^2 (`softmax_sigma`, heatmap pixels),
+    so a confident joint peaks near 1 like an MSE-trained map.
     """
 
     name: str = "custom"
@@ -67,28 +76,41 @@ class TransPoseConfig(ConfigDict):
     hrnet_width: int = 32
     hrnet_stage3_modules: int = 4
     hrnet_blocks: int = 4
+    # TransPose-M: the MoveNet stem's FPN level and the upsampling head's widths.
+    stem_level: str = "fpn16"
+    head_channels: tuple[int, ...] = ()
+    output: str = "heatmap"
+    softmax_sigma: float = 2.0
     dropout: float = 0.1
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     arch: ClassVar[str] = "TransPose"
-    tuple_fields: ClassVar[tuple[str, ...]] = ("input_size", "resnet_blocks")
+    tuple_fields: ClassVar[tuple[str, ...]] = ("input_size", "resnet_blocks", "head_channels")
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}, not {self.backbone!r}")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, not {self.output!r}")
+        if self.backbone == "movenet" and self.stem_level not in ("fpn16", "fpn8"):
+            raise ValueError(f"stem_level must be fpn16 or fpn8, not {self.stem_level!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.d_model % 4:
             raise ValueError("d_model must be a multiple of 4 (2-D sine position embedding)")
         w, h = self.input_size
-        if w % self.stride or h % self.stride:
-            raise ValueError(f"input size {self.input_size} must be a multiple of {self.stride}")
+        multiple = 32 if self.backbone == "movenet" else self.stride   # MobileNet reaches 32
+        if w % multiple or h % multiple:
+            raise ValueError(f"input size {self.input_size} must be a multiple of {multiple}")
         object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
         object.__setattr__(self, "resnet_blocks", tuple(int(v) for v in self.resnet_blocks))
+        object.__setattr__(self, "head_channels", tuple(int(v) for v in self.head_channels))
 
     @property
     def stride(self) -> int:
-        """Stride of the feature map the Transformer sees (8 for R, 4 for H)."""
+        """Stride of the feature map the Transformer sees (8 for R, 4 for H, 16 or 8 for M)."""
+        if self.backbone == "movenet":
+            return 16 if self.stem_level == "fpn16" else 8
         return 8 if self.backbone == "resnet" else 4
 
     @property

@@ -6,7 +6,10 @@ global_encoder, head), so an official checkpoint loads with strict=True.
 """
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .backbones import BN_MOMENTUM, Bottleneck, HighResolutionModule, make_stage, make_transition
@@ -34,8 +37,24 @@ class TransPose(nn.Module):
     def head(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def to_heatmaps(self, head_out: Tensor) -> Tensor:
+        """The head's output as heatmaps: itself, or for a cross-entropy-trained head
+        (config.output "softmax") the per-joint softmax over positions x 2*pi*sigma^2."""
+        if self.config.output != "softmax":
+            return head_out
+        n, k, h, w = head_out.shape
+        p = torch.softmax(head_out.float().reshape(n, k, h * w), dim=-1).reshape(n, k, h, w)
+        return (p * (2 * math.pi * self.config.softmax_sigma ** 2)).to(head_out.dtype)
+
     def _forward(self, x: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor]]:
-        x = self.reduce(self.features(x))
+        out, attentions = self.head_from_features(self.features(x), need_weights)
+        return self.to_heatmaps(out), attentions
+
+    def head_from_features(self, feats: Tensor, need_weights: bool = False
+                           ) -> tuple[Tensor, list[Tensor]]:
+        """Backbone features -> the head's raw output (logits for a softmax head) and the
+        encoder's attention; training on cached features starts here."""
+        x = self.reduce(feats)
         n, c, h, w = x.shape
         if (h, w) != self.config.feature_hw:
             raise ValueError(f"input of {x.shape[-2] * self.config.stride}x... gives a {h}x{w} "
@@ -135,11 +154,49 @@ class TransPoseH(TransPose):
         return self.final_layer(x)
 
 
+class TransPoseM(TransPose):
+    """TransPose-M (ours): MoveNet Thunder's pose-pretrained MobileNetV2-FPN as the CNN
+    (stride 16 or 8), then the TransPose encoder; one 4x4 deconvolution (x2) per entry of
+    ``head_channels``, a 1x1 head, and a bilinear upsampling of its maps for whatever
+    stride is left down to 4. Every heatmap position still comes from the encoder's tokens
+    at and next to it, so the last layer's attention explains it as in TransPose."""
+
+    def __init__(self, cfg: TransPoseConfig) -> None:
+        super().__init__()
+        from .mobilenet_fpn import MoveNetStem
+        self.config = cfg
+        self.stem = MoveNetStem(cfg.stem_level)      # type: ignore[arg-type]
+        self._build_encoder(cfg, self.stem.out_channels)
+        widths = tuple(cfg.head_channels)
+        self.upsample = cfg.stride // 4 // 2 ** len(widths)
+        if self.upsample < 1 or cfg.stride != 4 * self.upsample * 2 ** len(widths):
+            raise ValueError(f"head_channels {widths}: too many x2 steps for stride "
+                             f"{cfg.stride}")
+        layers: list[nn.Module] = []
+        cin = cfg.d_model
+        for cout in widths:
+            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(cout, momentum=BN_MOMENTUM), nn.ReLU(inplace=True)]
+            cin = cout
+        self.deconv_layers = nn.Sequential(*layers)
+        self.final_layer = nn.Conv2d(cin, cfg.num_joints, 1)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.stem(x)
+
+    def head(self, x: Tensor) -> Tensor:
+        x = self.final_layer(self.deconv_layers(x))
+        if self.upsample > 1:
+            x = F.interpolate(x, scale_factor=float(self.upsample), mode="bilinear",
+                              align_corners=False)
+        return x
+
+
 def build_model(config: TransPoseConfig | str) -> TransPose:
     """Build an (uninitialised-for-inference) TransPose from a config or a variant name."""
     cfg = get_config(config) if isinstance(config, str) else config
-    model = TransPoseR(cfg) if cfg.backbone == "resnet" else TransPoseH(cfg)
-    return model
+    classes = {"resnet": TransPoseR, "hrnet": TransPoseH, "movenet": TransPoseM}
+    return classes[cfg.backbone](cfg)
 
 
 @torch.no_grad()

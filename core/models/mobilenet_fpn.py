@@ -1,0 +1,163 @@
+"""MoveNet's feature extractor as a plain PyTorch module: MobileNetV2 (width 1.75) + FPN.
+
+MoveNet Thunder (Google, Apache-2.0) is a CenterNet-style single-pose network whose
+backbone is a MobileNetV2 with depth multiplier 1.75 and a three-level feature pyramid.
+Its features already carry the pose, which makes it the only pose-pretrained stem that can
+be had offline here. This module rebuilds the part TransPose needs, layer for layer, so the
+weights converted from the ONNX file (``core.models.convert_movenet``) load with
+``strict=True`` and give the same numbers as onnxruntime.
+
+Conventions of the TensorFlow original, kept exactly:
+
+* input: RGB 0..255 normalised as ``x * 0.00784302 - 1`` (the graph's float16 constant for
+  1/127.5); :class:`MoveNetStem` accepts the ImageNet-normalised tensors every TransPose
+  estimator makes and undoes that normalisation first;
+* ``SAME`` padding: stride-2 3x3 convolutions pad one pixel at the bottom and right only
+  (for even sizes); stride-1 ones pad one pixel all round;
+* ReLU6 in the backbone, plain ReLU after the FPN's separable convolutions;
+* FPN upsampling: bilinear x2 with half-pixel centres (``align_corners=False``).
+
+Feature levels (``MoveNetStem.forward`` returns the one asked for):
+
+| level | tap in the ONNX | channels | stride |
+| --- | --- | --- | --- |
+| ``fpn16`` | ``re_lu`` | 32 | 16 |
+| ``fpn8`` | ``re_lu_1`` | 24 | 8 |
+| ``fpn4`` | ``re_lu_2`` | 24 | 4 |
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+FeatureLevel = Literal["fpn16", "fpn8", "fpn4"]
+LEVEL_STRIDE: dict[str, int] = {"fpn16": 16, "fpn8": 8, "fpn4": 4}
+LEVEL_CHANNELS: dict[str, int] = {"fpn16": 32, "fpn8": 24, "fpn4": 24}
+
+# (expansion, output channels, stride) of expanded_conv and block_1 .. block_16, width 1.75.
+INVERTED_RESIDUALS: tuple[tuple[int, int, int], ...] = (
+    (1, 32, 1),
+    (6, 40, 2), (6, 40, 1),
+    (6, 56, 2), (6, 56, 1), (6, 56, 1),
+    (6, 112, 2), (6, 112, 1), (6, 112, 1), (6, 112, 1),
+    (6, 168, 1), (6, 168, 1), (6, 168, 1),
+    (6, 280, 2), (6, 280, 1), (6, 280, 1),
+    (6, 560, 1),
+)
+STEM_CHANNELS = 56
+LAST_CHANNELS = 1280
+# FPN laterals: the backbone block whose output joins each level (MoveNet's choice).
+LATERAL_BLOCK = {"fpn16": 9, "fpn8": 5, "fpn4": 2}
+MOVENET_SCALE = 0.00784302          # 1/127.5 as stored (float16) in the graph
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class SameConv(nn.Conv2d):
+    """3x3 convolution with TensorFlow's SAME padding (stride 2: bottom/right only)."""
+
+    def __init__(self, cin: int, cout: int, stride: int, groups: int = 1, bias: bool = True
+                 ) -> None:
+        super().__init__(cin, cout, 3, stride, padding=0 if stride == 2 else 1, groups=groups,
+                         bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.stride[0] == 2:
+            h, w = x.shape[-2:]
+            # TF SAME: total padding max(k - s, 0) for even sizes, max(k - (n % s), 0) else
+            ph = max(3 - (2 if h % 2 == 0 else 1), 0)
+            pw = max(3 - (2 if w % 2 == 0 else 1), 0)
+            x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+        return super().forward(x)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expand (ReLU6), 3x3 depthwise (ReLU6), 1x1 project, + skip."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expansion: int) -> None:
+        super().__init__()
+        hidden = cin * expansion
+        self.expand = nn.Conv2d(cin, hidden, 1) if expansion != 1 else None
+        self.depthwise = SameConv(hidden, hidden, stride, groups=hidden)
+        self.project = nn.Conv2d(hidden, cout, 1)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.relu6(self.expand(x)) if self.expand is not None else x
+        y = self.project(F.relu6(self.depthwise(y)))
+        return x + y if self.residual else y
+
+
+class SeparableConv(nn.Module):
+    """FPN smoothing: 3x3 depthwise (no bias), 1x1 pointwise (bias), ReLU."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(cin, cin, 3, 1, 1, groups=cin, bias=False)
+        self.pointwise = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.pointwise(self.depthwise(x)))
+
+
+class MoveNetStem(nn.Module):
+    """MoveNet Thunder's MobileNetV2-FPN up to one pyramid level.
+
+    ``forward(x)`` takes ImageNet-normalised RGB (N, 3, H, W) (what TransPose estimators
+    feed) and returns that level's features (N, C, H/stride, W/stride). H and W must be
+    multiples of 32.
+    """
+
+    def __init__(self, level: FeatureLevel = "fpn16") -> None:
+        super().__init__()
+        if level not in LEVEL_STRIDE:
+            raise ValueError(f"level must be one of {', '.join(LEVEL_STRIDE)}, not {level!r}")
+        self.level = level
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        # ImageNet-normalised -> MoveNet's input: (x * std + mean) * 255 * s - 1
+        self.register_buffer("in_scale", std * 255.0 * MOVENET_SCALE, persistent=False)
+        self.register_buffer("in_shift", mean * 255.0 * MOVENET_SCALE - 1.0, persistent=False)
+        self.conv1 = SameConv(3, STEM_CHANNELS, 2)
+        blocks, cin = [], STEM_CHANNELS
+        for expansion, cout, stride in INVERTED_RESIDUALS:
+            blocks.append(InvertedResidual(cin, cout, stride, expansion))
+            cin = cout
+        self.blocks = nn.ModuleList(blocks)
+        self.last_conv = nn.Conv2d(cin, LAST_CHANNELS, 1)
+        # FPN, top-down: stride 32 -> 16 -> 8 -> 4, stopping at the requested level
+        self.top = nn.Conv2d(LAST_CHANNELS, 64, 1)
+        widths = {"fpn16": (64, 32), "fpn8": (32, 24), "fpn4": (24, 24)}
+        lateral_in = {name: INVERTED_RESIDUALS[b][1] for name, b in LATERAL_BLOCK.items()}
+        self.levels = [n for n in ("fpn16", "fpn8", "fpn4")
+                       if LEVEL_STRIDE[n] >= LEVEL_STRIDE[level]]
+        self.lateral = nn.ModuleDict({n: nn.Conv2d(lateral_in[n], widths[n][0], 1)
+                                      for n in self.levels})
+        self.smooth = nn.ModuleDict({n: SeparableConv(*widths[n]) for n in self.levels})
+        self._last_block = 16
+
+    @property
+    def out_channels(self) -> int:
+        return LEVEL_CHANNELS[self.level]
+
+    @property
+    def stride(self) -> int:
+        return LEVEL_STRIDE[self.level]
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x * self.in_scale.to(x.dtype) + self.in_shift.to(x.dtype)
+        x = F.relu6(self.conv1(x))
+        taps: dict[int, Tensor] = {}
+        wanted = {LATERAL_BLOCK[n] for n in self.levels}
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in wanted:
+                taps[i] = x
+        y = self.top(F.relu6(self.last_conv(x)))
+        for name in self.levels:
+            y = F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)
+            y = self.smooth[name](y + self.lateral[name](taps[LATERAL_BLOCK[name]]))
+        return y
