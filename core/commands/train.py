@@ -97,6 +97,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma", type=float, default=0.0,
                    help="target Gaussian sigma in heatmap pixels (default: 2 at 64 rows, scaled)")
     p.add_argument("--max-steps", type=int, default=0, help="cap on steps per epoch (smoke runs)")
+    p.add_argument("--stem", metavar="MOVENET.onnx",
+                   help="TransPose-M (--config tp-m-s16): MoveNet Thunder's ONNX file whose "
+                   "feature extractor becomes the frozen stem (default: the shared "
+                   "movenet_thunder.onnx)")
+    p.add_argument("--views", type=int, default=3,
+                   help="TransPose-M: cached views per person (plain, mirrored, then "
+                   "augmented)")
+    p.add_argument("--feature-cache", metavar="DIR",
+                   help="TransPose-M: where the stem features are cached (default OUT/features)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -179,6 +188,29 @@ def run(args: argparse.Namespace) -> int:
                     "seconds": round(time.perf_counter() - t0, 1)}
     (out / "labels.json").write_text(json.dumps(label_report, indent=2) + "\n")
     del labeller, teachers                      # free the teacher runtimes before forking
+
+    from ..training.distill import DISTILL_CONFIGS, DistillConfig, distill
+    from ..models.config import normalise_name
+    if normalise_name(args.config) in DISTILL_CONFIGS:
+        dconfig = DistillConfig(
+            out=str(out), model=args.config, stem=args.stem or "", views=args.views,
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+            weight_decay=args.weight_decay, warmup_epochs=args.warmup, seed=args.seed,
+            threads=args.threads, val_fraction=args.val_fraction, resume=args.resume,
+            cache_dir=args.feature_cache or "", max_steps_per_epoch=args.max_steps,
+            progress=not args.no_progress)
+        run_info = {"teacher": label_report["teacher"], "command": sys.argv,
+                    "data": {name: st.people - st.dropped_few_joints
+                             for name, st in stats.items()}}
+        try:
+            result = distill(dconfig, people, log=log, run_info=run_info)
+        except KeyboardInterrupt:
+            if (out / "last.ckpt").is_file():
+                log(f"interrupted: {out / 'last.ckpt'} holds the last finished epoch; "
+                    f"continue with the same command and --resume")
+            raise
+        print(result.model_path)
+        return 0
 
     config = TrainConfig(
         out=str(out), model=args.config, init=args.init or "", epochs=args.epochs, batch_size=args.batch_size,

@@ -109,6 +109,26 @@ def movenet_teacher(path: str | os.PathLike | None = None, num_threads: int = 0)
     return Teacher(name, est, box_enlarge=1.25)
 
 
+class MirroredTeacher(Teacher):
+    """A teacher run on the mirrored image, its answer mirrored back (x -> w - 1 - x, left
+    and right swapped): paired with the plain teacher (``movenet-flip``) it gives
+    flip-averaged labels, steadier than either alone."""
+
+    def __init__(self, inner: Teacher) -> None:
+        super().__init__(f"mirror:{inner.name}", inner.backend, inner.box_enlarge)
+        self.inner = inner
+
+    def __call__(self, image_bgr: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4).copy()
+        w = image_bgr.shape[1]
+        boxes[:, 0] = w - boxes[:, 0] - boxes[:, 2]
+        kps, sc = self.inner(np.ascontiguousarray(image_bgr[:, ::-1]), boxes)
+        perm = flip_permutation(NUM_KEYPOINTS)
+        kps = kps[:, perm].copy()
+        kps[..., 0] = w - 1 - kps[..., 0]
+        return kps, sc[:, perm].copy()
+
+
 def blazepose_teacher() -> Teacher:
     from ..pose.blazepose import BlazePoseConfig, BlazePoseEstimator
     est = BlazePoseEstimator(BlazePoseConfig())
@@ -122,10 +142,11 @@ def parse_teacher_spec(spec: str) -> tuple[str, str | None]:
     kind = kind.lower()
     if kind in ("mediapipe",):
         kind = "blazepose"
-    if kind not in ("blazepose", "movenet", "both", "none") or (kind in ("blazepose", "none")
+    if kind not in ("blazepose", "movenet", "movenet-flip", "both", "none") or (kind in ("blazepose", "none")
                                                                   and path):
-        raise InputError(f"unknown teacher {spec!r}: use blazepose, movenet:PATH, both:PATH "
-                         f"(MoveNet ONNX file + BlazePose) or none")
+        raise InputError(f"unknown teacher {spec!r}: use blazepose, movenet:PATH, "
+                         f"movenet-flip:PATH (MoveNet on the image and its mirror, averaged), "
+                         f"both:PATH (MoveNet ONNX file + BlazePose) or none")
     return kind, (path or None)
 
 
@@ -138,6 +159,9 @@ def create_teachers(spec: str) -> list[Teacher]:
         return [blazepose_teacher()]
     if kind == "movenet":
         return [movenet_teacher(path)]
+    if kind == "movenet-flip":
+        plain = movenet_teacher(path)
+        return [plain, MirroredTeacher(plain)]
     return [movenet_teacher(path), blazepose_teacher()]
 
 

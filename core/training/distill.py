@@ -1,0 +1,539 @@
+"""TransPose-M by distillation on a 2-core CPU: frozen MoveNet stem, cached features.
+
+The stem (MoveNet Thunder's MobileNetV2-FPN, converted from the ONNX file by
+``core.models.convert_movenet``) is frozen, so its features are computed once per training
+view and cached on disk; the Transformer encoder and the heatmap head train on the cache.
+
+1. **Views** of every person (``render_sample``, the same crop as inference): view 0 plain,
+   view 1 mirrored, views 2.. with the training augmentation (scale, rotation, flip, half
+   body, colour, blur, occlusion), each seeded by (seed, view, person).
+2. **Cache** (``FeatureCache``): shards of ``SHARD_SIZE`` views, each an ``.npz`` with the
+   stem features (float16), the joints in heatmap pixels and their weights; ``index.json``
+   records every shard's sha256 and the cache's key (stem weights, input size, views,
+   people). A shard that is missing, unreadable or whose checksum differs is rebuilt, never
+   trusted; a different key starts a new cache.
+3. **Training** (``HeadTrainer``): cross-entropy over each joint's heatmap positions
+   against the normalised Gaussian at the label (the loss that reaches the teacher in
+   minutes where MSE crawls, ../shared/notes/movenet-stem.md), weighted by the label
+   weight; AdamW, warm-up + cosine; ``last.ckpt`` after every epoch (resume continues
+   from it), ``history.json`` with the learning curve, validation PCK on the held-out
+   people's plain view.
+4. **Export**: the whole network (stem + encoder + head) in a self-describing checkpoint,
+   floating-point tensors stored as float16 (the stem's weights were float16 in MoveNet's
+   files already), loadable everywhere with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import CheckpointError, InputError
+from ..models import TransPoseConfig, build_model, save_checkpoint
+from ..models.transpose import TransPose
+from .data import TrainPerson, read_bgr, render_sample, split_people
+from .transforms import NO_AUGMENT, AugmentConfig, normalise
+
+SHARD_SIZE = 512
+CACHE_VERSION = 1
+
+# TransPose-M configurations (backbone "movenet"); the shipped model is tp-m-s16.
+DISTILL_CONFIGS: dict[str, TransPoseConfig] = {
+    # stride-16 tokens: 16 x 12 = 192 at 256x192; heatmaps 64 x 48 (stride 4)
+    "tp-m-s16": TransPoseConfig(
+        name="tp-m-s16", backbone="movenet", stem_level="fpn16", input_size=(192, 256),
+        d_model=128, dim_feedforward=256, n_heads=4, n_layers=2, head_channels=(64,),
+        output="softmax", softmax_sigma=2.0, dropout=0.1),
+    # for tests: the same stem, the smallest head
+    "tp-m-micro": TransPoseConfig(
+        name="tp-m-micro", backbone="movenet", stem_level="fpn16", input_size=(192, 256),
+        d_model=16, dim_feedforward=32, n_heads=2, n_layers=1, head_channels=(8,),
+        output="softmax", softmax_sigma=2.0, dropout=0.0),
+}
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    out: str
+    model: str = "tp-m-s16"
+    stem: str = ""                   # MoveNet Thunder .onnx (or a converted stem .pth)
+    views: int = 3                   # plain, mirrored, then augmented
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 0.3
+    seed: int = 0
+    threads: int = 0                 # torch threads (0: all cores)
+    val_fraction: float = 0.05
+    resume: bool = False
+    cache_dir: str = ""              # default: OUT/features
+    max_steps_per_epoch: int = 0
+    progress: bool = True
+
+    def model_config(self) -> TransPoseConfig:
+        from ..models.config import normalise_name
+        key = normalise_name(self.model)
+        if key not in DISTILL_CONFIGS:
+            raise InputError(f"unknown TransPose-M config {self.model!r}; choose one of "
+                             f"{', '.join(DISTILL_CONFIGS)}")
+        return DISTILL_CONFIGS[key]
+
+
+# ---------------------------------------------------------------------------- stem
+def load_stem_weights(path: str | os.PathLike, level: str) -> dict[str, torch.Tensor]:
+    """The stem's state_dict from MoveNet's .onnx (converted now) or a converted .pth."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such stem file (MoveNet Thunder .onnx or a converted "
+                         f".pth)")
+    if p.suffix.lower() == ".onnx":
+        from ..models.convert_movenet import convert
+        return convert(p, level)                        # type: ignore[arg-type]
+    try:
+        sd = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - any unreadable file gets the same message
+        raise CheckpointError(f"{p}: not a readable stem state_dict") from None
+    return sd
+
+
+def build_student(cfg: TransPoseConfig, stem_sd: dict[str, torch.Tensor],
+                  seed: int = 0) -> TransPose:
+    """TransPose-M with the converted stem loaded and frozen, a fresh encoder and head."""
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    try:
+        model.stem.load_state_dict(stem_sd, strict=True)   # type: ignore[union-attr]
+    except RuntimeError as e:
+        raise CheckpointError(f"the stem weights do not fit MoveNetStem({cfg.stem_level}): "
+                              f"{str(e).splitlines()[0]}") from None
+    for p in model.stem.parameters():                      # type: ignore[union-attr]
+        p.requires_grad_(False)
+    for m in model.deconv_layers.modules():                # type: ignore[union-attr]
+        if isinstance(m, torch.nn.ConvTranspose2d):
+            torch.nn.init.normal_(m.weight, std=0.001)
+    torch.nn.init.normal_(model.final_layer.weight, std=0.001)   # type: ignore[union-attr]
+    torch.nn.init.zeros_(model.final_layer.bias)                 # type: ignore[union-attr]
+    return model
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _stem_digest(stem_sd: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(stem_sd):
+        h.update(k.encode())
+        h.update(stem_sd[k].detach().float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- views
+def view_augment(view: int) -> AugmentConfig:
+    """View 0: the plain crop; 1: mirrored; 2..: the training augmentation."""
+    if view == 0:
+        return NO_AUGMENT
+    if view == 1:
+        return AugmentConfig(scale_factor=0.0, rotation_factor=0.0, rotation_prob=0.0,
+                             flip_prob=1.0, half_body_prob=0.0, color_prob=0.0,
+                             grayscale_prob=0.0, blur_prob=0.0, occlusion_prob=0.0)
+    return AugmentConfig()
+
+
+def render_view(person: TrainPerson, view: int, cfg: TransPoseConfig, seed: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> (normalised input (3, H, W) float32, joints in heatmap pixels (K, 2), weights)."""
+    hm_size = (cfg.input_size[0] // 4, cfg.input_size[1] // 4)
+    rng = np.random.default_rng([seed, view, int(hashlib.sha1(person.uid.encode())
+                                                 .hexdigest()[:8], 16)])
+    s = render_sample(read_bgr(person.image_path), person.box, person.joints, person.weights,
+                      cfg.input_size, hm_size, cfg.softmax_sigma, view_augment(view), rng)
+    return normalise(s.crop_rgb), s.joints_heatmap.astype(np.float32), s.target_weight
+
+
+class _ViewDataset(torch.utils.data.Dataset):
+    def __init__(self, items: Sequence[tuple[TrainPerson, int]], cfg: TransPoseConfig,
+                 seed: int) -> None:
+        self.items, self.cfg, self.seed = list(items), cfg, seed
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        person, view = self.items[i]
+        x, j, w = render_view(person, view, self.cfg, self.seed)
+        return torch.from_numpy(x), torch.from_numpy(j), torch.from_numpy(w)
+
+
+# ---------------------------------------------------------------------------- cache
+@dataclass
+class CachedViews:
+    """Everything training needs, in memory: stem features and labels of every view."""
+
+    features: torch.Tensor          # (N, C, h, w) float16
+    joints: torch.Tensor            # (N, K, 2) heatmap pixels
+    weights: torch.Tensor           # (N, K)
+    person: np.ndarray              # (N,) index into the people list
+    view: np.ndarray                # (N,)
+
+
+class FeatureCache:
+    """Stem features of every (person, view), in checksummed shards (module docstring)."""
+
+    def __init__(self, folder: str | os.PathLike, key: dict[str, Any]) -> None:
+        self.folder = Path(folder)
+        self.key = key
+        self.index_path = self.folder / "index.json"
+
+    def _load_index(self) -> dict[str, Any]:
+        try:
+            index = json.loads(self.index_path.read_text())
+        except (OSError, ValueError):
+            return {"key": self.key, "shards": {}}
+        if index.get("key") != self.key:
+            return {"key": self.key, "shards": {}}
+        return index
+
+    def _save_index(self, index: dict[str, Any]) -> None:
+        tmp = self.index_path.with_name(f"index.json.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(index, indent=1) + "\n")
+        os.replace(tmp, self.index_path)
+
+    def _valid(self, index: dict[str, Any], name: str, count: int) -> bool:
+        rec = index["shards"].get(name)
+        path = self.folder / name
+        if not rec or rec.get("count") != count or not path.is_file():
+            return False
+        return _sha256_file(path) == rec.get("sha256")
+
+    def build(self, items: Sequence[tuple[TrainPerson, int]], cfg: TransPoseConfig,
+              stem: torch.nn.Module, seed: int, log: Callable[[str], None],
+              progress: bool = True) -> None:
+        """Compute every shard that is not already valid on disk."""
+        from tqdm import tqdm
+        self.folder.mkdir(parents=True, exist_ok=True)
+        index = self._load_index()
+        shards = [(f"shard_{i // SHARD_SIZE:05d}.npz", i, min(i + SHARD_SIZE, len(items)))
+                  for i in range(0, len(items), SHARD_SIZE)]
+        todo = []
+        for name, a, b in shards:
+            if self._valid(index, name, b - a):
+                continue
+            if name in index["shards"]:
+                log(f"feature cache: {self.folder / name} is missing or corrupt; rebuilding it")
+                del index["shards"][name]
+            todo.append((name, a, b))
+        if not todo:
+            return
+        log(f"feature cache: {len(todo)} of {len(shards)} shards to compute in {self.folder}")
+        from .data import prepare_parent_for_workers
+        prepare_parent_for_workers()
+        runner = stem_runner(stem)
+        bar = tqdm(total=sum(b - a for _, a, b in todo), desc="stem features", unit="view",
+                   disable=not progress, file=__import__("sys").stderr)
+        for name, a, b in todo:
+            loader = torch.utils.data.DataLoader(_ViewDataset(items[a:b], cfg, seed),
+                                                 batch_size=32, num_workers=1)
+            feats, joints, weights = [], [], []
+            for x, j, w in loader:
+                feats.append(runner(x).astype(np.float16))
+                joints.append(j.numpy())
+                weights.append(w.numpy())
+                bar.update(len(x))
+            path = self.folder / name
+            tmp = path.with_name(f"{name}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, features=np.concatenate(feats), joints=np.concatenate(joints),
+                     weights=np.concatenate(weights))
+            os.replace(tmp, path)
+            index["shards"][name] = {"count": b - a, "sha256": _sha256_file(path)}
+            self._save_index(index)
+        bar.close()
+
+    def load(self, n_items: int) -> CachedViews:
+        index = self._load_index()
+        feats, joints, weights = [], [], []
+        for i in range(0, n_items, SHARD_SIZE):
+            name = f"shard_{i // SHARD_SIZE:05d}.npz"
+            count = min(SHARD_SIZE, n_items - i)
+            if not self._valid(index, name, count):
+                raise CheckpointError(f"{self.folder / name}: missing or corrupt feature "
+                                      f"shard; run again to rebuild it")
+            with np.load(self.folder / name) as z:
+                feats.append(torch.from_numpy(z["features"]))
+                joints.append(torch.from_numpy(z["joints"]))
+                weights.append(torch.from_numpy(z["weights"]))
+        return CachedViews(torch.cat(feats), torch.cat(joints), torch.cat(weights),
+                           np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+def stem_runner(stem: torch.nn.Module) -> Callable[[torch.Tensor], np.ndarray]:
+    """The fastest exact way to run the frozen stem here: onnxruntime on an export of our
+    module when onnxruntime and onnx are installed, else TorchScript (frozen, NHWC)."""
+    stem = stem.eval()
+    try:
+        import onnxruntime as ort
+        import io
+        buf = io.BytesIO()
+        x = torch.zeros(1, 3, 256, 192)
+        torch.onnx.export(stem, x, buf, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, torch.get_num_threads())
+        sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+        return lambda t: sess.run(["y"], {"x": t.numpy()})[0]
+    except Exception:  # noqa: BLE001 - any export/runtime problem: fall back to torch
+        pass
+    frozen = {}
+
+    def run(t: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            if t.shape[0] not in frozen:
+                traced = torch.jit.trace(stem.to(memory_format=torch.channels_last), t)
+                frozen[t.shape[0]] = torch.jit.freeze(traced)
+            return frozen[t.shape[0]](t.contiguous(memory_format=torch.channels_last)).numpy()
+    return run
+
+
+# ---------------------------------------------------------------------------- training
+def soft_targets(joints: torch.Tensor, weights: torch.Tensor, hw: tuple[int, int],
+                 sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised Gaussians (N, K, h*w) at the joints (heatmap pixels); weight 0 where the
+    joint is unlabelled or off the map."""
+    h, w = hw
+    ys = torch.arange(h, dtype=torch.float32).view(1, 1, h, 1)
+    xs = torch.arange(w, dtype=torch.float32).view(1, 1, 1, w)
+    jx, jy = joints[..., 0, None, None], joints[..., 1, None, None]
+    g = torch.exp(-((xs - jx) ** 2 + (ys - jy) ** 2) / (2 * sigma * sigma)).flatten(2)
+    inside = (joints[..., 0] >= -0.5) & (joints[..., 0] <= w - 0.5) & \
+             (joints[..., 1] >= -0.5) & (joints[..., 1] <= h - 0.5) & \
+             torch.isfinite(joints).all(-1)
+    g = g / g.sum(-1, keepdim=True).clamp_min(1e-12)
+    return g, weights * inside
+
+
+def heatmap_ce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted cross-entropy of each joint's softmax over positions (mean over weight)."""
+    logp = F.log_softmax(logits.float().flatten(2), dim=-1)
+    ce = -(target * logp).sum(-1)                                   # (N, K)
+    return (ce * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    val_pck: float | None          # PCK@0.05 of the heatmap's longer side, plain view
+    seconds: float
+    lr: float
+
+
+@dataclass
+class DistillResult:
+    model_path: Path
+    history: list[EpochRecord] = field(default_factory=list)
+
+
+class HeadTrainer:
+    """Trains the encoder and head of a TransPose-M on cached stem features."""
+
+    def __init__(self, config: DistillConfig, model: TransPose, train: CachedViews,
+                 val: CachedViews, log: Callable[[str], None]) -> None:
+        self.config, self.model, self.train, self.val, self.log = config, model, train, val, log
+        self.out = Path(config.out)
+        self.cfg = model.config
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.steps_per_epoch = math.ceil(len(train.features) / config.batch_size)
+        if config.max_steps_per_epoch:
+            self.steps_per_epoch = min(self.steps_per_epoch, config.max_steps_per_epoch)
+        total = self.steps_per_epoch * config.epochs
+        warm = int(config.warmup_epochs * self.steps_per_epoch)
+        from .trainer import lr_lambda
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(total, warm, 0.01))
+        self.history: list[EpochRecord] = []
+        self.epoch = 0
+        self.hw = (self.cfg.heatmap_size[1], self.cfg.heatmap_size[0])
+
+    def _head_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.model.state_dict().items() if not k.startswith("stem.")}
+
+    def state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "head": self._head_state(), "opt": self.opt.state_dict(),
+                "sched": self.sched.state_dict(),
+                "history": [asdict(r) for r in self.history],
+                "config": json.loads(json.dumps(asdict(self.config)))}
+
+    def resume(self) -> bool:
+        path = self.out / "last.ckpt"
+        if not path.is_file():
+            return False
+        try:
+            st = torch.load(path, map_location="cpu", weights_only=True)
+            self.model.load_state_dict(st["head"], strict=False)
+            self.opt.load_state_dict(st["opt"])
+            self.sched.load_state_dict(st["sched"])
+        except Exception as e:  # noqa: BLE001 - a damaged checkpoint must say so plainly
+            raise CheckpointError(f"{path}: cannot resume from it ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0] if str(e) else 'unreadable'}); "
+                                  f"delete it to start over") from None
+        self.epoch = int(st["epoch"])
+        self.history = [EpochRecord(**r) for r in st["history"]]
+        self.log(f"resumed from {path} after epoch {self.epoch}")
+        return True
+
+    def _batch_loss(self, idx: torch.Tensor, data: CachedViews) -> torch.Tensor:
+        feats = data.features[idx].float()
+        logits, _ = self.model.head_from_features(feats)
+        target, weight = soft_targets(data.joints[idx], data.weights[idx], self.hw,
+                                      self.cfg.softmax_sigma)
+        return heatmap_ce(logits, target, weight)
+
+    @torch.no_grad()
+    def validate(self) -> tuple[float | None, float | None]:
+        if not len(self.val.features):
+            return None, None
+        self.model.eval()
+        losses, hits, count = [], 0, 0
+        h, w = self.hw
+        for i in range(0, len(self.val.features), 128):
+            idx = torch.arange(i, min(i + 128, len(self.val.features)))
+            feats = self.val.features[idx].float()
+            logits, _ = self.model.head_from_features(feats)
+            target, weight = soft_targets(self.val.joints[idx], self.val.weights[idx],
+                                          self.hw, self.cfg.softmax_sigma)
+            losses.append(float(heatmap_ce(logits, target, weight)) * len(idx))
+            flat = logits.flatten(2).argmax(-1)
+            pred = torch.stack([flat % w, flat // w], -1).float()
+            d = (pred - self.val.joints[idx]).norm(dim=-1)
+            m = weight >= 0.5
+            hits += int(((d <= 0.05 * max(h, w)) & m).sum())
+            count += int(m.sum())
+        self.model.train()
+        self.model.stem.eval()                               # type: ignore[union-attr]
+        return sum(losses) / len(self.val.features), hits / max(count, 1)
+
+    def fit(self) -> list[EpochRecord]:
+        from tqdm import tqdm
+        c = self.config
+        self.model.train()
+        self.model.stem.eval()                               # type: ignore[union-attr]
+        n = len(self.train.features)
+        while self.epoch < c.epochs:
+            t0 = time.perf_counter()
+            g = torch.Generator().manual_seed(c.seed * 1000 + self.epoch)
+            order = torch.randperm(n, generator=g)
+            total, seen = 0.0, 0
+            bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{c.epochs}",
+                       disable=not c.progress, file=__import__("sys").stderr, unit="step")
+            for step in bar:
+                idx = order[step * c.batch_size:(step + 1) * c.batch_size]
+                loss = self._batch_loss(idx, self.train)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.params, 5.0)
+                self.opt.step()
+                self.sched.step()
+                total += float(loss) * len(idx)
+                seen += len(idx)
+                bar.set_postfix(loss=f"{total / seen:.3f}")
+            bar.close()
+            val_loss, val_pck = self.validate()
+            self.epoch += 1
+            rec = EpochRecord(self.epoch, total / max(seen, 1), val_loss, val_pck,
+                              round(time.perf_counter() - t0, 1), self.sched.get_last_lr()[0])
+            self.history.append(rec)
+            tmp = self.out / "last.ckpt.tmp"
+            torch.save(self.state(), tmp)
+            os.replace(tmp, self.out / "last.ckpt")
+            (self.out / "history.json").write_text(
+                json.dumps([asdict(r) for r in self.history], indent=1) + "\n")
+            self.log(f"epoch {rec.epoch}: train CE {rec.train_loss:.4f}, val CE "
+                     f"{rec.val_loss if rec.val_loss is None else round(rec.val_loss, 4)}, "
+                     f"val PCK@0.05 {rec.val_pck if rec.val_pck is None else round(rec.val_pck, 4)}"
+                     f", {rec.seconds:.0f} s")
+        return self.history
+
+
+def export_fp16(model: TransPose, path: str | os.PathLike, meta: dict[str, Any]) -> Path:
+    """A self-describing checkpoint with float tensors stored as float16 (the position
+    embedding stays float32: it is exact sines)."""
+    half = copy_half(model)
+    return save_checkpoint(half, path, meta)
+
+
+def copy_half(model: TransPose) -> TransPose:
+    import copy
+    m = copy.deepcopy(model).eval()
+    for name, p in m.named_parameters():
+        if name != "pos_embedding":
+            p.data = p.data.half()
+    for name, b in m.named_buffers():
+        if b.is_floating_point():
+            b.data = b.data.half()
+    return m
+
+
+def distill(config: DistillConfig, people: Sequence[TrainPerson], log: Callable[[str], None],
+            run_info: dict[str, Any] | None = None) -> DistillResult:
+    """The whole recipe (module docstring): cache, train, export OUT/model.pth."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "last.ckpt").is_file() and not config.resume:
+        raise InputError(f"{out} already holds a run (last.ckpt); pass --resume to continue "
+                         f"it or choose another --out")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    cfg = config.model_config()
+    if not config.stem:
+        from .labels import default_movenet_path
+        stem_path = str(default_movenet_path())
+    else:
+        stem_path = config.stem
+    stem_sd = load_stem_weights(stem_path, cfg.stem_level)
+    model = build_student(cfg, stem_sd, config.seed)
+    train_people, val_people = split_people(list(people), config.val_fraction)
+    log(f"{len(train_people)} training people x {config.views} views, "
+        f"{len(val_people)} validation people (plain view)")
+    train_items = [(p, v) for v in range(config.views) for p in train_people]
+    val_items = [(p, 0) for p in val_people]
+    people_digest = hashlib.sha256("|".join(p.uid for p in people).encode()).hexdigest()[:16]
+    base = Path(config.cache_dir) if config.cache_dir else out / "features"
+    key = {"version": CACHE_VERSION, "stem": _stem_digest(stem_sd), "level": cfg.stem_level,
+           "input_size": list(cfg.input_size), "sigma": cfg.softmax_sigma,
+           "seed": config.seed, "people": people_digest, "val_fraction": config.val_fraction}
+    caches = {"val": (FeatureCache(base / "val", {**key, "views": 1}), val_items),
+              "train": (FeatureCache(base / "train", {**key, "views": config.views}),
+                        train_items)}
+    t0 = time.perf_counter()
+    for cache, items in caches.values():
+        cache.build(items, cfg, model.stem, config.seed, log, config.progress)
+    data = {name: cache.load(len(items)) for name, (cache, items) in caches.items()}
+    log(f"features ready ({time.perf_counter() - t0:.0f} s): "
+        f"{len(data['train'].features)} training views, "
+        f"{data['train'].features.numel() * 2 / 1e6:.0f} MB")
+    trainer = HeadTrainer(config, model, data["train"], data["val"], log)
+    if config.resume:
+        trainer.resume()
+    history = trainer.fit()
+    meta = {"recipe": "tp-m distillation (frozen MoveNet stem, cross-entropy)",
+            "epochs": trainer.epoch, "history": [asdict(r) for r in history],
+            "train_people": len(train_people), "views": config.views,
+            **(run_info or {})}
+    path = export_fp16(model, out / "model.pth", json.loads(json.dumps(meta, default=str)))
+    log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return DistillResult(path, history)
