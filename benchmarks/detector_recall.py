@@ -3,8 +3,8 @@
 
 Usage (from the repository root):
 
-    .venv/bin/python benchmarks/detector_recall.py                   # every detector
-    .venv/bin/python benchmarks/detector_recall.py --detectors blazepose blazepose-tiled
+    .venv/bin/python benchmarks/detector_recall.py                   # the default set
+    .venv/bin/python benchmarks/detector_recall.py --detectors blazepose-auto yolox-opencv yolox-ort
     .venv/bin/python benchmarks/detector_recall.py --json out.json   # also write JSON ('-': stdout)
 
 Data: ``--data DIR`` (default ../shared/datasets/coco128) in YOLO layout,
@@ -25,9 +25,17 @@ else runs on the machine: compare detectors within one run.
 Detectors: ``blazepose`` (whole frame only), ``blazepose-tiled`` (plus a 2x2 grid of
 tiles), ``blazepose-auto`` (the detector's default: tiles only frames >= 640 px on the long
 side, which is most of COCO128), ``blazepose-roi`` / ``blazepose-roi-tiled`` (MediaPipe's
-square ROI as the box instead of the default tight "body" box), ``hog`` and ``yolox``
-(``--yolox-onnx``, default ../shared/models/yolox_nano_416x416.onnx). Default set:
-blazepose, blazepose-tiled, blazepose-roi, hog, yolox.
+square ROI as the box instead of the default tight "body" box), ``hog``, ``yolox-ort``
+(YOLOX through onnxruntime, the detector's default runtime; ``yolox`` is the same),
+``yolox-opencv`` (the same model through OpenCV's DNN module) and ``auto`` (whatever
+``create_detector("auto")`` picks; its description is printed). YOLOX reads ``--yolox-onnx``,
+default resources/models/yolox_nano_416x416.onnx (shipped), else
+../shared/models/yolox_nano_416x416.onnx. ``--threads`` is both LiteRT's (BlazePose) and
+onnxruntime's thread count; OpenCV's DNN uses OpenCV's own (cv2.getNumThreads()). Default
+set: blazepose-auto, blazepose, blazepose-tiled, hog, yolox-opencv, yolox-ort.
+
+The 1-minute load average is printed before and after the run: times from a loaded machine
+are only comparable within one run.
 """
 from __future__ import annotations
 
@@ -58,9 +66,13 @@ VARIANTS = {
     "blazepose-roi": ("blazepose", {"tiling": "off", "box": "roi"}),
     "blazepose-roi-tiled": ("blazepose", {"tiling": "on", "box": "roi"}),
     "hog": ("hog", {}),
-    "yolox": ("yolox", {}),
+    "yolox": ("yolox", {"runtime": "onnxruntime"}),
+    "yolox-ort": ("yolox", {"runtime": "onnxruntime"}),
+    "yolox-opencv": ("yolox", {"runtime": "opencv"}),
+    "auto": ("auto", {}),
 }
-DEFAULT = ["blazepose", "blazepose-tiled", "blazepose-roi", "hog", "yolox"]
+DEFAULT = ["blazepose-auto", "blazepose", "blazepose-tiled", "hog", "yolox-opencv", "yolox-ort"]
+SHIPPED_YOLOX = ROOT / "resources" / "models" / "yolox_nano_416x416.onnx"
 
 
 def load_yolo_dataset(root: Path, person_images_only: bool = False, limit: int | None = None
@@ -90,6 +102,20 @@ def load_yolo_dataset(root: Path, person_images_only: bool = False, limit: int |
         if limit and len(out) >= limit:
             break
     return out
+
+
+def _load() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except (OSError, AttributeError):
+        return "n/a"
+
+
+def _version(module: str) -> str | None:
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return None
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -137,9 +163,13 @@ def build(variant: str, yolox_onnx: Path, threads: int):
         return create_detector("blazepose", num_threads=threads, **opts)
     if kind == "hog":
         return create_detector("hog")
+    if kind == "auto":
+        return create_detector("auto")
     if not yolox_onnx.is_file():
         return None
-    return create_detector(f"onnx:{yolox_onnx}")
+    if opts["runtime"] == "onnxruntime":
+        opts = {**opts, "num_threads": threads}
+    return create_detector(f"onnx:{yolox_onnx}", **opts)
 
 
 def evaluate(detector, data: list[tuple[Path, np.ndarray]], iou_thr: float) -> dict:
@@ -179,9 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=SHARED / "datasets" / "coco128")
     ap.add_argument("--detectors", nargs="+", default=DEFAULT, choices=list(VARIANTS))
-    ap.add_argument("--yolox-onnx", type=Path, default=SHARED / "models" / "yolox_nano_416x416.onnx")
+    ap.add_argument("--yolox-onnx", type=Path, default=SHIPPED_YOLOX if SHIPPED_YOLOX.is_file()
+                    else SHARED / "models" / "yolox_nano_416x416.onnx")
     ap.add_argument("--iou", type=float, default=0.5)
-    ap.add_argument("--threads", type=int, default=2, help="LiteRT threads for BlazePose")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="LiteRT threads for BlazePose, onnxruntime threads for YOLOX")
     ap.add_argument("--limit", type=int, default=None, help="only the first N images")
     ap.add_argument("--person-images-only", action="store_true")
     ap.add_argument("--json", default=None, help="write the results as JSON to this file ('-': stdout)")
@@ -190,19 +222,26 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         sys.exit(f"{args.data}: no such folder (give --data DIR with coco128's YOLO layout)")
     data = load_yolo_dataset(args.data, args.person_images_only, args.limit)
-    results = {}
+    load_before = _load()
+    results, described = {}, {}
     for name in args.detectors:
         det = build(name, args.yolox_onnx, args.threads)
         if det is None:
             print(f"[skip] {name}: {args.yolox_onnx} not found", file=sys.stderr)
             continue
+        described[name] = getattr(det, "description", det.name)
+        print(f"[run] {name}: {described[name]}", file=sys.stderr)
         results[name] = evaluate(det, data, args.iou)
+        results[name]["description"] = described[name]
         r = results[name]
         print(f"[done] {name}: recall {r['recall']:.3f} precision {r['precision']:.3f} "
               f"{r['ms_median']:.1f} ms", file=sys.stderr)
 
     n_gt = next(iter(results.values()))["gt_boxes"] if results else 0
+    load_after = _load()
     print(f"\n{len(data)} images, {n_gt} person boxes, IoU >= {args.iou}, greedy matching by score")
+    print(f"{os.cpu_count()} CPUs, 1-minute load average {load_before} before, {load_after} after "
+          f"(compare times within one run only)")
     head = ("detector", "recall", "precision", "AP50", "R small", "R medium", "R large",
             "dets", "ms/frame (median)")
     rows = [head]
@@ -219,12 +258,16 @@ def main(argv: list[str] | None = None) -> int:
         print("| " + " | ".join(c.ljust(widths[i]) for i, c in enumerate(row)) + " |")
         if k == 0:
             print("| " + " | ".join("-" * w for w in widths) + " |")
+    for name, text in described.items():
+        print(f"  {name}: {text}")
 
     if args.json:
         payload = {
             "date": datetime.datetime.now().isoformat(timespec="seconds"),
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                        "python": platform.python_version(), "opencv": cv2.__version__},
+                        "python": platform.python_version(), "opencv": cv2.__version__,
+                        "onnxruntime": _version("onnxruntime"),
+                        "load_average_before": load_before, "load_average_after": load_after},
             "data": str(args.data), "iou": args.iou, "results": results,
         }
         text = json.dumps(payload, indent=2)

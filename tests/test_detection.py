@@ -1,13 +1,15 @@
-"""Person detectors on real images: BlazePose (default), YOLOX (ONNX via cv2.dnn), HOG.
+"""Person detectors on real images: YOLOX (default; onnxruntime or cv2.dnn), BlazePose, HOG.
 
-In-tree data (tests/data/detection, see tests/data/README.md) covers the core checks; the
-YOLOX model and the small-people video frame come from ../shared and skip without it.
+In-tree data (tests/data/detection, see tests/data/README.md) and the YOLOX-Nano model shipped
+in resources/models cover the core checks; only the small-people video frame comes from
+../shared and skips without it.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import http.server
+import os
 import threading
 from pathlib import Path
 
@@ -22,7 +24,9 @@ from core.errors import DownloadError, InputError
 from core.types import Detections
 
 DET_DATA = DATA / "detection"
-YOLOX_ONNX = SHARED / "models" / "yolox_nano_416x416.onnx"
+YOLOX_ONNX = Path(__file__).resolve().parents[1] / "resources" / "models" / "yolox_nano_416x416.onnx"
+# The README's YOLOX-Nano box for the astronaut (score 0.93), as corners x1, y1, x2, y2.
+ASTRONAUT_YOLOX_CORNERS = (11, 20, 368, 507)
 VTEST = SHARED / "datasets" / "images" / "vtest_t30s.jpg"
 
 # Hand-drawn boxes (x, y, w, h), read off the images by eye.
@@ -266,32 +270,87 @@ def test_blazepose_config_errors():
 
 # --------------------------------------------------------------------------- YOLOX
 
-needs_yolox = pytest.mark.skipif(not YOLOX_ONNX.exists(),
-                                 reason=f"{YOLOX_ONNX} not available (../shared is absent)")
+def test_yolox_nano_is_shipped():
+    """resources/models/yolox_nano_416x416.onnx is part of the repository (README's sha256)."""
+    from core.detection import yolox
+    assert YOLOX_ONNX.is_file() and yolox.SHIPPED_YOLOX_NANO == YOLOX_ONNX
+    assert hashlib.sha256(YOLOX_ONNX.read_bytes()).hexdigest() == yolox.SHIPPED_YOLOX_NANO_SHA256
 
 
-@needs_yolox
-def test_yolox_finds_the_astronaut(astronaut, basketball):
-    det = create_detector(f"onnx:{YOLOX_ONNX}")
+@pytest.fixture(scope="module")
+def yolox_ort():
+    return create_detector("yolox-nano")
+
+
+def test_yolox_finds_the_astronaut(yolox_ort, astronaut, basketball):
+    det = yolox_ort
+    assert det.config.runtime == "onnxruntime" and det.session is not None and det.net is None
+    assert det.path == YOLOX_ONNX                       # shipped: no download, works offline
+    opts = det.session.get_session_options()
+    assert opts.intra_op_num_threads == min(2, os.cpu_count() or 1)
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     out = det(astronaut)
     assert len(out) == 1
-    # README: box (11, 20, 368, 507) as corners, score 0.93
-    assert np.allclose(out.boxes[0], [11, 20, 368 - 11, 507 - 20], atol=3), out.boxes[0]
+    x1, y1, x2, y2 = ASTRONAUT_YOLOX_CORNERS
+    assert box_iou(out.boxes, [(x1, y1, x2 - x1, y2 - y1)])[0, 0] > 0.8, out.boxes[0]
+    assert np.allclose(out.boxes[0], [x1, y1, x2 - x1, y2 - y1], atol=3), out.boxes[0]
     assert out.scores[0] == pytest.approx(0.93, abs=0.02)
     both = det(basketball)
     assert (box_iou(both.boxes, BASKETBALL_BOXES).max(axis=0) > 0.5).all()
     assert len(det(np.full((416, 416, 3), 114, np.uint8))) == 0
-    # a bare path ending in .onnx is the same detector
+    # onnx:PATH and a bare path ending in .onnx are the same detector
+    assert np.allclose(create_detector(f"onnx:{YOLOX_ONNX}")(astronaut).boxes, out.boxes)
     assert np.allclose(create_detector(str(YOLOX_ONNX))(astronaut).boxes, out.boxes)
 
 
-def test_non_onnx_file_is_an_input_error(tmp_path):
+def test_yolox_onnxruntime_agrees_with_opencv_dnn(yolox_ort, astronaut, basketball):
+    cv = create_detector("yolox-nano", runtime="opencv")
+    assert cv.config.runtime == "opencv" and cv.session is None and cv.net is not None
+    for image in (astronaut, basketball):
+        a, b = yolox_ort(image), cv(image)
+        assert len(a) == len(b) >= 1
+        assert (np.diag(box_iou(a.boxes, b.boxes)) > 0.95).all(), (a.boxes, b.boxes)
+        assert np.allclose(a.scores, b.scores, atol=0.01)
+
+
+def test_yolox_options():
+    det = create_detector("yolox", runtime="ORT", num_threads=1, score_threshold=0.5)
+    assert det.config.runtime == "onnxruntime" and det.config.score_threshold == 0.5
+    assert det.session.get_session_options().intra_op_num_threads == 1
+    assert "onnxruntime" in det.description and "yolox_nano_416x416.onnx" in det.description
+    with pytest.raises(InputError, match="runtime must be one of onnxruntime, opencv"):
+        create_detector("yolox-nano", runtime="tensorrt")
+    with pytest.raises(InputError, match="num_threads"):
+        create_detector("yolox-nano", num_threads=0)
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "opencv"])
+def test_corrupt_onnx_file_is_an_input_error(tmp_path, runtime):
     fake = tmp_path / "notamodel.onnx"
     fake.write_bytes(b"this is not a protobuf, just text\n" * 10)
-    with pytest.raises(InputError, match="notamodel.onnx"):
-        create_detector(str(fake))
+    truncated = tmp_path / "truncated.onnx"                 # a real model, cut short
+    truncated.write_bytes(YOLOX_ONNX.read_bytes()[:200_000])
+    for bad in (fake, truncated):
+        with pytest.raises(InputError, match=bad.name) as err:
+            create_detector(str(bad), runtime=runtime)
+        assert str(bad) in str(err.value) and "\n" not in str(err.value)
+        assert err.value.__cause__ is None and err.value.__suppress_context__
     with pytest.raises(InputError, match="missing.onnx"):
-        create_detector(f"onnx:{tmp_path / 'missing.onnx'}")
+        create_detector(f"onnx:{tmp_path / 'missing.onnx'}", runtime=runtime)
+
+
+def test_yolox_nano_uses_the_shipped_file_offline(model_cache, monkeypatch):
+    from core.models import zoo
+    monkeypatch.setenv(zoo.ENV_OFFLINE, "1")
+    assert create_detector("yolox-nano").path == YOLOX_ONNX
+    assert not model_cache.exists() or not any(model_cache.iterdir())      # nothing downloaded
+
+
+@pytest.fixture
+def no_shipped_yolox(tmp_path, monkeypatch):
+    """As if resources/models had no YOLOX-Nano: the download code and BlazePose take over."""
+    from core.detection import yolox
+    monkeypatch.setattr(yolox, "SHIPPED_YOLOX_NANO", tmp_path / "absent" / YOLOX_ONNX.name)
 
 
 class _Server:
@@ -325,7 +384,7 @@ def model_cache(tmp_path, monkeypatch):
     return tmp_path / "cache" / "models"
 
 
-def test_yolox_nano_download_from_local_server(tmp_path, model_cache, monkeypatch):
+def test_yolox_nano_download_from_local_server(tmp_path, model_cache, no_shipped_yolox, monkeypatch):
     from core.detection import yolox
     served = tmp_path / "release"
     served.mkdir()
@@ -356,7 +415,7 @@ def test_yolox_nano_download_from_local_server(tmp_path, model_cache, monkeypatc
         yolox.fetch_yolox_nano(progress=False)
 
 
-def test_yolox_nano_offline_says_what_to_download(model_cache, monkeypatch):
+def test_yolox_nano_offline_says_what_to_download(model_cache, no_shipped_yolox, monkeypatch):
     from core.detection import yolox
     from core.models import zoo
     monkeypatch.setenv(zoo.ENV_OFFLINE, "1")
@@ -390,12 +449,28 @@ def test_hog_finds_people_in_basketball1(basketball):
 # --------------------------------------------------------------------------- factory
 
 
+def test_auto_is_the_shipped_yolox(astronaut):
+    from core.detection.yolox import YoloxDetector
+    auto = create_detector("auto")
+    assert isinstance(auto, YoloxDetector) and isinstance(auto, PersonDetector)
+    assert auto.path == YOLOX_ONNX and auto.config.runtime == "onnxruntime"
+    assert auto.name == "yolox:yolox_nano_416x416.onnx"
+    assert auto.description.startswith("auto: shipped YOLOX-Nano")
+    assert "onnxruntime" in auto.description
+    assert len(auto(astronaut)) == 1
+
+
+def test_auto_falls_back_to_blazepose_without_the_shipped_file(no_shipped_yolox):
+    from core.detection.blazepose import BlazePoseDetector
+    auto = create_detector("auto")
+    assert isinstance(auto, BlazePoseDetector) and auto.name == "blazepose"
+    assert auto.description.startswith("auto: blazepose")
+
+
 def test_create_detector_specs_and_errors(tmp_path):
     from core.detection.blazepose import BlazePoseDetector
     from core.detection.hog import HogDetector
-    auto = create_detector("auto")
-    assert isinstance(auto, BlazePoseDetector) and isinstance(auto, PersonDetector)
-    assert auto.name == "blazepose"
+    assert isinstance(create_detector("blazepose"), BlazePoseDetector)
     assert isinstance(create_detector(" BlazePose "), BlazePoseDetector)
     assert isinstance(create_detector("hog"), HogDetector)
     for bad in ("yolo", "ssd", "model.pt", "onnx:"):

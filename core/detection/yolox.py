@@ -1,7 +1,16 @@
-"""YOLOX person detector: an ONNX export run with OpenCV's DNN module, person class only.
+"""YOLOX person detector: an ONNX export run with onnxruntime (or OpenCV's DNN), people only.
+
+Runtime: ``YoloxConfig.runtime`` is "onnxruntime" (default: CPUExecutionProvider,
+`num_threads` intra-op threads, min(2, CPUs) by default, idle threads do not busy-wait) or
+"opencv" (cv2.dnn, kept so that benchmarks/detector_recall.py can compare the two).
+
+Model: the ``yolox-nano`` spec (and ``auto``) use YOLOX-Nano shipped in
+resources/models/yolox_nano_416x416.onnx (Megvii's COCO weights, Apache-2.0; see
+resources/models/README.md); only when that file is missing is Megvii's own export
+downloaded once into the model cache (`fetch_yolox_nano`).
 
 I/O (Megvii's tools/export_onnx.py without --decode_in_inference, YOLOX >= 0.1.1rc0; see
-../shared/models/README.md): input `images` float32 (1, 3, S, S), BGR, 0..255, no
+resources/models/README.md): input `images` float32 (1, 3, S, S), BGR, 0..255, no
 normalisation, the frame letterboxed to the TOP-LEFT of an S x S canvas filled with 114;
 output (1, A, 5 + C) raw rows [tx, ty, tw, th, obj, p_0 .. p_C-1] (obj and p already
 sigmoided) on grids of strides 8, 16, 32, row-major; decode cx = (tx + gx) * s,
@@ -10,13 +19,16 @@ divide by the letterbox ratio; NMS.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
 
-from core.errors import DownloadError, InputError
+from core.errors import DownloadError, InputError, StudioError
 from core.models import zoo
 from core.types import Detections
 
@@ -31,6 +43,35 @@ YOLOX_NANO_FILENAME = "yolox_nano.onnx"
 YOLOX_NANO_SHA256: str | None = None
 PERSON_CLASS = 0
 STRIDES = (8, 16, 32)
+
+# YOLOX-Nano shipped with the repository (resources/models/README.md): Megvii's official
+# COCO yolox_nano.pth exported to ONNX (Kazuhito00/YOLOX-ONNX-TFLite-Sample), Apache-2.0.
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_YOLOX_NANO = ROOT / "resources" / "models" / "yolox_nano_416x416.onnx"
+SHIPPED_YOLOX_NANO_SHA256 = "695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14"
+
+Runtime = Literal["onnxruntime", "opencv"]
+RUNTIMES: tuple[str, ...] = ("onnxruntime", "opencv")
+
+
+def default_threads() -> int:
+    """onnxruntime intra-op threads: min(2, CPUs); the detector shares the CPU with the
+    pose model and the video decoder, and 2 is all this project's machines have."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def shipped_yolox_nano() -> Path | None:
+    """resources/models/yolox_nano_416x416.onnx when it is there, else None."""
+    return SHIPPED_YOLOX_NANO if SHIPPED_YOLOX_NANO.is_file() else None
+
+
+def yolox_nano_path(*, base_url: str | None = None, progress: bool = True) -> Path:
+    """The YOLOX-Nano model to use: the shipped file (offline, no download) when present,
+    else the cached download (`fetch_yolox_nano`)."""
+    shipped = shipped_yolox_nano()
+    if shipped is not None:
+        return shipped
+    return fetch_yolox_nano(base_url=base_url, progress=progress)
 
 
 def fetch_yolox_nano(*, base_url: str | None = None, progress: bool = True) -> Path:
@@ -59,8 +100,19 @@ class YoloxConfig:
     input_size: int = 416           # the export's fixed square input (416 for nano/tiny)
     max_detections: int = 100
     min_box_size: float = 2.0       # px; smaller boxes are dropped
+    runtime: Runtime = "onnxruntime"  # or "opencv" (cv2.dnn)
+    num_threads: int = field(default_factory=default_threads)  # onnxruntime intra-op threads
+    spin: bool = False              # let idle onnxruntime threads busy-wait (off: they would
+                                    # steal the CPU from the pose model on a 2-core machine)
 
     def __post_init__(self) -> None:
+        runtime = str(self.runtime).strip().lower()
+        runtime = {"ort": "onnxruntime", "cv2": "opencv", "opencv-dnn": "opencv"}.get(runtime, runtime)
+        if runtime not in RUNTIMES:
+            raise InputError(f"runtime must be one of {', '.join(RUNTIMES)}, not {self.runtime!r}.")
+        self.runtime = runtime  # type: ignore[assignment]
+        if int(self.num_threads) < 1:
+            raise InputError(f"num_threads must be at least 1, not {self.num_threads}.")
         if not 0.0 <= float(self.score_threshold) < 1.0:
             raise InputError(f"score_threshold must be in [0, 1), not {self.score_threshold}.")
         if int(self.input_size) % 32 or int(self.input_size) < 32:
@@ -79,7 +131,7 @@ def yolox_grids(size: int, strides=STRIDES) -> tuple[np.ndarray, np.ndarray]:
 
 
 class YoloxDetector(PersonDetector):
-    """YOLOX (ONNX through cv2.dnn), people only."""
+    """YOLOX (ONNX through onnxruntime, or cv2.dnn with runtime="opencv"), people only."""
 
     name = "yolox"
 
@@ -90,6 +142,50 @@ class YoloxDetector(PersonDetector):
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such ONNX model file.")
+        self.session = self.net = None
+        if self.config.runtime == "onnxruntime":
+            self._load_onnxruntime()
+        else:
+            self._load_opencv()
+        self.name = f"yolox:{self.path.name}"
+        size = int(self.config.input_size)
+        self._grid, self._stride = yolox_grids(size)
+        threads = f", {self.config.num_threads} threads" if self.config.runtime == "onnxruntime" else ""
+        self.description = f"YOLOX {self.path.name} via {self.config.runtime} ({size}x{size}{threads})"
+
+    def _load_onnxruntime(self) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise StudioError("The onnxruntime package is not installed (pip install onnxruntime); "
+                              "it runs the YOLOX detector (or give it runtime='opencv').") from None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(self.config.num_threads)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        if not self.config.spin:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise InputError(f"{self.path}: not an ONNX model onnxruntime can load (is it a YOLOX "
+                             f".onnx export?): {_first_line(e)}") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        shape = list(inputs[0].shape) if len(inputs) == 1 else []
+        if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3) \
+                or len(outputs) < 1 or "float" not in inputs[0].type:
+            raise InputError(
+                f"{self.path}: not a YOLOX model (inputs {[(i.name, i.shape) for i in inputs]}; "
+                f"expected one float [1, 3, S, S] input).")
+        h, w = shape[2], shape[3]
+        if isinstance(h, int) and isinstance(w, int) and h == w and h != int(self.config.input_size):
+            if h % 32 or h < 32:
+                raise InputError(f"{self.path}: input size {h} is not a multiple of 32.")
+            self.config = dataclasses.replace(self.config, input_size=h)  # the export's own size
+        self._input_name = inputs[0].name
+
+    def _load_opencv(self) -> None:
         try:
             self.net = cv2.dnn.readNetFromONNX(str(self.path))
         except cv2.error:
@@ -97,9 +193,6 @@ class YoloxDetector(PersonDetector):
                              f".onnx export?).") from None
         if self.net.empty():
             raise InputError(f"{self.path}: not an ONNX model OpenCV can load.")
-        self.name = f"yolox:{self.path.name}"
-        size = int(self.config.input_size)
-        self._grid, self._stride = yolox_grids(size)
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """(1, 3, S, S) float32 blob and the letterbox ratio r (model px = image px * r)."""
@@ -138,10 +231,23 @@ class YoloxDetector(PersonDetector):
     def __call__(self, image_bgr: np.ndarray) -> Detections:
         image = check_image(image_bgr)
         blob, r = self.preprocess(image)
-        self.net.setInput(blob)
-        try:
-            out = self.net.forward()
-        except cv2.error as e:
-            raise InputError(f"{self.path}: OpenCV could not run this model on a "
-                             f"{self.config.input_size}x{self.config.input_size} input ({e.err}).") from None
+        size = self.config.input_size
+        if self.session is not None:
+            try:
+                out = self.session.run(None, {self._input_name: blob})[0]
+            except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+                raise InputError(f"{self.path}: onnxruntime could not run this model on a "
+                                 f"{size}x{size} input ({_first_line(e)}).") from None
+        else:
+            self.net.setInput(blob)
+            try:
+                out = self.net.forward()
+            except cv2.error as e:
+                raise InputError(f"{self.path}: OpenCV could not run this model on a "
+                                 f"{size}x{size} input ({e.err}).") from None
         return self.decode(out, r, image.shape[1], image.shape[0])
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
