@@ -5,8 +5,10 @@
 
 Specs (case-insensitive names):
 
-* ``auto``: the TransPose weights shipped in resources/models (the first .pth there), or,
-  when there are none, MediaPipe BlazePose;
+* ``auto``: official TransPose weights the user has already downloaded (the most accurate
+  one, never a download), else our TransPose-M shipped in resources/models; MediaPipe
+  BlazePose only when neither exists (a source checkout without resources/models), and
+  then the description says so;
 * ``mediapipe`` / ``blazepose`` (also ``mediapipe-blazepose-full``): BlazePose full, from
   the installed mediapipe wheel; a ``.tflite`` path: another BlazePose landmark model;
 * ``movenet`` (also ``movenet-thunder``): Google's MoveNet Thunder ONNX model
@@ -136,8 +138,12 @@ def create_pose_backend(spec: str = "auto", device: str = "auto", *, flip_test: 
     name = _norm(raw)
 
     if name == "auto":
+        from ..models import zoo
         shipped = _shipped(models_dir)
         folder = _shown(Path(models_dir) if models_dir is not None else common.SHIPPED_MODELS)
+        official = zoo.downloaded() if models_dir is None else []
+        if official:
+            return _transpose(official[0], device, "official, downloaded", **tp)
         if shipped is not None:
             return _transpose(shipped, device, "shipped", **tp)
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
@@ -33,6 +33,10 @@ class EstimatorConfig:
     batch_size: int = 32           # crops per forward pass
     color: str = "bgr"             # channel order of the images given to __call__
     fuse: bool = True              # fold BatchNorm into convs (+ channels_last on CPU): ~10% faster
+    # TransPose-M's MoveNet stem on the CPU: "auto" runs it with onnxruntime when onnx and
+    # onnxruntime are installed (about 1.5-2x faster here than PyTorch's eager kernels),
+    # "torch" always in PyTorch, "onnxruntime" insists (an error when unavailable).
+    stem_runtime: Literal["auto", "torch", "onnxruntime"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -109,9 +113,27 @@ class TopDownEstimator:
             from ..models.fuse import fuse_for_inference
             model = fuse_for_inference(model, channels_last=self.device.type == "cpu")
         self.model = model.to(self.device).eval()
+        self._use_stem_runtime(config.stem_runtime)
         self.weights_name = weights_name
         if self.device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
             torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+
+    def _use_stem_runtime(self, runtime: str) -> None:
+        from ..models.mobilenet_fpn import MoveNetStem, OnnxRuntimeStem, onnxruntime_available
+        stem = getattr(self.model, "stem", None)
+        if runtime == "torch" or not isinstance(stem, MoveNetStem):
+            return
+        if self.device.type != "cpu":
+            if runtime == "onnxruntime":
+                raise InputError("stem_runtime 'onnxruntime' is for the CPU; on "
+                                 f"{self.device} the stem runs in PyTorch")
+            return
+        if not onnxruntime_available():
+            if runtime == "onnxruntime":
+                raise InputError("stem_runtime 'onnxruntime' needs the onnx and onnxruntime "
+                                 "packages (pip install -e .[train])")
+            return
+        self.model.stem = OnnxRuntimeStem(stem, threads=torch.get_num_threads())
 
     @classmethod
     def from_weights(cls, weights: str | os.PathLike, config: EstimatorConfig = EstimatorConfig(),
@@ -144,14 +166,17 @@ class TopDownEstimator:
     def _prepare(self, image: np.ndarray, boxes: Any) -> tuple[np.ndarray, ...]:
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
             raise InputError("image must be an HxWx3 uint8 array")
-        rgb = image[..., ::-1] if self.config.color == "bgr" else image
         b = validate_boxes(boxes, image.shape[:2])
         size = self.model_config.input_size
         cs = [box_to_center_scale(box, size) for box in b]
         centers = np.array([c for c, _ in cs], dtype=np.float32).reshape(-1, 2)
         scales = np.array([s for _, s in cs], dtype=np.float32).reshape(-1, 2)
-        crops = np.stack([crop_person(rgb, c, s, size) for c, s in cs]) if len(b) else \
+        # Crop the frame as it is and swap the channels of the small crops (bit-identical to
+        # cropping an RGB copy, without copying the whole frame for every person).
+        crops = np.stack([crop_person(image, c, s, size) for c, s in cs]) if len(b) else \
             np.zeros((0, size[1], size[0], 3), np.uint8)
+        if self.config.color == "bgr":
+            crops = np.ascontiguousarray(crops[..., ::-1])
         return b, centers, scales, crops
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
