@@ -329,7 +329,8 @@ class SettingsPanel(QWidget):
         self.model_group = QGroupBox("Model")
         form = QFormLayout(self.model_group)
         self.model_combo = QComboBox()
-        self.model_combo.addItem("auto (shipped TransPose, else MediaPipe)", "auto")
+        self.model_combo.addItem("auto (shipped TransPose-M, or official weights you downloaded)",
+                                 "auto")
         self.model_combo.addItem("MediaPipe BlazePose", "mediapipe")
         for name in ZOO_NAMES:
             self.model_combo.addItem(f"TransPose {name} (model zoo)", name)
@@ -337,7 +338,7 @@ class SettingsPanel(QWidget):
         self.model_combo.setToolTip("Pose model: TransPose weights give attention maps")
         form.addRow("Pose model", self.model_combo)
         self.detector_combo = QComboBox()
-        for label, spec in (("auto (BlazePose detector)", "auto"), ("BlazePose", "blazepose"),
+        for label, spec in (("auto (shipped YOLOX-Nano)", "auto"), ("BlazePose", "blazepose"),
                             ("HOG (OpenCV)", "hog"), ("YOLOX-Nano", "yolox-nano")):
             self.detector_combo.addItem(label, spec)
         self.detector_combo.addItem("Browse .onnx…", BROWSE)

@@ -51,6 +51,8 @@ class PipelineConfig:
     keep_images: bool = False        # keep the frame's image in each PoseFrame
     max_people: int = 20
     pose_nms_oks: float = 0.7        # poses more alike than this (OKS) are one person
+    live_flip_test: bool = False     # live mode: keep the pose model's flip test (off: half
+                                     # the network work per person, to stay real-time)
 
     def __post_init__(self) -> None:
         if self.mode not in ("batch", "live"):
@@ -207,6 +209,8 @@ class PosePipeline:
                  tracker: Any, config: PipelineConfig = PipelineConfig()) -> None:
         self.source = source
         self.detector = detector
+        if config.mode == "live" and not config.live_flip_test and hasattr(pose, "without_flip"):
+            pose = pose.without_flip()
         self.pose = pose
         self.tracker = tracker
         self.config = config

@@ -20,7 +20,7 @@ SHARED_ONNX = ROOT.parent / "shared" / "models" / "movenet_thunder.onnx"
 def _needs_movenet_onnx():
     if not SHARED_ONNX.is_file():
         pytest.skip(f"{SHARED_ONNX} is absent (../shared not beside the checkout)")
-    pytest.importorskip("onnx", reason="the conversion needs the 'onnx' package (.[train])")
+    pytest.importorskip("onnx", reason="the conversion needs the 'onnx' package")
     pytest.importorskip("onnxruntime")
 
 

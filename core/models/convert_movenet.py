@@ -75,7 +75,7 @@ def read_onnx_convs(onnx_path: str | Path) -> dict[str, list[np.ndarray]]:
         from onnx import numpy_helper
     except ImportError as e:
         raise CheckpointError("converting MoveNet needs the 'onnx' package "
-                              "(pip install -e .[train])") from e
+                              "(a core dependency: reinstall with pip install -e .)") from e
     path = Path(onnx_path)
     try:
         model = onnx.load(str(path))

@@ -69,6 +69,21 @@ class AttentionMaps:
         token = int(self.keypoint_tokens[person, keypoint])
         return self._layer(layer, head)[person, token].reshape(self.grid_hw)
 
+    def concentration(self, person: int, keypoint: int, radius: int = 2, layer: int = -1
+                      ) -> float:
+        """How local a keypoint's dependency area is: the attention mass within `radius`
+        tokens (a (2r+1)^2 window, clipped at the grid's edges) of the keypoint's own token,
+        divided by the share that window would get from uniform attention. 1 means no
+        preference for the neighbourhood; T / (window cells) means all the mass is there."""
+        area = self.dependency_area(person, keypoint, layer)
+        h, w = self.grid_hw
+        token = int(self.keypoint_tokens[person, keypoint])
+        r0, c0 = divmod(token, w)
+        rows = slice(max(0, r0 - radius), min(h, r0 + radius + 1))
+        cols = slice(max(0, c0 - radius), min(w, c0 + radius + 1))
+        window = area[rows, cols]
+        return float(window.sum() / (window.size / area.size))
+
     def affected_area(self, person: int, xy_image: tuple[float, float], layer: int = -1,
                       head: int | None = None) -> np.ndarray:
         """(h, w) grid: how much every position attends to this image point (the column)."""

@@ -7,6 +7,8 @@ coordinates; both share the cropping, batching, flip test and device handling of
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
@@ -131,7 +133,7 @@ class TopDownEstimator:
         if not onnxruntime_available():
             if runtime == "onnxruntime":
                 raise InputError("stem_runtime 'onnxruntime' needs the onnx and onnxruntime "
-                                 "packages (pip install -e .[train])")
+                                 "packages (core dependencies: reinstall with pip install -e .)")
             return
         self.model.stem = OnnxRuntimeStem(stem, threads=torch.get_num_threads())
 
@@ -143,6 +145,15 @@ class TopDownEstimator:
     @property
     def variant(self) -> str:
         return self.model_config.name
+
+    def without_flip(self) -> "TopDownEstimator":
+        """The same estimator (same network, no copy) without the flip test: half the
+        network work per person, which live previews use to stay real-time."""
+        if not self.config.flip_test:
+            return self
+        other = copy.copy(self)
+        other.config = dataclasses.replace(self.config, flip_test=False)
+        return other
 
     def _autocast(self):
         if self.amp_dtype is None:

@@ -91,7 +91,8 @@ class DistillConfig:
 
 # ---------------------------------------------------------------------------- stem
 def load_stem_weights(path: str | os.PathLike, level: str) -> dict[str, torch.Tensor]:
-    """The stem's state_dict from MoveNet's .onnx (converted now) or a converted .pth."""
+    """The stem's state_dict from MoveNet's .onnx (converted now), a converted .pth, or a
+    TransPose-M checkpoint (its stem.* weights)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such stem file (MoveNet Thunder .onnx or a converted "
@@ -103,6 +104,12 @@ def load_stem_weights(path: str | os.PathLike, level: str) -> dict[str, torch.Te
         sd = torch.load(p, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - any unreadable file gets the same message
         raise CheckpointError(f"{p}: not a readable stem state_dict") from None
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+        # a TransPose-M checkpoint (the shipped model): its stem.* weights
+        sd = {k[len("stem."):]: v.float() for k, v in sd["state_dict"].items()
+              if k.startswith("stem.")}
+    if not isinstance(sd, dict) or not sd:
+        raise CheckpointError(f"{p}: holds no stem weights")
     return sd
 
 
@@ -287,10 +294,13 @@ def stem_runner(stem: torch.nn.Module) -> Callable[[torch.Tensor], np.ndarray]:
     try:
         import onnxruntime as ort
         import io
+        import warnings
         buf = io.BytesIO()
         x = torch.zeros(1, 3, 256, 192)
-        torch.onnx.export(stem, x, buf, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")     # tracer notes on the constant SAME padding
+            torch.onnx.export(stem, x, buf, input_names=["x"], output_names=["y"],
+                              dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, torch.get_num_threads())
         sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
@@ -448,7 +458,7 @@ class HeadTrainer:
                 torch.nn.utils.clip_grad_norm_(self.params, 5.0)
                 self.opt.step()
                 self.sched.step()
-                total += float(loss) * len(idx)
+                total += float(loss.detach()) * len(idx)
                 seen += len(idx)
                 bar.set_postfix(loss=f"{total / seen:.3f}")
             bar.close()
