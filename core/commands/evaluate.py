@@ -56,9 +56,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", action=_ImagesAction, metavar="DIR",
                    help="images folder of the --gt just before it (COCO JSON); not needed "
                    "for YOLO-pose folders")
-    p.add_argument("--model", default="auto",
-                   help="auto (shipped TransPose, else MediaPipe), mediapipe, movenet, a "
-                   "model-zoo name, a TransPose or TFPose .pth or a MoveNet .onnx file")
+    p.add_argument("--model", action="append", metavar="MODEL",
+                   help="auto (the default: downloaded official TransPose weights, else the "
+                   "shipped TransPose-M), mediapipe, movenet, a model-zoo name, a TransPose "
+                   "or TFPose .pth or a MoveNet .onnx file; repeat it to compare models on "
+                   "the same people in one run (a table each, then ratios to the last one)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (TransPose)")
     p.add_argument("--json", metavar="OUT.json", help="also write every figure as JSON")
     p.add_argument("--box-enlarge", type=float, default=1.25, metavar="F",
@@ -134,35 +136,65 @@ def run(args: argparse.Namespace) -> int:
         log(f"ground truth: {d.source}: {len(d.images)} images, "
             f"{len(d.evaluable(args.min_keypoints))} people to score")
         datasets.append(d)
-    model, description = create_pose_backend(args.model, args.device)
-    log(f"model: {description}")
+    specs = args.model or ["auto"]
+    runs = []
+    for spec in specs:
+        model, description = create_pose_backend(spec, args.device)
+        log(f"model: {description}")
+        last = [-1]
 
-    last = [-1]
+        def progress(done: int, total: int) -> None:
+            pct = 100 * done // total
+            if pct // 25 != last[0] // 25 or done == total:
+                last[0] = pct
+                log(f"  {done}/{total} people")
 
-    def progress(done: int, total: int) -> None:
-        pct = 100 * done // total
-        if pct // 25 != last[0] // 25 or done == total:
-            last[0] = pct
-            log(f"  {done}/{total} people")
-
-    result = evaluate(model, datasets, box_enlarge=args.box_enlarge,
-                      min_keypoints=args.min_keypoints, model_name=description,
-                      progress=progress)
-    print_table(result, description)
+        result = evaluate(model, datasets, box_enlarge=args.box_enlarge,
+                          min_keypoints=args.min_keypoints, model_name=description,
+                          progress=progress)
+        if runs:
+            print()
+        print_table(result, description)
+        runs.append((spec, model, description, result))
+        del model
+    if len(runs) > 1:
+        print_comparison(runs)
     if args.json:
-        doc = {
-            "model": {"spec": args.model, "description": description,
-                      "variant": getattr(model, "variant", "")},
-            "ground_truth": [{"gt": gt, "images": images, "name": d.name, "source": d.source}
-                             for (gt, images), d in zip(pairs, datasets)],
-            "protocol": {"box_enlarge": args.box_enlarge, "min_keypoints": args.min_keypoints,
-                         "oks": "COCO sigmas, annotation area (YOLO-pose: box w*h*0.53)",
-                         "ap": "pycocotools COCOeval keypoints, one detection per scored "
-                               "person, score = mean keypoint score",
-                         "pck": "PCK@0.2 of the torso diameter: left shoulder-right hip, else "
-                                "right shoulder-left hip; people without either are left out"},
-            "result": result.to_dict(),
-        }
+        protocol = {"box_enlarge": args.box_enlarge, "min_keypoints": args.min_keypoints,
+                    "oks": "COCO sigmas, annotation area (YOLO-pose: box w*h*0.53)",
+                    "ap": "pycocotools COCOeval keypoints, one detection per scored "
+                          "person, score = mean keypoint score",
+                    "pck": "PCK@0.2 of the torso diameter: left shoulder-right hip, else "
+                           "right shoulder-left hip; people without either are left out"}
+        ground_truth = [{"gt": gt, "images": images, "name": d.name, "source": d.source}
+                        for (gt, images), d in zip(pairs, datasets)]
+
+        def one(spec, model, description, result):
+            return {"model": {"spec": spec, "description": description,
+                              "variant": getattr(model, "variant", "")},
+                    "result": result.to_dict()}
+        if len(runs) == 1:
+            doc = {**one(*runs[0]), "ground_truth": ground_truth, "protocol": protocol}
+        else:
+            doc = {"runs": [one(*r) for r in runs], "ground_truth": ground_truth,
+                   "protocol": protocol}
         atomic_write_json(args.json, doc)
         log(f"wrote {args.json}")
     return 0
+
+
+def print_comparison(runs: list, out=None) -> None:
+    """Every model's headline figures side by side, and its ratio to the last model's."""
+    out = out or sys.stdout
+    base = runs[-1][3]
+    print(file=out)
+    print(f"comparison (ratio to {runs[-1][0]}):", file=out)
+    print(f"{'model':<28}{'meanOKS':>9}{'ratio':>7}{'AP':>7}{'ratio':>7}{'PCK':>7}{'ratio':>7}"
+          f"{'ms/person':>11}", file=out)
+
+    def ratio(a, b) -> str:
+        return _f(a / b if a is not None and b else None)
+    for spec, _, _, r in runs:
+        print(f"{spec[:27]:<28}{_f(r.mean_oks, 9)}{ratio(r.mean_oks, base.mean_oks)}"
+              f"{_f(r.ap)}{ratio(r.ap, base.ap)}{_f(r.pck)}{ratio(r.pck, base.pck)}"
+              f"{_f(r.ms_per_person, 11, 1)}", file=out)
