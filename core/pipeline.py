@@ -51,6 +51,9 @@ class PipelineConfig:
     keep_images: bool = False        # keep the frame's image in each PoseFrame
     max_people: int = 20
     pose_nms_oks: float = 0.7        # poses more alike than this (OKS) are one person
+    keep_undetected: bool = True     # a person whose box follows their keypoints stays when
+                                     # a detector pass misses them, while their pose stays
+                                     # confident (detectors miss backlit or unusual poses)
     live_flip_test: bool = False     # live mode: keep the pose model's flip test (off: half
                                      # the network work per person, to stay real-time)
 
@@ -433,7 +436,10 @@ class PosePipeline:
                 break
         return got
 
-    def _detect(self, item: _Item) -> None:
+    def _detect(self, item: _Item, followed: np.ndarray | None = None) -> None:
+        """Detector pass; `followed` are the boxes that follow people's keypoints from the
+        previous frame (NaN rows: lost). With keep_undetected, a followed person that no
+        detection overlaps is kept; pose NMS removes any duplicate afterwards."""
         self._stage_now = "detector"
         t0 = time.perf_counter()
         det = self.detector(item.frame.image)
@@ -441,7 +447,16 @@ class PosePipeline:
         self.stats.detector_runs += 1
         self.stats.stage_ms["detect"] += item.detect_ms
         order = np.argsort(-det.scores)[: self.config.max_people]
-        item.boxes = det.boxes[order]
+        boxes = det.boxes[order]
+        if self.config.keep_undetected and followed is not None and len(followed):
+            followed = followed[np.isfinite(followed).all(axis=1)]
+            if len(followed) and len(boxes):
+                from .detection.base import box_iou
+                followed = followed[box_iou(followed, boxes).max(axis=1) < 0.3]
+            if len(followed):
+                boxes = np.concatenate([boxes, followed.astype(boxes.dtype)])
+                boxes = boxes[: self.config.max_people]
+        item.boxes = boxes
 
     def _infer_batch(self, items: list[_Item]) -> None:
         c = self.config
@@ -449,7 +464,7 @@ class PosePipeline:
             propagated = self._prev_boxes
             lost = len(propagated) == 0 or np.isnan(propagated).any()
             if self._since_detect == 0 or lost or self._since_detect >= c.detect_every:
-                self._detect(item)
+                self._detect(item, propagated)
                 self._since_detect = 1
             else:
                 item.boxes = propagated

@@ -217,3 +217,31 @@ def test_live_mode_delivers_the_last_frame_and_final_drop_count():
     done = p.run(frames.append)
     assert frames[-1].index == 4                  # the end marker never replaces a frame
     assert done.dropped == p.stats.dropped == 5 - len(frames)
+
+
+class BlindAfterFirstDetector:
+    """Finds the person on its first call only (like YOLOX on a backlit silhouette)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, image):
+        self.calls += 1
+        if self.calls == 1:
+            return Detections([[10, 5, 30, 40]], [0.9])
+        return Detections(np.zeros((0, 4)), np.zeros(0))
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_followed_person_survives_detector_misses(keep):
+    det = BlindAfterFirstDetector()
+    pipe = PosePipeline(ListSource(12), det, FakePose(), PassTracker(),
+                        PipelineConfig(detect_every=2, keep_undetected=keep))
+    frames = []
+    pipe.run(frames.append)
+    assert det.calls > 3                       # the detector ran again and found nobody
+    counts = [len(f.people) for f in frames]
+    if keep:
+        assert counts == [1] * 12              # the person stays, their box follows them
+    else:
+        assert counts[0] == 1 and counts[-1] == 0
