@@ -22,6 +22,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attention", metavar="KEYPOINT", default=None,
                    help="show the attention overlay for this keypoint (a COCO name such as "
                    "left_wrist, or 'all'); needs a TransPose or TFPose model")
+    p.add_argument("--angles", metavar="LIST", default=None,
+                   help="angles to show and plot (all, joints, segments or names such as "
+                   "left_knee,trunk; docs/angles.md)")
+    p.add_argument("--track", metavar="ID", type=int, default=None,
+                   help="select this track for the angles panel (as a click on the person)")
     p.add_argument("--screenshot", metavar="PNG", default=None,
                    help="headless check: play --source, grab the window after --exit-after "
                    "frames, save it here and exit (fresh settings; offscreen if no display)")

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QMainWindow, QM
 from core.engine import EngineConfig
 from core.types import PoseFrame
 
+from .angles_panel import AnglesPanel
 from .batch_dialog import BatchDialog, BatchRunner, ExportDialog
 from .controller import Controller, EngineInfo, PlaybackStats, SourceInfo
 from .overlay import OverlaySettings
@@ -119,6 +120,15 @@ class MainWindow(QMainWindow):
                               QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
 
+        self.angles_panel = AnglesPanel()
+        self.angles_dock = QDockWidget("Angles", self)
+        self.angles_dock.setObjectName("angles-dock")
+        self.angles_dock.setWidget(self.angles_panel)
+        self.angles_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
+                                     QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.angles_dock)
+        self.resizeDocks([self.angles_dock], [220], Qt.Orientation.Vertical)
+
         sb = self.statusBar()
         self.busy_bar = QProgressBar()
         self.busy_bar.setRange(0, 0)
@@ -202,6 +212,7 @@ class MainWindow(QMainWindow):
 
         m = mb.addMenu("&View")
         m.addAction(self.dock.toggleViewAction())
+        m.addAction(self.angles_dock.toggleViewAction())
         m = mb.addMenu("&Help")
         m.addAction("&Keyboard shortcuts", self._show_shortcuts)
         m.addAction("&About", self._show_about)
@@ -239,6 +250,9 @@ class MainWindow(QMainWindow):
         self.view.cleared.connect(self.clear_point)
         self.view.size_changed.connect(self.rerender)
         self.view.keypoint_picked.connect(self.panel.select_keypoint)
+        c.frame_ready.connect(self.angles_panel.add_frame)
+        c.source_opened.connect(lambda *_: self.angles_panel.clear())
+        self.angles_panel.changed.connect(self.rerender)
 
     # ---- public API (menus, tests, the screenshot mode) ----------------------------------------
     def open_source(self, spec: str, autoplay: bool = False, start: int = 0) -> None:
@@ -248,7 +262,9 @@ class MainWindow(QMainWindow):
     def overlay_settings(self) -> OverlaySettings:
         s = self.panel.overlay_settings()
         return dataclasses.replace(s, attention=self.panel.attention_check.isChecked(),
-                                   click_xy=self._click_xy)
+                                   click_xy=self._click_xy,
+                                   angles=self.angles_panel.overlay_angles(),
+                                   angle_track=self.angles_panel.selected_track)
 
     def rerender(self) -> None:
         frame = self.controller.current
@@ -433,11 +449,24 @@ class MainWindow(QMainWindow):
         self.controller.set_attention(self.panel.attention_check.isChecked())
         self.rerender()
 
+    def select_person_at(self, x: float, y: float) -> int | None:
+        """Select the track of the person at image point (x, y) for the angles panel."""
+        from .overlay import pick_person
+        frame = self.controller.current
+        people = frame.people if frame is not None else ()
+        i = pick_person(people, (x, y))
+        if i is None:
+            self.statusBar().showMessage("Nobody to select in this frame.", 4000)
+            return None
+        track = int(people[i].track_id)
+        self.angles_panel.select_track(track)
+        self.statusBar().showMessage(f"Selected track #{track}.", 4000)
+        return track
+
     def _on_view_clicked(self, x: float, y: float) -> None:
         if not self.panel.attention_on:
-            self.statusBar().showMessage(
-                "Turn on “Show attention” (with a TransPose model) to see a point's affected "
-                "area.", 5000)
+            # without attention a click picks a person (angles panel and plot)
+            self.select_person_at(x, y)
             return
         if self.panel.attention_kind == "decoder":
             self.statusBar().showMessage(

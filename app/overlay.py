@@ -47,6 +47,8 @@ class OverlaySettings:
     attention_scale: str = "sqrt"        # colour scale: "sqrt" (shows the spread) or "linear"
     click_xy: tuple[float, float] | None = None   # image px: show this point's affected area
     attention_matrix: bool = True        # TFPose: the joint-dependency matrix inset
+    angles: tuple[str, ...] = ()         # angles listed beside the person (docs/angles.md)
+    angle_track: int | None = None       # the selected track (None: beside everyone)
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,8 @@ def render_frame(frame: PoseFrame, settings: OverlaySettings, target_wh: tuple[i
                 else:
                     continue
                 _label(canvas, f"#{p.track_id}", at)
+    if settings.angles or settings.angle_track is not None:
+        _draw_person_angles(canvas, frame, settings, scale)
     decoder = settings.attention and isinstance(frame.attention, DecoderAttention)
     if decoder:                              # over the skeleton: its lines join the joints
         draw_decoder_explanation(canvas, frame, settings, scale)
@@ -279,6 +283,24 @@ def render_frame(frame: PoseFrame, settings: OverlaySettings, target_wh: tuple[i
         cv2.drawMarker(canvas, (cx, cy), (255, 255, 255), cv2.MARKER_CROSS, 18, 2, cv2.LINE_AA)
         cv2.drawMarker(canvas, (cx, cy), (0, 0, 0), cv2.MARKER_CROSS, 18, 1, cv2.LINE_AA)
     return np.ascontiguousarray(canvas), mapping
+
+
+def _draw_person_angles(canvas: np.ndarray, frame: PoseFrame, settings: OverlaySettings,
+                        scale: float) -> None:
+    """The selected person's box highlighted and their chosen angles listed beside it (or
+    everyone's angles while nobody is selected)."""
+    from core.analysis.angles import compute_angles
+    from core.visualization import draw_angles
+    for p in frame.people:
+        if settings.angle_track is not None and p.track_id != settings.angle_track:
+            continue
+        box = np.asarray(p.box, np.float64) * scale
+        if settings.angle_track is not None and np.isfinite(box).all():
+            x, y, w, h = (int(round(v)) for v in box)
+            cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 215, 255), 2, cv2.LINE_AA)
+        if settings.angles:
+            values = compute_angles(np.asarray(p.keypoints, float)[None], settings.angles)
+            draw_angles(canvas, box, {n: float(v[0]) for n, v in values.items()})
 
 
 def _label(image: np.ndarray, text: str, at: tuple[int, int], size: float = 0.55) -> None:

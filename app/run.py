@@ -122,6 +122,19 @@ class HeadlessDriver:
         self._finish(0)
 
 
+ICONS = Path(__file__).resolve().parents[1] / "resources" / "icons"
+
+
+def application_icon() -> Any:
+    """The application icon (resources/icons/transpose-studio-*.png, every size drawn by
+    packaging/make_icon.py); an empty QIcon when the files are missing."""
+    from PySide6.QtGui import QIcon
+    icon = QIcon()
+    for path in sorted(ICONS.glob("transpose-studio-*.png")):
+        icon.addFile(str(path))
+    return icon
+
+
 def run_gui(args: argparse.Namespace | None = None) -> int:
     """Open the main window; returns the application's exit code."""
     from .cli import defaults
@@ -151,6 +164,16 @@ def run_gui(args: argparse.Namespace | None = None) -> int:
             print(f"error: --attention: {e}", file=sys.stderr)
             return 2
 
+    angles = None
+    if opts.angles is not None:
+        from core.analysis.angles import parse_angle_names
+        from core.errors import InputError
+        try:
+            angles = parse_angle_names(opts.angles)
+        except InputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+
     from PySide6.QtCore import QSettings, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
@@ -161,6 +184,8 @@ def run_gui(args: argparse.Namespace | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
+    app.setDesktopFileName("transpose-studio")   # packaging/transpose-studio.desktop
+    app.setWindowIcon(application_icon())
     tmp = None
     if headless:
         # a reproducible run: fresh settings, and the user's own settings stay untouched
@@ -183,6 +208,10 @@ def run_gui(args: argparse.Namespace | None = None) -> int:
         window.panel.skeleton_check.setChecked(bool(opts.skeleton))
     if opts.attention is not None:
         window.panel.set_attention(True, keypoint)
+    if angles is not None:
+        window.angles_panel.set_angles(angles)
+    if opts.track is not None:
+        window.angles_panel.select_track(opts.track)
     window.show()
     driver = None
     if headless:

@@ -100,3 +100,40 @@ def draw_decoder_attention(image: np.ndarray, explanation, person: int, keypoint
                        max(2, round(thick * (1 + 3 * wi / top))), tuple(int(v) for v in c), -1,
                        cv2.LINE_AA)
     return image
+
+
+def angle_label(name: str) -> str:
+    """Short label of an angle name for drawing: 'left_knee' -> 'L knee'."""
+    side, _, rest = name.partition("_")
+    if side in ("left", "right"):
+        return f"{side[0].upper()} {rest.replace('_', ' ')}"
+    return name.replace("_segment", " seg").replace("_", " ")
+
+
+def draw_angles(image: np.ndarray, box: np.ndarray, angles: dict[str, float],
+                color: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """List a person's angles (degrees) beside their box, in place: to the right of the box,
+    or to its left when the right side would leave the image. NaN values show as '-'."""
+    if not angles or not np.isfinite(np.asarray(box, float)).all():
+        return image
+    h, w = image.shape[:2]
+    scale = float(np.clip(h / 1400, 0.4, 1.0))     # readable on small and large frames
+    thick = 1 if h < 700 else 2
+    line_h = int(22 * scale / 0.6) + 2
+    texts = [f"{angle_label(n)} {v:.0f}" if np.isfinite(v) else f"{angle_label(n)} -"
+             for n, v in angles.items()]
+    widths = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] for t in texts]
+    x, y, bw, _ = (float(v) for v in box)
+    left = int(x + bw + 6)
+    if left + max(widths) > w:
+        left = max(0, int(x - max(widths) - 6))
+    top = int(max(line_h, y + line_h))
+    pad = 3
+    y1 = min(h - 1, top + line_h * (len(texts) - 1) + pad)
+    sub = image[max(0, top - line_h + 2):y1, left:left + max(widths) + 2 * pad]
+    if sub.size:          # a dark backing so the numbers stay readable on any frame
+        sub[:] = (sub * 0.45).astype(np.uint8)
+    for i, t in enumerate(texts):
+        cv2.putText(image, t, (left + pad, top + i * line_h), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    color, thick, cv2.LINE_AA)
+    return image

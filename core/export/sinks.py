@@ -231,12 +231,16 @@ class OverlayVideoWriter(PoseSink):
             raise InputError(f"{self.path}: cannot create the overlay video ({e})") from None
         self._av = av
 
-    def write(self, frame: PoseFrame, image: np.ndarray | None = None) -> None:
+    def draw(self, canvas: np.ndarray, frame: PoseFrame) -> np.ndarray:
+        """Draw the frame's people on a copy of its image (subclasses add more)."""
         from ..visualization import draw_pose_frame
+        return draw_pose_frame(canvas, frame, self.threshold)
+
+    def write(self, frame: PoseFrame, image: np.ndarray | None = None) -> None:
         img = image if image is not None else frame.image
         if img is None:
             raise ValueError("the overlay writer needs the frame image")
-        canvas = draw_pose_frame(img.copy(), frame, self.threshold)
+        canvas = self.draw(img.copy(), frame)
         if any(self._pad):
             canvas = np.pad(canvas, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)))
         vf = self._av.VideoFrame.from_ndarray(canvas, format="bgr24")
