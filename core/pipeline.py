@@ -16,7 +16,6 @@ and the frame.
 """
 from __future__ import annotations
 
-import dataclasses
 import queue
 import threading
 import time
@@ -498,11 +497,7 @@ class PosePipeline:
                         c.min_keypoint_score)
         if len(keep) == len(est.keypoints) and np.array_equal(keep, np.arange(len(keep))):
             return est
-        att = getattr(est, "attention", None)
-        if att is not None:
-            att = att.select(keep)
-        return dataclasses.replace(est, boxes=est.boxes[keep], keypoints=est.keypoints[keep],
-                                   scores=est.scores[keep], attention=att)
+        return est[keep]
 
     def _pose_one(self, item: _Item) -> Any:
         if len(item.boxes) == 0:

@@ -5,10 +5,13 @@ PoseFrame (people with track ids) -> sinks (GUI, CSV/JSON, overlay).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+
+from .errors import InputError
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,45 @@ class Detections:
 
     def __len__(self) -> int:
         return len(self.boxes)
+
+
+@dataclass(frozen=True)
+class PoseEstimate:
+    """People of one image, as a pose model gives them (before tracking). Coordinates are
+    image pixels, keypoints in COCO order; rows stay aligned: ``est[keep]`` subsets boxes,
+    keypoints, scores and the explanation together."""
+
+    boxes: np.ndarray              # (N, 4) x, y, w, h
+    keypoints: np.ndarray          # (N, K, 2)
+    scores: np.ndarray             # (N, K) heatmap maxima (TransPose), score head (TFPose)
+    attention: Any = None          # the model's explanation: AttentionMaps | DecoderAttention
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, keep: Any) -> "PoseEstimate":
+        """The same people subset by an index array, a boolean mask or a slice."""
+        rows = np.arange(len(self.boxes))[keep]
+        att = self.attention.select(rows) if self.attention is not None else None
+        return dataclasses.replace(self, boxes=self.boxes[rows], keypoints=self.keypoints[rows],
+                                   scores=self.scores[rows], attention=att)
+
+
+def validate_boxes(boxes: np.ndarray | Sequence[Sequence[float]] | None,
+                   image_hw: tuple[int, int]) -> np.ndarray:
+    """(N, 4) float32 xywh boxes; None means the whole image. Raises InputError."""
+    h, w = image_hw
+    if boxes is None:
+        return np.array([[0.0, 0.0, float(w), float(h)]], dtype=np.float32)
+    b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    for x, y, bw, bh in b:
+        if not np.all(np.isfinite([x, y, bw, bh])) or bw <= 0 or bh <= 0:
+            raise InputError(f"box ({x:g}, {y:g}, {bw:g}, {bh:g}) must have a positive width "
+                             f"and height")
+        if x >= w or y >= h or x + bw <= 0 or y + bh <= 0:
+            raise InputError(f"box ({x:g}, {y:g}, {bw:g}, {bh:g}) lies outside the "
+                             f"{w}x{h} image")
+    return b
 
 
 @dataclass(frozen=True)

@@ -245,3 +245,24 @@ def test_followed_person_survives_detector_misses(keep):
         assert counts == [1] * 12              # the person stays, their box follows them
     else:
         assert counts[0] == 1 and counts[-1] == 0
+
+
+def test_pose_estimate_rows_stay_aligned():
+    from core.pose.attention import AttentionMaps
+    from core.types import PoseEstimate
+    n = 3
+    att = AttentionMaps(weights=np.arange(n, dtype=np.float32).reshape(1, n, 1, 1, 1) * np.ones(
+        (1, n, 1, 4, 4), np.float32), grid_hw=(2, 2), input_size=(8, 8),
+        centers=np.arange(n * 2, dtype=np.float32).reshape(n, 2),
+        scales=np.ones((n, 2), np.float32), keypoint_tokens=np.arange(n * 17).reshape(n, 17) % 4)
+    est = PoseEstimate(boxes=np.arange(n * 4, dtype=np.float32).reshape(n, 4),
+                       keypoints=np.arange(n * 34, dtype=np.float32).reshape(n, 17, 2),
+                       scores=np.arange(n * 17, dtype=np.float32).reshape(n, 17), attention=att)
+    for keep in (np.array([2, 0]), np.array([False, True, True]), slice(1, None)):
+        sub = est[keep]
+        rows = np.arange(n)[keep]
+        np.testing.assert_array_equal(sub.boxes, est.boxes[rows])
+        np.testing.assert_array_equal(sub.keypoints, est.keypoints[rows])
+        np.testing.assert_array_equal(sub.scores, est.scores[rows])
+        np.testing.assert_array_equal(sub.attention.weights[0, :, 0, 0, 0], rows)
+        np.testing.assert_array_equal(sub.attention.centers, att.centers[rows])

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..commands import common
 from ..errors import InputError, StudioError
-from .estimator import PoseEstimate
+from ..types import PoseEstimate
 
 MEDIAPIPE_SPECS = ("mediapipe", "blazepose", "mediapipe-blazepose", "blazepose-full",
                    "mediapipe-blazepose-full")

@@ -62,7 +62,7 @@ import numpy as np
 from ..errors import InputError, StudioError
 from ..keypoints import NUM_KEYPOINTS
 from ..tflite import load_interpreter, mediapipe_model_path
-from .estimator import PoseEstimate, validate_boxes
+from ..types import PoseEstimate, validate_boxes
 
 NAME = "mediapipe-blazepose-full"
 INPUT_SIZE = 256

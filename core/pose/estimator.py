@@ -22,6 +22,7 @@ from ..models import LoadedWeights, TransPose, load_weights
 from ..models.tfpose import TFPose
 from .attention import AttentionMaps, tokens_from_heatmap_coords
 from .decoder_attention import DecoderAttention
+from ..types import PoseEstimate, validate_boxes  # noqa: F401 - re-exported (older imports)
 from .postprocess import decode_heatmaps, flip_back, heatmap_to_image
 from .preprocess import box_to_center_scale, crop_person, to_input_tensor
 
@@ -39,19 +40,6 @@ class EstimatorConfig:
     # onnxruntime are installed (about 1.5-2x faster here than PyTorch's eager kernels),
     # "torch" always in PyTorch, "onnxruntime" insists (an error when unavailable).
     stem_runtime: Literal["auto", "torch", "onnxruntime"] = "auto"
-
-
-@dataclass(frozen=True)
-class PoseEstimate:
-    """People of one image. Coordinates are image pixels, keypoints in COCO order."""
-
-    boxes: np.ndarray              # (N, 4) x, y, w, h
-    keypoints: np.ndarray          # (N, K, 2)
-    scores: np.ndarray             # (N, K) heatmap maxima (TransPose), score head (TFPose)
-    attention: AttentionMaps | DecoderAttention | None = None   # the model's explanation
-
-    def __len__(self) -> int:
-        return len(self.boxes)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -72,23 +60,6 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if device.type != "cuda" and table[precision] is not None:
         raise InputError(f"precision {precision} is only supported on a CUDA device")
     return table[precision]
-
-
-def validate_boxes(boxes: np.ndarray | Sequence[Sequence[float]] | None,
-                   image_hw: tuple[int, int]) -> np.ndarray:
-    """(N, 4) float32 xywh boxes; None means the whole image. Raises InputError."""
-    h, w = image_hw
-    if boxes is None:
-        return np.array([[0.0, 0.0, float(w), float(h)]], dtype=np.float32)
-    b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    for x, y, bw, bh in b:
-        if not np.all(np.isfinite([x, y, bw, bh])) or bw <= 0 or bh <= 0:
-            raise InputError(f"box ({x:g}, {y:g}, {bw:g}, {bh:g}) must have a positive width "
-                             f"and height")
-        if x >= w or y >= h or x + bw <= 0 or y + bh <= 0:
-            raise InputError(f"box ({x:g}, {y:g}, {bw:g}, {bh:g}) lies outside the "
-                             f"{w}x{h} image")
-    return b
 
 
 class TopDownEstimator:

@@ -47,7 +47,7 @@ import numpy as np
 
 from ..errors import InputError, StudioError
 from ..keypoints import NUM_KEYPOINTS
-from .estimator import PoseEstimate, validate_boxes
+from ..types import PoseEstimate, validate_boxes
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_FILE = "movenet_thunder.onnx"
