@@ -80,6 +80,11 @@ def test_distill_trains_on_real_samples_and_resumes(tmp_path, people):
     assert saved["state_dict"]["final_layer.weight"].dtype == torch.float16
     from core.models import load_weights
     assert load_weights(result.model_path).config.name == "tp-m-micro"
+    # an interrupted run's last finished epoch can be exported too
+    from core.training.distill import export_from_checkpoint
+    early = export_from_checkpoint(tmp_path / "run")
+    assert early.name == "model-epoch2.pth"
+    assert load_weights(early).meta["epochs"] == 2
     # the same --out without resume is refused; with resume and more epochs it continues
     with pytest.raises(InputError, match="already holds a run"):
         distill(_config(tmp_path), people, log=logs.append)

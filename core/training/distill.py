@@ -547,3 +547,44 @@ def distill(config: DistillConfig, people: Sequence[TrainPerson], log: Callable[
     path = export_fp16(model, out / "model.pth", json.loads(json.dumps(meta, default=str)))
     log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return DistillResult(path, history)
+
+
+def export_from_checkpoint(run: str | os.PathLike, to: str | os.PathLike | None = None
+                           ) -> Path:
+    """OUT/last.ckpt (the last finished epoch of a run, finished or not) -> a shippable
+    fp16 model file (default OUT/model-epochN.pth)."""
+    run = Path(run)
+    path = run / "last.ckpt"
+    if not path.is_file():
+        raise InputError(f"{path}: no such checkpoint (has an epoch finished yet?)")
+    try:
+        st = torch.load(path, map_location="cpu", weights_only=True)
+        conf = DistillConfig(**{k: v for k, v in st["config"].items()
+                                if k in DistillConfig.__dataclass_fields__})
+    except Exception as e:  # noqa: BLE001 - a damaged checkpoint gets one clear message
+        raise CheckpointError(f"{path}: unreadable run checkpoint ({type(e).__name__})") from None
+    cfg = conf.model_config()
+    stem = conf.stem
+    if not stem:
+        from .labels import default_movenet_path
+        stem = str(default_movenet_path())
+    model = build_student(cfg, load_stem_weights(stem, cfg.stem_level), conf.seed)
+    model.load_state_dict(st["head"], strict=False)
+    meta = {"recipe": "tp-m distillation (frozen MoveNet stem, cross-entropy)",
+            "epochs": int(st["epoch"]), "history": st["history"], "views": conf.views}
+    out = Path(to) if to else run / f"model-epoch{int(st['epoch'])}.pth"
+    return export_fp16(model.eval(), out, meta)
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+    p = argparse.ArgumentParser(description="export a TransPose-M run's last finished epoch")
+    p.add_argument("run", help="the run's --out folder")
+    p.add_argument("--to", help="output .pth (default RUN/model-epochN.pth)")
+    a = p.parse_args()
+    try:
+        print(export_from_checkpoint(a.run, a.to))
+    except (InputError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1)
