@@ -303,8 +303,13 @@ def test_image_folder_errors(tmp_path):
     src = ImageFolderSource(tmp_path)
     it = iter(src)
     assert next(it).index == 0
-    with pytest.raises(InputError, match="a2.png"):
-        next(it)
+    # a corrupt image in a sequence is skipped with a warning, the others kept
+    assert list(it) == []
+    assert [f["file"] for f in src.skipped_frames] == ["a2.png"]
+    assert any("a2.png" in w for w in src.warnings)
+    (tmp_path / "a1.png").write_bytes(b"")
+    with pytest.raises(InputError, match="none of its 2 images"):
+        ImageFolderSource(tmp_path)
 
 
 def test_single_image(tmp_path):

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
+import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +17,10 @@ from ..export import (ExportMetadata, KeypointCsvWriter, KeypointJsonWriter, Mod
 from ..engine import Engine, EngineConfig, build_engine
 from ..analysis.angles import parse_angle_names
 from ..analysis.selection import PersonSelection
+from ..batch.locks import IF_LOCKED, OutputBusy, OutputLock
+from ..batch.plan import PlannedInput, default_key, parse_shard, shard
+from ..batch.signals import interrupt_reason, termination_as_interrupt
+from ..io_utils import display_path
 from .annotate_config import (CONVERTERS, DEFAULT_FORMATS, AnnotateConfig, resolve_config,
                               with_absolute_paths, write_config)
 from .common import log
@@ -44,6 +50,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write <stem>.overlay.mp4")
     p.add_argument("--force", action="store_true", default=None,
                    help="redo inputs whose outputs exist")
+    b = p.add_argument_group("batch runs (see docs/scaling.md)")
+    b.add_argument("--recursive", action="store_true", default=False,
+                   help="a folder argument also takes the videos in its subfolders (mirrored "
+                   "under --out)")
+    b.add_argument("--workers", type=int, metavar="N", default=None,
+                   help="annotate in N worker processes, each loading the model once (with "
+                   "--ray: the number of Ray worker actors)")
+    b.add_argument("--devices", metavar="LIST", default=None,
+                   help="comma list of devices, one worker each: cuda:0,cuda:1")
+    b.add_argument("--shard", metavar="i/N", default=None,
+                   help="take only share i of N (0 <= i < N) of the inputs: N jobs of a job "
+                   "array cover the list exactly once")
+    b.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on a Ray cluster (pip install -e .[distributed]): auto, "
+                   "ray://HOST:10001, or nothing for RAY_ADDRESS / a local Ray")
+    b.add_argument("--retries", type=int, metavar="N", default=2,
+                   help="with --ray: times an input is retried when its worker dies (2)")
+    b.add_argument("--if-locked", choices=IF_LOCKED, default="wait",
+                   help="when another run is writing an input's outputs: wait for it (then "
+                   "skip the input if it finished it), skip the input, or fail it (default "
+                   "wait)")
     a = p.add_argument_group("analysis (after tracking; see docs/formats.md and docs/angles.md)")
     a.add_argument("--formats", metavar="LIST", help="comma list of csv, json, wide-csv "
                    "(<stem>.person<ID>.csv), trc (<stem>.person<ID>.trc), openpose "
@@ -114,31 +141,31 @@ class InputResult:
     frames: int = 0
     seconds: float = 0.0
     message: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
-def expand_inputs(patterns: list[str]) -> list[str]:
-    """Globs expanded (sorted), other entries kept as given so missing ones get reported."""
-    out: list[str] = []
-    for p in patterns:
-        if glob.has_magic(p):
-            matches = sorted(glob.glob(p))
-            out.extend(matches if matches else [p])
-        else:
-            out.append(p)
-    return list(dict.fromkeys(out))
+def expand_inputs(patterns: list[str], recursive: bool = False) -> list[str]:
+    """Globs expanded (sorted), a folder of videos expanded to its videos, other entries
+    kept as given so missing ones get reported."""
+    from ..batch.plan import expand_inputs as plan_inputs
+    return [it.path for it in plan_inputs(patterns, recursive)]
 
 
 def input_stem(inp: str) -> str:
-    return Path(inp.rstrip("/")).stem if Path(inp).is_file() else Path(inp.rstrip("/")).name
+    return default_key(inp)
 
 
 def outputs_for(inp: str, out_dir: Path, overlay: bool,
                 formats: tuple[str, ...] = DEFAULT_FORMATS,
-                analysis_run: bool = False) -> dict[str, Path]:
+                analysis_run: bool = False, key: str | None = None) -> dict[str, Path]:
     """The fixed output paths of one input (per-person files are named after the tracks, so
     they are only known after the run). An analysis run also writes `<stem>.config.toml`,
-    last, which marks the input as done."""
-    stem = input_stem(inp)
+    last, which marks the input as done. `key` (from the batch plan: the stem, or a path
+    mirroring the input's folders) names the outputs; default: the input's stem."""
+    key = key or input_stem(inp)
+    folder = out_dir / Path(key).parent
+    stem = Path(key).name
+    out_dir = folder
     paths = {}
     if "csv" in formats:
         paths["csv"] = out_dir / f"{stem}.csv"
@@ -161,7 +188,9 @@ def _progress_bar(total, desc, position, leave):
 
 def annotate_one(engine: Engine, inp: str, outputs: dict[str, Path], overall,
                  progress: Callable[[int, int | None], None] | None = None,
-                 config: AnnotateConfig | None = None) -> InputResult:
+                 config: AnnotateConfig | None = None, *, if_locked: str = "wait",
+                 skip_if_done: bool = False, print_warnings: bool = True,
+                 bar_position: int = 1) -> InputResult:
     """Annotate one input. `overall` (a tqdm-like bar or None) gets update(1) per frame;
     `progress(frames_done, frame_count_or_None)`, when given, is called after every frame
     instead of drawing a per-file tqdm bar (the GUI's progress bars); an exception it
@@ -170,22 +199,103 @@ def annotate_one(engine: Engine, inp: str, outputs: dict[str, Path], overall,
     With an analysis `config` (`config.is_analysis_run`), the frames are collected while
     tracking and every output is written afterwards by the post-processing step
     (`annotate_analysis.write_analysis_outputs`); otherwise the CSV/JSON/overlay are
-    streamed as the frames arrive."""
+    streamed as the frames arrive.
+
+    The input's outputs are locked while they are written (`<out>/<key>.lock`): another
+    run on them makes this one wait (`if_locked`: or skip, or fail); with `skip_if_done`,
+    outputs that exist once the lock is ours (another run finished them) are kept."""
+    if not outputs:
+        raise InputError(f"{inp}: no output format chosen")
+    first = next(iter(outputs.values()))
+    stem_path = first.parent / _output_stem(first)
+    try:
+        first.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{first.parent}: cannot create the output folder "
+                         f"({e.strerror or e})") from None
+    lock = OutputLock(stem_path.with_name(stem_path.name + ".lock"))
+    waited: list[str] = []
+
+    def on_wait(holder: str) -> None:
+        waited.append(holder)
+        log(f"{display_path(inp)}: waiting for another run ({holder}) writing "
+            f"{stem_path}.*")
+    lock.acquire(if_locked, on_wait=on_wait)
+    try:
+        _remove_stale_parts(outputs)
+        if skip_if_done and all(p.exists() for p in outputs.values()):
+            note = (f"finished meanwhile by another run ({waited[0]})" if waited else
+                    "outputs exist (use --force to redo)")
+            return InputResult(inp, "skipped", message=note)
+        return _annotate_locked(engine, inp, outputs, overall, progress, config,
+                                print_warnings, bar_position)
+    finally:
+        lock.release()
+
+
+def clean_unfinished(outputs: dict[str, Path], wait_s: float = 0.0) -> None:
+    """After a worker was stopped from outside: remove its temporary files for these
+    outputs, unless another run holds their lock (then they may be that run's)."""
+    first = next(iter(outputs.values()))
+    lock = OutputLock(first.parent / (_output_stem(first) + ".lock"))
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            lock.acquire("skip")
+            break
+        except OutputBusy:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.1)
+        except InputError:
+            return
+    try:
+        _remove_stale_parts(outputs)
+    finally:
+        lock.release()
+
+
+def _remove_stale_parts(outputs: dict[str, Path]) -> None:
+    """Temporary files of these outputs left by a run that was killed outright (SIGKILL, a
+    lost node): with the lock ours, no live run can be writing them."""
+    import re
+    first = next(iter(outputs.values()))
+    stem = _output_stem(first)
+    names = "|".join([re.escape(p.name) for p in outputs.values()] +
+                     [re.escape(stem) + r"\.person\d+\.(?:csv|trc)"])
+    pattern = re.compile(rf"(?:{names})\.\d+-[0-9a-f]+\.part")
+    for part in first.parent.glob(glob.escape(stem) + ".*.part"):
+        if pattern.fullmatch(part.name):
+            _remove(part)
+
+
+def _output_stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".overlay.mp4", ".config.toml", ".openpose", ".csv", ".json"):
+        if name.endswith(suffix):
+            return name[:-len(suffix)]
+    return path.stem
+
+
+def _annotate_locked(engine: Engine, inp: str, outputs: dict[str, Path], overall,
+                     progress, config: AnnotateConfig | None, print_warnings: bool,
+                     bar_position: int) -> InputResult:
     from ..video import open_source
 
     t0 = time.perf_counter()
     analysis = config.analysis() if config is not None and config.is_analysis_run else None
     source = open_source(inp)
     sinks = []
+    json_sink: KeypointJsonWriter | None = None
     collected: list = []
     written: list[Path] = []
     frames = 0
     bar = None
     try:
         h, w = source.size_hw
-        info = SourceInfo(path=str(inp), width=w, height=h, fps=source.fps,
+        info = SourceInfo(path=display_path(inp), width=w, height=h, fps=source.fps,
                           frame_count=source.frame_count, rotation=source.rotation)
-        meta = ExportMetadata(info, ModelInfo(engine.model_name, engine.weights,
+        meta = ExportMetadata(info, ModelInfo(engine.model_name, display_path(engine.weights),
                                               engine.config.detector, engine.config.smoothing))
         if analysis is not None:
             # checked before tracking starts: the filter needs the input's real frame rate
@@ -194,12 +304,13 @@ def annotate_one(engine: Engine, inp: str, outputs: dict[str, Path], overall,
             if "csv" in outputs:
                 sinks.append(KeypointCsvWriter(outputs["csv"]))
             if "json" in outputs:
-                sinks.append(KeypointJsonWriter(outputs["json"], meta))
+                json_sink = KeypointJsonWriter(outputs["json"], meta)
+                sinks.append(json_sink)
             if "overlay" in outputs:
                 sinks.append(OverlayVideoWriter(outputs["overlay"], source.fps, (h, w)))
         total = source.frame_count
         if progress is None:
-            bar = _progress_bar(total, Path(inp).name[:30], 1, False)
+            bar = _progress_bar(total, Path(inp).name[:30], bar_position, False)
         pipeline = engine.pipeline(source, keep_images="overlay" in outputs and analysis is None)
 
         def write(frame):
@@ -216,17 +327,25 @@ def annotate_one(engine: Engine, inp: str, outputs: dict[str, Path], overall,
             if progress is not None:
                 progress(frames, total)
         pipeline.run(write)
+        # what is only known now: the frames written, those skipped, a repaired timeline
+        final = dict(frame_count=frames, skipped_frames=tuple(source.skipped_frames),
+                     timestamps=_public(source.timestamp_repair))
+        meta = dataclasses.replace(meta, source=dataclasses.replace(meta.source, **final))
+        if json_sink is not None:
+            json_sink.update_source(**final)
         for sink in sinks:
             sink.close()
         sinks.clear()
         if analysis is not None:
             from .annotate_analysis import write_analysis_outputs
-            write_analysis_outputs(inp, input_stem(inp), collected, outputs, meta, config,
-                                   analysis, written)
+            write_analysis_outputs(inp, _output_stem(outputs["config"]), collected, outputs,
+                                   meta, config, analysis, written)
             written.clear()
-        for warning in getattr(source, "warnings", []):
-            log(f"warning: {inp}: {warning}")
-        return InputResult(inp, "done", frames, time.perf_counter() - t0)
+        warnings = list(dict.fromkeys(getattr(source, "warnings", [])))
+        if print_warnings:
+            for warning in warnings:
+                log(f"warning: {warning}")
+        return InputResult(inp, "done", frames, time.perf_counter() - t0, warnings=warnings)
     finally:
         for sink in sinks:          # failed or interrupted: nothing half-written survives
             sink.abort()
@@ -235,6 +354,11 @@ def annotate_one(engine: Engine, inp: str, outputs: dict[str, Path], overall,
         if bar is not None:
             bar.close()
         source.close()
+
+
+def _public(record: dict | None) -> dict | None:
+    return None if record is None else {k: v for k, v in record.items()
+                                        if not k.startswith("_")}
 
 
 def _remove(path: Path) -> None:
@@ -272,6 +396,76 @@ def print_summary(results: list[InputResult], out=None) -> None:
         print(f"{r.name:<{width}}  {r.status:<9}{r.frames:>8}{fps}  {r.message}", file=out)
 
 
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch run is spread: not part of the outputs (never in --config files)."""
+
+    recursive: bool = False
+    workers: int | None = None
+    devices: tuple[str, ...] = ()
+    shard: tuple[int, int] | None = None
+    ray: str | None = None
+    retries: int = 2
+    if_locked: str = "wait"
+
+    @staticmethod
+    def from_args(args: argparse.Namespace) -> "BatchOptions":
+        devices = tuple(d.strip() for d in (getattr(args, "devices", None) or "").split(",")
+                        if d.strip())
+        workers = getattr(args, "workers", None)
+        if workers is not None and workers < 1:
+            raise InputError(f"--workers: expected 1 or more, not {workers}")
+        retries = getattr(args, "retries", 2)
+        if retries is None or retries < 0:
+            raise InputError(f"--retries: expected 0 or more, not {retries}")
+        if devices and workers and workers % len(devices):
+            raise InputError(f"--workers {workers} with --devices {','.join(devices)}: give a "
+                             f"multiple of the device count (workers are spread evenly over "
+                             f"the devices)")
+        shard_text = getattr(args, "shard", None)
+        return BatchOptions(recursive=bool(getattr(args, "recursive", False)), workers=workers,
+                            devices=devices,
+                            shard=parse_shard(shard_text) if shard_text else None,
+                            ray=getattr(args, "ray", None), retries=retries,
+                            if_locked=getattr(args, "if_locked", None) or "wait")
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One input of a run: its path as given, the name its outputs are recorded under and
+    where they go."""
+
+    path: str
+    key: str
+    outputs: dict
+
+    @property
+    def name(self) -> str:
+        return self.path
+
+
+def plan_run(config: AnnotateConfig, options: BatchOptions,
+             out_dir: Path) -> tuple[list[BatchItem], list[BatchItem]]:
+    """(this run's inputs, every input of the list): shards take their share of the whole
+    list, so output names never depend on the shard."""
+    from ..batch.plan import expand_inputs as plan_inputs
+    planned: list[PlannedInput] = plan_inputs(list(config.inputs), options.recursive)
+    every = [BatchItem(it.path, it.key, outputs_for(it.path, out_dir, config.overlay,
+                                                    config.formats, config.is_analysis_run,
+                                                    key=it.key)) for it in planned]
+    mine = planned
+    if options.shard is not None:
+        mine = shard(planned, *options.shard)
+    keys = {it.key for it in mine}
+    return [b for b in every if b.key in keys], every
+
+
+def engine_config(config: AnnotateConfig, device: str | None = None) -> EngineConfig:
+    return EngineConfig(model=config.model, detector=config.detector,
+                        device=device or config.device, smoothing=config.smoothing,
+                        smoothing_strength=config.strength, detect_every=config.detect_every)
+
+
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if getattr(args, "write_config", None):
@@ -286,53 +480,121 @@ def run(args: argparse.Namespace) -> int:
     if not config.out:
         raise InputError("annotate: --out is required (on the command line or as `out` in "
                          "--config)")
+    options = BatchOptions.from_args(args)
+    results: list[InputResult] = []
+    # SIGTERM / SIGHUP (timeout, docker stop, schedulers) are handled like Ctrl-C: the
+    # unfinished outputs are removed, the finished ones kept, the summary printed.
+    with termination_as_interrupt(), _quiet_source_warnings():
+        try:
+            return _run(config, options, results)
+        except KeyboardInterrupt as e:
+            if results:
+                print_summary(results)
+            log(f"interrupted ({interrupt_reason(e)}): finished outputs are kept; unfinished "
+                f"ones were removed")
+            return 130
+
+
+def _run(config: AnnotateConfig, options: BatchOptions, results: list[InputResult]) -> int:
     out_dir = Path(config.out)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"{out_dir}: cannot create the output folder ({e.strerror or e})") from None
-    inputs = expand_inputs(list(config.inputs))
-    analysis_run = config.is_analysis_run
+    items, _ = plan_run(config, options, out_dir)
+    if options.shard is not None:
+        i, n = options.shard
+        log(f"shard {i}/{n}: {len(items)} input(s)")
 
-    def outputs(inp: str) -> dict[str, Path]:
-        return outputs_for(inp, out_dir, config.overlay, config.formats, analysis_run)
-    plan = [(inp, outputs(inp)) for inp in inputs]
-    todo = [(i, o) for i, o in plan if config.force or not all(p.exists() for p in o.values())]
-    results = [InputResult(i, "skipped", message="outputs exist (use --force to redo)")
-               for i, o in plan if (i, o) not in todo]
+    def done(item: BatchItem) -> bool:
+        return all(p.exists() for p in item.outputs.values())
+    todo = [b for b in items if config.force or not done(b)]
+    skipped = {b.key: InputResult(b.path, "skipped", message="outputs exist (use --force to redo)")
+               for b in items if b not in todo}
+    by_key: dict[str, InputResult] = dict(skipped)
+    order = [b.key for b in items]
+
+    def record(item: BatchItem, result: InputResult) -> None:
+        by_key[item.key] = result
+        results[:] = [by_key[k] for k in order if k in by_key]
+        for w in result.warnings:
+            log(f"warning: {w}")
+    results[:] = [by_key[k] for k in order if k in by_key]
     if todo:
-        _check_cutoffs(config, [i for i, _ in todo])
-        engine = build_engine(EngineConfig(model=config.model, detector=config.detector,
-                                           device=config.device, smoothing=config.smoothing,
-                                           smoothing_strength=config.strength,
-                                           detect_every=config.detect_every))
-        log(f"pose model: {engine.pose_description}")
-        log(f"detector: {config.detector}, smoothing: {config.smoothing}")
-        overall = _progress_bar(None, "all inputs", 0, True)
+        _check_cutoffs(config, [b.path for b in todo])
         try:
-            for inp, outs in todo:
-                try:
-                    results.append(annotate_one(engine, inp, outs, overall, config=config))
-                except StudioError as e:
-                    log(f"error: {e}")
-                    results.append(InputResult(inp, "failed", message=str(e)))
-                except KeyboardInterrupt:
-                    results.append(InputResult(inp, "cancelled", message="interrupted (Ctrl-C)"))
-                    raise
+            if options.ray is not None:
+                from ..batch.ray_backend import run_ray
+                run_ray(todo, config, options, record)
+            elif (options.workers or 1) > 1 or len(options.devices) > 1:
+                from ..batch.local import run_workers
+                run_workers(todo, config, options, record)
+            else:
+                _run_serial(todo, config, options, record)
         except KeyboardInterrupt:
-            overall.close()
-            print_summary(results)
-            log("interrupted: finished outputs are kept; unfinished ones were removed")
-            return 130
-        overall.close()
+            for b in todo:
+                if b.key not in by_key:
+                    by_key[b.key] = InputResult(b.path, "cancelled", message="not started")
+            results[:] = [by_key[k] for k in order if k in by_key]
+            raise
+    results[:] = [by_key.get(k) or InputResult(b.path, "failed", message="not run")
+                  for k, b in zip(order, items)]
     print_summary(results)
     ok = all(r.status in ("done", "skipped") for r in results)
-    for r in results:
+    for item, r in zip(items, results):
         if r.status == "done":
-            stem = input_stem(r.name)
-            for p in outputs(r.name).values():
+            for p in item.outputs.values():
                 print(p)
-            if analysis_run:
-                for p in sorted(out_dir.glob(f"{glob.escape(stem)}.person*")):
+            if config.is_analysis_run:
+                folder = next(iter(item.outputs.values())).parent
+                stem = Path(item.key).name
+                for p in sorted(folder.glob(f"{glob.escape(stem)}.person*")):
                     print(p)
     return 0 if ok else 1
+
+
+def _run_serial(todo: list[BatchItem], config: AnnotateConfig, options: BatchOptions,
+                record: Callable[[BatchItem, InputResult], None]) -> None:
+    """One process: the model loaded once, the inputs one after the other."""
+    device = options.devices[0] if options.devices else None
+    engine = build_engine(engine_config(config, device))
+    log(f"pose model: {engine.pose_description}")
+    log(f"detector: {config.detector}, smoothing: {config.smoothing}")
+    overall = _progress_bar(None, "all inputs", 0, True)
+    try:
+        for item in todo:
+            try:
+                record(item, annotate_one(engine, item.path, item.outputs, overall,
+                                          config=config, if_locked=options.if_locked,
+                                          skip_if_done=not config.force, print_warnings=False))
+            except OutputBusy as e:
+                record(item, busy_result(item.path, e, options.if_locked))
+            except StudioError as e:
+                log(f"error: {e}")
+                record(item, InputResult(item.path, "failed", message=str(e)))
+            except KeyboardInterrupt as e:
+                record(item, InputResult(item.path, "cancelled",
+                                         message=f"interrupted ({interrupt_reason(e)})"))
+                raise
+    finally:
+        overall.close()
+
+
+def busy_result(path: str, e: OutputBusy, if_locked: str) -> InputResult:
+    if if_locked == "skip":
+        return InputResult(path, "skipped", message=f"another run ({e.holder}) is writing it")
+    log(f"error: {e}")
+    return InputResult(path, "failed", message=str(e))
+
+
+class _quiet_source_warnings:
+    """The sources log their warnings and also keep them; annotate prints them once, after
+    the input (no second copy from the logging module)."""
+
+    def __enter__(self) -> None:
+        self._logger = logging.getLogger("core.video.sources")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.setLevel(self._level)

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..analysis import AnalysisResult
 from ..errors import InputError
+from ..io_utils import part_path
 from ..keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON
 from .sinks import SCHEMA_VERSION, ExportMetadata, _AtomicTextFile, _csv_num, _num
 
@@ -161,8 +162,7 @@ def write_openpose(folder: str | os.PathLike, result: AnalysisResult, stem: str,
     folder = Path(folder)
     if not folder.parent.is_dir():
         raise InputError(f"{folder}: the output folder {folder.parent} does not exist")
-    part = folder.with_name(folder.name + ".part")
-    shutil.rmtree(part, ignore_errors=True)
+    part = part_path(folder)            # a name no other run picks
     try:
         part.mkdir()
         for frame in result.frames():
@@ -198,7 +198,7 @@ def write_analysis_json(path: str | os.PathLike, meta: ExportMetadata, result: A
     d = digits
     head = {
         "schema_version": SCHEMA_VERSION,
-        "source": asdict(meta.source),
+        "source": meta.source.to_dict(),
         "model": asdict(meta.model),
         "keypoint_names": list(COCO_KEYPOINT_NAMES),
         "skeleton": [list(p) for p in COCO_SKELETON],

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..io_utils import create_part_file, part_path
 from ..keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON
 from ..types import PoseFrame
 
@@ -29,6 +30,20 @@ class SourceInfo:
     fps: float | None
     frame_count: int | None
     rotation: int = 0
+    # Only in the JSON when not empty: frames that could not be read (image folders: a
+    # corrupt image is skipped, the rest kept) and how a broken timeline was repaired.
+    skipped_frames: tuple = ()
+    timestamps: dict | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if not self.skipped_frames:
+            d.pop("skipped_frames")
+        else:
+            d["skipped_frames"] = [dict(f) for f in self.skipped_frames]
+        if self.timestamps is None:
+            d.pop("timestamps")
+        return d
 
 
 @dataclass(frozen=True)
@@ -57,15 +72,16 @@ def _csv_num(v: float, digits: int) -> str:
 
 
 class _AtomicTextFile:
-    """A text file written as <name>.part and renamed on commit; removed on abort."""
+    """A text file written as `<name>.<pid>-<random>.part` (a name no other run picks) and
+    renamed on commit; removed on abort."""
 
     def __init__(self, path: str | os.PathLike, newline: str | None = None) -> None:
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise InputError(f"{self.path}: the output folder {self.path.parent} does not exist")
-        self.part = self.path.with_name(self.path.name + ".part")
         try:
-            self.file = open(self.part, "w", encoding="utf-8", newline=newline)
+            self.part, fd = create_part_file(self.path)
+            self.file = open(fd, "w", encoding="utf-8", newline=newline)
         except OSError as e:
             raise InputError(f"{self.path}: cannot write here ({e.strerror or e})") from None
 
@@ -156,22 +172,24 @@ class KeypointCsvWriter(PoseSink):
 
 
 class KeypointJsonWriter(PoseSink):
-    """The JSON document of docs/formats.md, streamed frame by frame."""
+    """The JSON document of docs/formats.md. Frames are streamed to a temporary file as they
+    come; `close()` writes the head (with what is only known at the end: the number of
+    frames written, skipped frames, a repaired timeline; see `update_source`) and then the
+    frames into the output's own temporary file, and renames it."""
 
     def __init__(self, path: str | os.PathLike, meta: ExportMetadata, digits: int = 2) -> None:
-        self._out = _AtomicTextFile(path)
-        self.path = self._out.path
+        self._body = _AtomicTextFile(path)
+        self.path = self._body.path
+        self.meta = meta
         self.digits = digits
-        head = {
-            "schema_version": SCHEMA_VERSION,
-            "source": asdict(meta.source),
-            "model": asdict(meta.model),
-            "keypoint_names": list(COCO_KEYPOINT_NAMES),
-            "skeleton": [list(p) for p in COCO_SKELETON],
-        }
-        text = json.dumps(head, indent=1)
-        self._out.write(text[:-2] + ',\n "frames": [')     # reopen the object for frames
         self._first = True
+        self._count = 0
+
+    def update_source(self, **changes: Any) -> None:
+        """Change source fields before `close()` (frame_count, skipped_frames, timestamps)."""
+        import dataclasses
+        self.meta = dataclasses.replace(
+            self.meta, source=dataclasses.replace(self.meta.source, **changes))
 
     def write(self, frame: PoseFrame, image: np.ndarray | None = None) -> None:
         d = self.digits
@@ -183,17 +201,53 @@ class KeypointJsonWriter(PoseSink):
                            _num(y, d) if math.isfinite(s) else None, _num(s, 4)]
                           for (x, y), s in zip(p.keypoints, p.keypoint_scores)],
         } for p in frame.people]
-        item = {"frame": int(frame.index), "time_s": round(float(frame.time_s), 6),
-                "people": people}
-        self._out.write(("\n  " if self._first else ",\n  ") + json.dumps(item, separators=(",", ":")))
+        item = {"frame": int(frame.index), "time_s": _num(frame.time_s, 6), "people": people}
+        self._body.write(("\n  " if self._first else ",\n  ") +
+                         json.dumps(item, separators=(",", ":"), allow_nan=False))
         self._first = False
+        self._count += 1
 
     def close(self) -> Path:
-        self._out.write("\n ]\n}\n")
-        return self._out.commit()
+        import shutil
+        try:
+            self._body.file.flush()
+            self._body.file.close()
+        except OSError as e:
+            self.abort()
+            raise InputError(f"{self.path}: writing failed ({e.strerror or e}); the partial "
+                             f"file was removed") from None
+        out = _AtomicTextFile(self.path)
+        try:
+            out.write(json_head(self.meta) + ',\n "frames": [')
+            with open(self._body.part, encoding="utf-8") as body:
+                shutil.copyfileobj(body, out.file, 1 << 20)
+            out.write("\n ]\n}\n")
+            path = out.commit()
+        except OSError as e:
+            out.abort()
+            raise InputError(f"{self.path}: writing failed ({e.strerror or e}); the partial "
+                             f"file was removed") from None
+        except BaseException:
+            out.abort()
+            raise
+        finally:
+            self._body.part.unlink(missing_ok=True)
+        return path
 
     def abort(self) -> None:
-        self._out.abort()
+        self._body.abort()
+
+
+def json_head(meta: ExportMetadata) -> str:
+    """The document's head, without its closing brace (the frames follow)."""
+    head = {
+        "schema_version": SCHEMA_VERSION,
+        "source": meta.source.to_dict(),
+        "model": asdict(meta.model),
+        "keypoint_names": list(COCO_KEYPOINT_NAMES),
+        "skeleton": [list(p) for p in COCO_SKELETON],
+    }
+    return json.dumps(head, indent=1, allow_nan=False)[:-2]
 
 
 class OverlayVideoWriter(PoseSink):
@@ -209,7 +263,7 @@ class OverlayVideoWriter(PoseSink):
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise InputError(f"{self.path}: the output folder {self.path.parent} does not exist")
-        self.part = self.path.with_name(self.path.name + ".part")
+        self.part = part_path(self.path)
         self.threshold = threshold
         h, w = size_hw
         self._pad = (h % 2, w % 2)                     # yuv420p needs even sizes

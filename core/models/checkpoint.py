@@ -54,11 +54,18 @@ def _read(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         text = str(e)
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        # torch's wording varies by release: "Unsupported global: GLOBAL posix.system",
+        # "Trying to load unsupported GLOBAL posix.system whose module posix is blocked"
+        found = (re.search(r"Unsupported global: GLOBAL ([\w.]+)", text) or
+                 re.search(r"unsupported GLOBAL ([\w.]+)", text, re.IGNORECASE) or
+                 re.search(r"Trying to call reduce for ([\w.]+)", text))
         if found:
             raise CheckpointError(f"{path}: refused to load: it holds Python objects other "
-                                  f"than tensors and plain containers (e.g. {found.group(1)}); "
-                                  f"only weights are loaded, for safety") from None
+                                  f"than tensors and plain containers (e.g. {found.group(1)}), "
+                                  f"which could run "
+                                  f"code when loaded; only weights are loaded, for safety. It "
+                                  f"is not necessarily corrupt: re-save just the state_dict "
+                                  f"from a trusted copy") from None
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: the file is corrupt "
                               f"or is not a PyTorch checkpoint") from None
     except Exception as e:      # noqa: BLE001 - arbitrary bytes make torch.load raise anything
@@ -136,11 +143,37 @@ def infer_config(sd: Mapping[str, torch.Tensor], path: Path | str = "<state_dict
                 (backbone, d_model, n_layers, ff) and tokens in (None, h * w) and \
                 (backbone == "resnet" or cfg.hrnet_width == width):
             return cfg.replace(num_joints=joints)
+    _explain_misfit(sd, path, backbone, n_layers)
     raise CheckpointError(
         f"{path}: a TransPose-{'R' if backbone == 'resnet' else 'H'} state_dict "
         f"(d_model={d_model}, layers={n_layers}, ffn={ff}, tokens={tokens}) that matches no "
         f"official variant and carries no configuration; save it with "
         f"core.models.save_checkpoint so the file describes itself")
+
+
+def _explain_misfit(sd: Mapping[str, torch.Tensor], path: Path | str, backbone: str,
+                    n_layers: int) -> None:
+    """No official variant matches: when one has exactly these keys and differs only in a
+    few tensors' shapes, the file is that variant with damaged tensors: name them (the
+    sizes read from one tensor, e.g. layer 0's feed-forward, may be the damaged ones)."""
+    best: tuple[int, str, list[str]] | None = None
+    for name, cfg in OFFICIAL_CONFIGS.items():
+        if cfg.backbone != backbone or cfg.n_layers != n_layers:
+            continue
+        try:
+            expected = build_model(cfg).state_dict()
+        except Exception:      # noqa: BLE001 - only an explanation; never mask the error
+            continue
+        if set(expected) != set(sd):
+            continue
+        wrong = [f"{k} {tuple(sd[k].shape)} (expected {tuple(v.shape)})"
+                 for k, v in expected.items() if sd[k].shape != v.shape]
+        if wrong and (best is None or len(wrong) < best[0]):
+            best = (len(wrong), name, wrong)
+    if best is not None and best[0] <= 3:
+        _, name, wrong = best
+        raise CheckpointError(f"{path}: looks like {name} but {len(wrong)} tensor(s) have the "
+                              f"wrong shape: {', '.join(wrong)}")
 
 
 def _check_keys(model: PoseNetwork, sd: Mapping[str, torch.Tensor], path: Path | str) -> None:
@@ -161,9 +194,28 @@ def _check_keys(model: PoseNetwork, sd: Mapping[str, torch.Tensor], path: Path |
     raise CheckpointError(f"{path}: does not fit {model.config.name}: " + "; ".join(parts))
 
 
+def check_finite(sd: Mapping[str, torch.Tensor], path: Path | str = "<state_dict>") -> None:
+    """CheckpointError naming the file and the first tensor holding NaN or Inf: such
+    weights give NaN scores and empty outputs while looking like success."""
+    bad_tensors = []
+    for key, t in sd.items():
+        if t.is_floating_point() or t.is_complex():
+            finite = torch.isfinite(t)
+            if not bool(finite.all()):
+                bad_tensors.append((key, int((~finite).sum()), t.numel(),
+                                    "NaN" if bool(torch.isnan(t).any()) else "Inf"))
+    if bad_tensors:
+        key, n, total, kind = bad_tensors[0]
+        more = (f"; {len(bad_tensors) - 1} more tensor(s) too" if len(bad_tensors) > 1 else "")
+        raise CheckpointError(f"{path}: the weights hold non-finite values: {key} has {n} of "
+                              f"{total} values {kind} or infinite{more} (a diverged training "
+                              f"run?); refusing to load them")
+
+
 def load_state_dict_strict(model: PoseNetwork, sd: Mapping[str, torch.Tensor],
                            path: Path | str = "<state_dict>") -> None:
     _check_keys(model, sd, path)
+    check_finite(sd, path)
     model.load_state_dict(sd, strict=True)
 
 

@@ -38,6 +38,12 @@ AV_ERROR: type[Exception] = getattr(av, "FFmpegError", None) or getattr(av, "AVE
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp",
                               ".jp2", ".pgm", ".ppm", ".pbm", ".pnm"})
 
+# What a folder argument counts as videos (annotate takes these from a folder; a folder with
+# none of them but images is an image sequence).
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg",
+                              ".mpeg", ".wmv", ".flv", ".ts", ".mts", ".m2ts", ".3gp", ".ogv",
+                              ".mxf", ".dv", ".asf"})
+
 # FFmpeg happily "opens" still images and text files as one-stream videos; they are not.
 _NOT_VIDEO_FORMATS = {"image2": "a still image", "tty": "a text file"}
 
@@ -45,6 +51,45 @@ _NOT_VIDEO_FORMATS = {"image2": "a still image", "tty": "a text file"}
 def natural_key(name: str) -> list[Any]:
     """Sort key so that img2 < img10 (digit runs compare as numbers)."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _visible_files(folder: Path, extensions: frozenset[str]) -> list[Path]:
+    return sorted((f for f in folder.iterdir()
+                   if f.is_file() and f.suffix.lower() in extensions
+                   and not f.name.startswith(".")), key=lambda f: natural_key(f.name))
+
+
+def folder_inputs(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """The inputs a folder argument stands for: the videos in it (in natural order; with
+    `recursive`, those in its subfolders too, folder by folder); a folder with no video
+    but images is one image sequence (the folder itself); with `recursive`, so is every
+    subfolder that holds images and no video. InputError when there is nothing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder")
+    found: list[Path] = []
+
+    def visit(d: Path, top: bool) -> None:
+        videos = _visible_files(d, VIDEO_EXTENSIONS)
+        if videos:
+            found.extend(videos)
+        elif _visible_files(d, IMAGE_EXTENSIONS) and (top or recursive):
+            found.append(d)
+        if recursive:
+            subs = sorted((c for c in d.iterdir() if c.is_dir() and not c.name.startswith(".")),
+                          key=lambda c: natural_key(c.name))
+            for sub in subs:
+                visit(sub, False)
+    try:
+        visit(folder, True)
+    except OSError as e:
+        raise InputError(f"{folder}: cannot be listed ({e.strerror or e})") from None
+    if not found:
+        where = " or its subfolders" if recursive else ""
+        hint = "" if recursive else " (--recursive looks in subfolders)"
+        raise InputError(f"{folder}: contains no videos ({', '.join(sorted(VIDEO_EXTENSIONS))}) "
+                         f"and no images{where}{hint}")
+    return found
 
 
 # ----------------------------------------------------------------------------------------------
@@ -70,6 +115,10 @@ class FrameSource(ABC):
         self._released = False
         self.warnings: list[str] = []
         self.stopped_reason: str | None = None   # why iteration ended early, None if it did not
+        # Frames that could not be read and were left out ({"frame", "file", "reason"}), and
+        # how a non-increasing timeline was replaced (None when the timestamps were fine).
+        self.skipped_frames: list[dict[str, Any]] = []
+        self.timestamp_repair: dict[str, Any] | None = None
 
     # -- description --------------------------------------------------------------------------
     @property
@@ -281,6 +330,8 @@ class VideoFileSource(FrameSource):
         self._packets: Generator[av.VideoFrame, None, None] | None = None
         self._next_index = 0
         self._last_time: float | None = None
+        self._last_raw: float | None = None        # the last frame's own timestamp
+        self._last_index: int | None = None
         self._pending: Frame | None = None         # a frame decoded ahead (open, seek)
         self._pts_cache: list[int] | None = None
         self._pts_usable = False
@@ -411,14 +462,41 @@ class VideoFileSource(FrameSource):
                                   f"{_av_reason(e)}"
             self._warn(f"{self.path}: {self.stopped_reason}")
 
-    def _to_frame(self, vf: av.VideoFrame, index: int) -> Frame:
+    def _frame_time(self, vf: av.VideoFrame, index: int) -> float:
+        """The frame's presentation time. When the timestamps stop increasing (a damaged
+        file), the timeline is replaced from that frame on by index / fps, continuing from
+        the last good time: monotonic and evenly spaced; said once and recorded in
+        `timestamp_repair`."""
+        step = 1.0 / (self.fps or 30.0)
+        raw: float | None = None
         if vf.pts is not None and self._time_base is not None:
             start = self._start_pts if self._start_pts is not None else 0
-            t = float((vf.pts - start) * self._time_base)
-        elif self._last_time is not None:
-            t = self._last_time + 1.0 / (self._fps or 30.0)
+            raw = float((vf.pts - start) * self._time_base)
+        consecutive = self._last_index is not None and index == self._last_index + 1
+        repair = self.timestamp_repair
+        if consecutive and raw is not None and self._last_raw is not None and \
+                raw <= self._last_raw and repair is not None:
+            repair["non_increasing"] += 1
+        if repair is not None and index >= repair["from_frame"]:
+            t = repair["_base"] + (index - repair["from_frame"]) * step
+        elif raw is None:
+            t = self._last_time + step if self._last_time is not None else 0.0
+        elif consecutive and self._last_time is not None and raw <= self._last_time:
+            base = self._last_time + step
+            self.timestamp_repair = {"method": "index/fps", "from_frame": index,
+                                     "non_increasing": 1, "_base": base}
+            self._warn(f"{self.path}: the timestamps stop increasing at frame {index} (a "
+                       f"damaged file?); from there on frame times are frame index / "
+                       f"{self.fps or 30.0:g} fps")
+            t = base
         else:
-            t = 0.0
+            t = raw
+        self._last_raw = raw
+        self._last_index = index
+        return t
+
+    def _to_frame(self, vf: av.VideoFrame, index: int) -> Frame:
+        t = self._frame_time(vf, index)
         self._last_time = t
         # The display matrix is stream metadata: read it from the first frame only. Reading
         # frame.side_data on every frame (PyAV 18) makes a reference cycle that keeps each
@@ -566,7 +644,21 @@ class _ImageListSource(FrameSource):
         self.files = files
         self._fps = fps
         self._next = 0
-        self._size_hw = Frame(0, 0.0, read_image(files[0])).size_hw   # validates the first
+        self._first: tuple[int, np.ndarray] | None = None
+        if len(files) == 1:
+            image = read_image(files[0])          # one image: unreadable is an error
+            self._first = (0, image)
+        else:
+            for i, f in enumerate(files):         # a sequence: the first readable sets the size
+                try:
+                    self._first = (i, read_image(f))
+                    break
+                except InputError:
+                    continue
+            if self._first is None:
+                raise InputError(f"{name}: none of its {len(files)} images can be decoded "
+                                 f"(e.g. {files[0].name}: empty, corrupt or another format)")
+        self._size_hw = Frame(0, 0.0, self._first[1]).size_hw
 
     @property
     def fps(self) -> float | None:
@@ -587,14 +679,33 @@ class _ImageListSource(FrameSource):
         return index / self._fps if self._fps else float(index)
 
     def _read_next(self) -> Frame | None:
-        if self._next >= len(self.files):
-            return None
-        i = self._next
-        self._next += 1
-        return Frame(index=i, time_s=self.time_of(i), image=read_image(self.files[i]))
+        """The next readable image; an unreadable one in a sequence is skipped with a
+        warning and listed in `skipped_frames` (the other frames keep their indices)."""
+        while self._next < len(self.files):
+            i = self._next
+            self._next += 1
+            if self._first is not None and self._first[0] == i:
+                image = self._first[1]
+                self._first = None
+                return Frame(index=i, time_s=self.time_of(i), image=image)
+            try:
+                image = read_image(self.files[i])
+            except InputError as e:
+                if len(self.files) == 1:
+                    raise
+                if all(f["frame"] != i for f in self.skipped_frames):
+                    reason = str(e).split(": ", 1)[-1]
+                    self.skipped_frames.append({"frame": i, "file": self.files[i].name,
+                                                "reason": reason})
+                    self._warn(f"{self.name}: skipped frame {i} ({self.files[i].name}: "
+                               f"{reason})")
+                continue
+            return Frame(index=i, time_s=self.time_of(i), image=image)
+        return None
 
     def _seek(self, index: int) -> None:
         self._next = index
+        self._first = None
 
     def _release(self) -> None:
         pass
@@ -609,13 +720,15 @@ class ImageFolderSource(_ImageListSource):
             raise InputError(f"{folder}: no such folder")
         if not folder.is_dir():
             raise InputError(f"{folder}: is not a folder")
-        files = sorted((f for f in folder.iterdir()
-                        if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-                        and not f.name.startswith(".")),
-                       key=lambda f: natural_key(f.name))
+        files = _visible_files(folder, IMAGE_EXTENSIONS)
         if not files:
+            videos = _visible_files(folder, VIDEO_EXTENSIONS)
+            if videos:
+                raise InputError(f"{folder}: holds {len(videos)} video(s), not an image "
+                                 f"sequence; open the videos themselves (main.py annotate "
+                                 f"takes a folder's videos)")
             raise InputError(f"{folder}: contains no images "
-                             f"({', '.join(sorted(IMAGE_EXTENSIONS))})")
+                             f"({', '.join(sorted(IMAGE_EXTENSIONS))}) and no videos")
         self.folder = folder
         super().__init__(files, folder.name or str(folder), fps)
 
