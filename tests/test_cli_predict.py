@@ -26,7 +26,7 @@ def test_predict_writes_json_table_and_drawing(tmp_path, capsys, astronaut_path,
     captured = capsys.readouterr()
     assert "person 0" in captured.out and "person 1" in captured.out
     assert "right_ankle" in captured.out
-    assert "loading" in captured.err and "loading" not in captured.out   # logs on stderr
+    assert "model: TransPose tp-r-a3" in captured.err and "model:" not in captured.out  # logs: stderr
     doc = json.loads(out_json.read_text())
     assert doc["image"] == str(astronaut_path)
     assert doc["model"] == {"variant": "tp-r-a3", "weights": str(random_tp_r_a3_checkpoint)}
@@ -75,3 +75,26 @@ def test_no_weights_and_nothing_shipped_explains_what_to_do(tmp_path, astronaut_
     monkeypatch.setattr(common, "SHIPPED_MODELS", tmp_path)
     with pytest.raises(Exception, match="--weights"):
         common.default_weights()
+
+
+def test_predict_finds_the_people_itself(tmp_path, capsys, random_tp_r_a3_checkpoint):
+    """Without --box the detector finds each person (three frisbee players here)."""
+    image = ROOT / "tests" / "data" / "detection" / "coco128_000000000625.jpg"
+    out_json = tmp_path / "pose.json"
+    rc = main.main(["predict", str(image), "--model", str(random_tp_r_a3_checkpoint),
+                    "--no-flip", "--json", str(out_json)])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "detector: auto: shipped YOLOX-Nano" in err and "3 people" in err
+    boxes = np.array([p["box"] for p in json.loads(out_json.read_text())["people"]])
+    assert len(boxes) >= 1                    # random weights: pose NMS may merge some
+    assert (boxes[:, 2] < 200).all()          # person boxes, not the 640 px wide image
+
+
+def test_predict_takes_every_model_spec(tmp_path, capsys):
+    """--model is the same in every command: MediaPipe BlazePose works here too."""
+    rc = main.main(["predict", str(ROOT / "tests" / "data" / "detection" / "basketball1.png"),
+                    "--model", "mediapipe", "--json", str(tmp_path / "p.json")])
+    assert rc == 0
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert len(doc["people"]) == 2 and "BlazePose" in capsys.readouterr().err

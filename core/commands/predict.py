@@ -9,22 +9,29 @@ import numpy as np
 from ..errors import InputError
 from ..io_utils import atomic_write_image, atomic_write_json, read_image
 from ..keypoints import COCO_KEYPOINT_NAMES, keypoint_index
-from ..models.checkpoint import load_weights
 from ..pose.attention import AttentionMaps
-from ..pose.estimator import EstimatorConfig, PoseEstimate, create_estimator, validate_boxes
+from ..types import PoseEstimate, validate_boxes
 from ..visualization import blend_heatmap, draw_decoder_attention, draw_skeleton
-from .common import default_weights, log
+from .common import log
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="image file (any format OpenCV reads)")
-    p.add_argument("--weights", help="TransPose or TFPose checkpoint (.pth) or a TransPose "
-                   "model-zoo name (tp-r-a3, tp-r-a4, tp-h-s, tp-h-a4, tp-h-a6); default: the "
-                   "shipped model")
+    p.add_argument("--model", "--weights", dest="model", default="auto", metavar="MODEL",
+                   help="the pose model, named as in every command (main.py models): auto "
+                   "(the default: downloaded official TransPose weights, else the shipped "
+                   "TransPose-M), a model-zoo name (tp-r-a3 ...), a TransPose or TFPose .pth, "
+                   "mediapipe, movenet or a MoveNet .onnx")
     p.add_argument("--box", nargs=4, type=float, action="append", metavar=("X", "Y", "W", "H"),
-                   help="person box in image pixels (repeat for several people); "
-                   "default: the whole image")
-    p.add_argument("--flip", action="store_true", help="flip test (average with the mirror)")
+                   help="person box in image pixels (repeat for several people); default: the "
+                   "people --detector finds")
+    p.add_argument("--detector", default="auto",
+                   help="person detector when no --box is given: auto (the shipped "
+                   "YOLOX-Nano), blazepose, hog, yolox-nano, onnx:FILE, or none (the whole "
+                   "image is one person)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                   help="flip test: average with the mirrored image (on by default, as in "
+                   "annotate and eval)")
     p.add_argument("--refine", choices=("dark", "argmax"), default="dark",
                    help="sub-pixel refinement: dark (official) or argmax + quarter offset")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -60,21 +67,40 @@ def print_table(est: PoseEstimate, out=None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..pose.backends import create_pose_backend
     image = read_image(args.image)
     attention_kp = keypoint_index(args.attention) if args.attention is not None else None
     if attention_kp is not None and not args.draw:
         raise InputError("--attention needs --draw OUT.png to show the map")
     validate_boxes(args.box, image.shape[:2])      # fail fast, before loading a model
-    weights = args.weights or default_weights()
-    log(f"loading {weights}")
-    loaded = load_weights(weights)
-    estimator = create_estimator(loaded, EstimatorConfig(device=args.device, flip_test=args.flip,
-                                                         refine=args.refine))
-    log(f"model {estimator.kind} {loaded.variant} on {estimator.device}")
-    est = estimator(image, args.box, attention=attention_kp is not None)
+    detector = None
+    if args.box is None and str(args.detector).strip().lower() != "none":
+        from ..detection import create_detector
+        detector = create_detector(args.detector)
+    backend, description = create_pose_backend(args.model, args.device, flip_test=args.flip,
+                                               refine=args.refine)
+    log(f"model: {description}")
+    if attention_kp is not None and not hasattr(backend, "model_config"):
+        raise InputError(f"--attention needs a TransPose or TFPose model; {description} has "
+                         f"no attention to show")
+    boxes = args.box
+    if detector is not None:
+        found = detector(image)
+        log(f"detector: {getattr(detector, 'description', detector.name)}: "
+            f"{len(found)} people")
+        if not len(found):
+            log("nobody found; using the whole image as one person (--box to choose)")
+        else:
+            boxes = found.boxes
+    est = backend(image, boxes, attention=attention_kp is not None)
+    if detector is not None and len(est):
+        from ..pose.nms import pose_nms
+        est = est[pose_nms(est.keypoints, est.scores, est.boxes, 0.7, 0.3)]
+    variant = str(getattr(backend, "variant", "") or args.model)
+    weights = str(getattr(backend, "weights_name", "") or args.model)
     print_table(est)
     if args.json:
-        atomic_write_json(args.json, result_json(str(args.image), loaded.variant, str(weights), est))
+        atomic_write_json(args.json, result_json(str(args.image), variant, weights, est))
         log(f"wrote {args.json}")
     if args.draw:
         canvas = image.copy()
@@ -89,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                 draw_decoder_attention(canvas, est.attention, i, attention_kp, est.keypoints[i])
         for i in range(len(est)):
             draw_skeleton(canvas, est.keypoints[i], est.scores[i], args.threshold,
-                          box=est.boxes[i] if args.box else None)
+                          box=est.boxes[i] if args.box or detector is not None else None)
         atomic_write_image(args.draw, canvas)
         log(f"wrote {args.draw}")
     return 0
