@@ -54,6 +54,8 @@ class PoseEstimate:
     keypoints: np.ndarray          # (N, K, 2)
     scores: np.ndarray             # (N, K) heatmap maxima (TransPose), score head (TFPose)
     attention: Any = None          # the model's explanation: AttentionMaps | DecoderAttention
+    world: np.ndarray | None = None  # (N, K, 3) 3-D keypoints in metres, origin between the
+                                     # hips, where the model gives them (BlazePose)
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -62,8 +64,9 @@ class PoseEstimate:
         """The same people subset by an index array, a boolean mask or a slice."""
         rows = np.arange(len(self.boxes))[keep]
         att = self.attention.select(rows) if self.attention is not None else None
+        world = self.world[rows] if self.world is not None else None
         return dataclasses.replace(self, boxes=self.boxes[rows], keypoints=self.keypoints[rows],
-                                   scores=self.scores[rows], attention=att)
+                                   scores=self.scores[rows], attention=att, world=world)
 
 
 def validate_boxes(boxes: np.ndarray | Sequence[Sequence[float]] | None,
@@ -92,6 +95,9 @@ class PersonPose:
     score: float               # person confidence
     keypoints: np.ndarray      # (K, 2) image pixels, NaN when missing
     keypoint_scores: np.ndarray  # (K,), NaN when missing
+    row: int = -1              # this person's row in the frame's PoseEstimate (attention)
+    world: np.ndarray | None = None  # (K, 3) metres, hip-centred, as the model gave them
+                                     # (unsmoothed; NaN where the 2-D keypoint is missing)
 
 
 @dataclass(frozen=True)

@@ -224,3 +224,45 @@ def test_mean_oks_on_the_public_evaluation_set(monkeypatch):
     # measured 0.366 (0.392 with tight boxes); MoveNet Thunder 0.589, BlazePose through
     # its own detector 0.325 (README)
     assert result["mean_oks"] > 0.33, result
+
+
+def test_world_landmarks_reach_the_json(tmp_path):
+    """BlazePose's 3-D world keypoints (metres, origin between the hips) are exported per
+    person in the JSON; the 2-D keypoints are unchanged."""
+    import json
+    from core.commands import annotate
+    from core.engine import EngineConfig, build_engine
+    clip = ROOT / "tests" / "data" / "clip_person.mp4"
+    engine = build_engine(EngineConfig(model="mediapipe"), progress=False)
+    paths = {"csv": tmp_path / "c.csv", "json": tmp_path / "c.json"}
+    annotate.annotate_one(engine, str(clip), paths, None)
+    doc = json.loads(paths["json"].read_text())
+    people = [p for f in doc["frames"] for p in f["people"]]
+    assert people and all("world" in p for p in people)
+    for p in people:
+        world = np.array([[np.nan if v is None else v for v in xyz] for xyz in p["world"]])
+        assert world.shape == (17, 3)
+        seen = np.array([kp[2] is not None for kp in p["keypoints"]])
+        assert np.isnan(world[~seen]).all()              # missing 2-D keypoint: no 3-D one
+        hips = world[[11, 12]]
+        if np.isfinite(hips).all():                      # hip-centred, metres, y down
+            assert np.abs(hips.mean(0)).max() < 0.1
+            shoulders = world[[5, 6]]
+            if np.isfinite(shoulders).all():
+                assert -0.8 < shoulders[:, 1].mean() < -0.3
+
+
+def test_tracked_people_carry_their_estimate_row():
+    from core.tracking import PoseTracker, TrackerConfig
+    from core.types import PoseEstimate as PE
+    kp = np.stack([np.stack([np.linspace(10, 50, 17), np.linspace(20, 90, 17)], 1),
+                   np.stack([np.linspace(200, 240, 17), np.linspace(20, 90, 17)], 1)])
+    est = PE(boxes=np.array([[10, 20, 40, 70], [200, 20, 40, 70]], np.float32),
+             keypoints=kp.astype(np.float32), scores=np.full((2, 17), 0.9, np.float32),
+             world=np.arange(2 * 17 * 3, dtype=np.float32).reshape(2, 17, 3))
+    tracker = PoseTracker(TrackerConfig(min_hits=1))
+    people = tracker.update(est, 0.0)
+    assert sorted(p.row for p in people) == [0, 1]
+    for p in people:
+        np.testing.assert_array_equal(p.keypoints, est.keypoints[p.row])   # no smoothing yet
+        np.testing.assert_array_equal(p.world, est.world[p.row])

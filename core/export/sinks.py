@@ -200,6 +200,8 @@ class KeypointJsonWriter(PoseSink):
             "keypoints": [[_num(x, d) if math.isfinite(s) else None,
                            _num(y, d) if math.isfinite(s) else None, _num(s, 4)]
                           for (x, y), s in zip(p.keypoints, p.keypoint_scores)],
+            **({"world": [[_num(v, 4) if math.isfinite(v) else None for v in xyz]
+                          for xyz in p.world]} if p.world is not None else {}),
         } for p in frame.people]
         item = {"frame": int(frame.index), "time_s": _num(frame.time_s, 6), "people": people}
         self._body.write(("\n  " if self._first else ",\n  ") +

@@ -176,6 +176,9 @@ class BlazePoseEstimator:
                     f"{list(shape)} for the {key})")
             found[key] = match[0]["index"]
         self._outputs = found
+        # 3-D world landmarks (39 x 3: metres, origin between the hips); optional
+        world = [d for d in details if tuple(d["shape"][1:]) == (NUM_LANDMARKS * 3,)]
+        self._world_output = world[0]["index"] if world else None
 
     def __repr__(self) -> str:
         return f"BlazePoseEstimator({self.config})"
@@ -196,10 +199,13 @@ class BlazePoseEstimator:
 
     def run_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, 256, 256, 3) uint8 RGB crops -> landmarks (N, 39, 5) in crop pixels, with
-        visibility and presence as probabilities, and pose presence (N,)."""
+        visibility and presence as probabilities, and pose presence (N,). The world
+        landmarks of the same crops (N, 39, 3), when the model has them, are left in
+        ``self.last_world``."""
         n = len(crops)
         lms = np.zeros((n, NUM_LANDMARKS, LANDMARK_FIELDS), np.float64)
         pres = np.zeros(n, np.float64)
+        world = np.full((n, NUM_LANDMARKS, 3), np.nan, np.float64)
         lo, hi = self.config.input_range
         bs = max(1, self.config.batch_size)
         for i in range(0, n, bs):
@@ -218,6 +224,10 @@ class BlazePoseEstimator:
             lms[i:i + len(chunk)] = lm
             pres[i:i + len(chunk)] = self.interpreter.get_tensor(
                 self._outputs["presence"]).reshape(-1)
+            if self._world_output is not None:
+                world[i:i + len(chunk)] = self.interpreter.get_tensor(
+                    self._world_output).reshape(len(chunk), NUM_LANDMARKS, 3)
+        self.last_world = world
         return lms, pres
 
     # ---------------------------------------------------------------- ROIs
@@ -247,6 +257,7 @@ class BlazePoseEstimator:
             return np.zeros((0, NUM_LANDMARKS, LANDMARK_FIELDS)), np.zeros(0)
         crops = np.stack([self.crop(rgb, r) for r in rois])
         lms, pres = self.run_crops(crops)
+        self._world = self.last_world
         for lm, roi in zip(lms, rois):
             lm[:, :2] = roi.to_image(lm[:, :2])
             lm[:, 2] *= roi.side / INPUT_SIZE
@@ -264,6 +275,7 @@ class BlazePoseEstimator:
         b = validate_boxes(boxes, image.shape[:2])
         rois = [self.box_roi(box) for box in b]
         lms, pres = self._infer(rgb, rois)
+        world = self._world
         redo = [i for i, box in enumerate(b) if self._recrop(box, image.shape[:2])]
         for _ in range(self.config.recrop_passes):
             new = [self.landmark_roi(lms[i, :, :2]) for i in redo]
@@ -272,6 +284,8 @@ class BlazePoseEstimator:
             if not redo:
                 break
             lms[redo], pres[redo] = self._infer(rgb, new)
+            world[redo] = self._world
+        self.world = world
         return b, lms, pres
 
     def __call__(self, image: np.ndarray,
@@ -286,9 +300,12 @@ class BlazePoseEstimator:
         h, w = image.shape[:2]
         outside = (kpts[..., 0] < 0) | (kpts[..., 0] > w) | (kpts[..., 1] < 0) | (kpts[..., 1] > h)
         scores = np.where(outside, 0.0, scores)
+        world = self.world[:, idx] if self._world_output is not None else None
         return PoseEstimate(
             boxes=b, keypoints=kpts.astype(np.float32).reshape(-1, NUM_KEYPOINTS, 2),
-            scores=scores.astype(np.float32).reshape(-1, NUM_KEYPOINTS), attention=None)
+            scores=scores.astype(np.float32).reshape(-1, NUM_KEYPOINTS), attention=None,
+            world=None if world is None else world.astype(np.float32).reshape(
+                -1, NUM_KEYPOINTS, 3))
 
 
 def refine_from_heatmap(points: np.ndarray, heatmap: np.ndarray, kernel_size: int = 7,

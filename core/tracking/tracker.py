@@ -51,6 +51,8 @@ Time
 """
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -224,6 +226,7 @@ class PoseTracker:
             self.reset(restart_ids=False)
         self._last_time = time_s
         boxes, kps, scores, box_scores = _as_arrays(estimate)
+        world = getattr(estimate, "world", None)
         n = len(boxes)
         valid = np.isfinite(kps).all(-1) & (scores >= cfg.kp_threshold)     # NaN score: False
         matched_det = np.full(n, False)
@@ -284,8 +287,10 @@ class PoseTracker:
         for d, t in det_track.items():
             if t.state != CONFIRMED:
                 continue
-            people.append(self._person(t, boxes[d], scores[d], valid[d],
-                                       None if box_scores is None else box_scores[d]))
+            person = self._person(t, boxes[d], scores[d], valid[d],
+                                  None if box_scores is None else box_scores[d])
+            w = None if world is None else np.where(valid[d][:, None], world[d], np.nan)
+            people.append(dataclasses.replace(person, row=int(d), world=w))
         people.sort(key=lambda p: p.track_id)
         return people
 
