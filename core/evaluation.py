@@ -9,8 +9,12 @@
 Protocol (as ``../shared/README.md`` describes its measured figures):
 
 * Who is scored: non-crowd people with at least ``min_keypoints`` (3) labelled keypoints
-  (v > 0). Each one's ground-truth box, enlarged ``box_enlarge`` (1.25) times about its
-  centre, goes to the model; all scored people of an image go in one call.
+  (v > 0). Each one sees its ground-truth box enlarged ``box_enlarge`` (1.25) times about
+  its centre *in total*: a model that pads the box it is given by itself (TransPose and
+  TFPose: x1.25, the official crop; ``box_padding``) gets the box enlarged
+  ``box_enlarge / box_padding`` times, so every model sees the same context (before,
+  TransPose models saw 1.25 x 1.25 = 1.56x boxes while MoveNet saw 1.25x). All scored
+  people of an image go in one call.
 * OKS (COCO's, as pycocotools computes it): the mean over the person's labelled keypoints
   of ``exp(-d^2 / (2 * area * (2 sigma_k)^2))``, d the distance in pixels, sigma_k COCO's
   per-keypoint sigmas, area the annotation's ``area`` (YOLO-pose: box w*h*0.53).
@@ -313,6 +317,14 @@ def compute_metrics(dataset: KeypointDataset, keypoints: np.ndarray, scores: np.
 
 
 # ---------------------------------------------------------------------- inference
+def model_box_padding(model: Any) -> float:
+    """How much context the model adds around the box it is given on its own: TransPose,
+    TFPose (x1.25, the official crop) say so in ``box_padding``; MoveNet and BlazePose's
+    wrappers here add none of their own beyond their crop rule (1.0)."""
+    pad = getattr(model, "box_padding", 1.0)
+    return float(pad) if isinstance(pad, (int, float)) and pad > 0 else 1.0
+
+
 def predict_people(model: Callable, dataset: KeypointDataset,
                    people: Sequence[PersonAnnotation], *, box_enlarge: float = 1.25,
                    progress: Callable[[int, int], None] | None = None
@@ -332,7 +344,7 @@ def predict_people(model: Callable, dataset: KeypointDataset,
         h, w = image.shape[:2]
         boxes = []
         for i in idx:
-            b = enlarge_box(people[i].box, box_enlarge)
+            b = enlarge_box(people[i].box, box_enlarge / model_box_padding(model))
             b[2:] = np.maximum(b[2:], 1.0)              # degenerate ground-truth boxes
             boxes.append(b)
         boxes = np.asarray(boxes, np.float32)

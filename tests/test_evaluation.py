@@ -482,3 +482,28 @@ def test_eval_cli_pairs_images_with_the_gt_before_it():
     assert args.sets == [["a.json", "imgs"]]
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "--gt", "a.json", "--images", "x", "--images", "y"])
+
+
+@pytest.mark.parametrize("padding", [1.0, 1.25])
+def test_every_model_sees_the_same_context(yolo, padding):
+    """A model that pads boxes itself (TransPose x1.25) is given box_enlarge / padding, so
+    its crop holds the same context as a model that does not pad (MoveNet)."""
+    seen = []
+
+    class Recorder:
+        box_padding = padding
+
+        def __call__(self, image, boxes, attention=False):
+            from core.types import PoseEstimate
+            b = np.asarray(boxes, np.float32)
+            seen.append(b)
+            return PoseEstimate(boxes=b, keypoints=np.zeros((len(b), 17, 2), np.float32),
+                                scores=np.zeros((len(b), 17), np.float32))
+
+    people = yolo.evaluable(3)
+    ev.predict_people(Recorder(), yolo, people, box_enlarge=1.25)
+    given = np.concatenate(seen[1:])                      # seen[0] is the warm-up call
+    gt = np.array([p.box for p in people], np.float32)
+    order = np.argsort(gt[:, 0])
+    factor = given[np.argsort(given[:, 0])][:, 2] / gt[order][:, 2]
+    np.testing.assert_allclose(factor, 1.25 / padding, rtol=1e-3)

@@ -64,7 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (TransPose)")
     p.add_argument("--json", metavar="OUT.json", help="also write every figure as JSON")
     p.add_argument("--box-enlarge", type=float, default=1.25, metavar="F",
-                   help="ground-truth boxes are enlarged F times about their centre (1.25)")
+                   help="every model sees the ground-truth box enlarged F times about its "
+                   "centre in total (1.25); TransPose/TFPose, which pad boxes x1.25 "
+                   "themselves, are given F/1.25")
     p.add_argument("--min-keypoints", type=int, default=3, metavar="N",
                    help="score non-crowd people with at least N labelled keypoints (3)")
     p.set_defaults(sets=None, _pending_images=None)
@@ -78,7 +80,8 @@ def print_table(result, description: str, out=None) -> None:
     """The readable summary: one row per set (and 'all'), then per-keypoint OKS and PCK."""
     out = out or sys.stdout
     print(f"model: {description}", file=out)
-    print(f"protocol: ground-truth boxes x{result.box_enlarge:g}; non-crowd people with >= "
+    print(f"protocol: ground-truth boxes x{result.box_enlarge:g} in total (a model's own "
+          f"padding included); non-crowd people with >= "
           f"{result.min_keypoints} labelled keypoints; OKS with COCO sigmas; PCK@"
           f"{result.pck_threshold:g} of the torso diameter (left shoulder-right hip, else "
           f"right shoulder-left hip)", file=out)
@@ -160,7 +163,10 @@ def run(args: argparse.Namespace) -> int:
     if len(runs) > 1:
         print_comparison(runs)
     if args.json:
-        protocol = {"box_enlarge": args.box_enlarge, "min_keypoints": args.min_keypoints,
+        protocol = {"box_enlarge": args.box_enlarge,
+                    "box_enlarge_rule": "total context; models that pad boxes themselves "
+                                        "(TransPose/TFPose x1.25) get box_enlarge / 1.25",
+                    "min_keypoints": args.min_keypoints,
                     "oks": "COCO sigmas, annotation area (YOLO-pose: box w*h*0.53)",
                     "ap": "pycocotools COCOeval keypoints, one detection per scored "
                           "person, score = mean keypoint score",

@@ -24,7 +24,7 @@ from .attention import AttentionMaps, tokens_from_heatmap_coords
 from .decoder_attention import DecoderAttention
 from ..types import PoseEstimate, validate_boxes  # noqa: F401 - re-exported (older imports)
 from .postprocess import decode_heatmaps, flip_back, heatmap_to_image
-from .preprocess import box_to_center_scale, crop_person, to_input_tensor
+from .preprocess import BOX_PADDING, box_to_center_scale, crop_person, to_input_tensor
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ class TopDownEstimator:
     """
 
     kind = "model"
+    # the crop adds this much context around every box it is given (official: x1.25)
+    box_padding = BOX_PADDING
 
     def __init__(self, model: torch.nn.Module | LoadedWeights,
                  config: EstimatorConfig = EstimatorConfig(), weights_name: str = "") -> None:
