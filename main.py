@@ -5,13 +5,36 @@ from __future__ import annotations
 import argparse
 import sys
 
+PROG = "transpose-studio"
+
+
+def version() -> str:
+    """The installed package's version (importlib.metadata; the frozen app carries it),
+    else pyproject.toml's beside this file, else 0.1.0."""
+    try:
+        from importlib.metadata import version as dist_version
+        return dist_version("transpose-studio")
+    except Exception:  # noqa: BLE001 - not installed: a plain checkout
+        pass
+    try:
+        import re
+        from pathlib import Path
+        text = (Path(__file__).resolve().parent / "pyproject.toml").read_text(encoding="utf-8")
+        found = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
+        if found:
+            return found.group(1)
+    except OSError:
+        pass
+    return "0.1.0"
+
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.commands import annotate, evaluate, predict, train
+    from core.commands import annotate, evaluate, models, predict, train
 
     parser = argparse.ArgumentParser(
-        prog="transpose-studio",
+        prog=PROG,
         description="Human pose estimation and tracking with explainable TransPose models.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("predict", help="keypoints of the people in one image")
     predict.add_arguments(p)
@@ -25,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train our own TransPose or TFPose weights (distillation from teachers)")
     train.add_arguments(p)
     p.set_defaults(run=train.run)
+    p = sub.add_parser("models", help="the pose models and detectors known, and which work offline")
+    models.add_arguments(p)
+    p.set_defaults(run=models.run)
     from app import cli as gui_cli        # no Qt import: the parser stays fast
     p = sub.add_parser("gui", help="the desktop GUI (also what no subcommand opens)")
     gui_cli.add_arguments(p)
@@ -39,6 +65,9 @@ def _run_gui(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv in (["--version"], ["-V"]):     # answered before the parser imports torch
+        print(f"{PROG} {version()}")
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
