@@ -68,8 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv in (["--version"], ["-V"]):     # answered before the parser imports torch
         print(f"{PROG} {version()}")
         return 0
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:                                    # Ctrl-C while torch & co. import: no traceback
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     if args.command is None:
         return _run_gui(args)
     from core.errors import StudioError
