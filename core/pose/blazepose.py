@@ -197,11 +197,10 @@ class BlazePoseEstimator:
         return cv2.warpAffine(rgb, roi.to_crop(), (INPUT_SIZE, INPUT_SIZE),
                               flags=cv2.INTER_LINEAR, borderMode=border, borderValue=0)
 
-    def run_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(N, 256, 256, 3) uint8 RGB crops -> landmarks (N, 39, 5) in crop pixels, with
-        visibility and presence as probabilities, and pose presence (N,). The world
-        landmarks of the same crops (N, 39, 3), when the model has them, are left in
-        ``self.last_world``."""
+        visibility and presence as probabilities, pose presence (N,), and the world
+        landmarks (N, 39, 3) in metres (NaN when the model has none)."""
         n = len(crops)
         lms = np.zeros((n, NUM_LANDMARKS, LANDMARK_FIELDS), np.float64)
         pres = np.zeros(n, np.float64)
@@ -227,8 +226,7 @@ class BlazePoseEstimator:
             if self._world_output is not None:
                 world[i:i + len(chunk)] = self.interpreter.get_tensor(
                     self._world_output).reshape(len(chunk), NUM_LANDMARKS, 3)
-        self.last_world = world
-        return lms, pres
+        return lms, pres, world
 
     # ---------------------------------------------------------------- ROIs
     def box_roi(self, box: np.ndarray) -> _Roi:
@@ -251,31 +249,33 @@ class BlazePoseEstimator:
         return _Roi(float(c[0]), float(c[1]), float(2.0 * np.hypot(*(p - c)) * 1.5))
 
     # ---------------------------------------------------------------- call
-    def _infer(self, rgb: np.ndarray, rois: list[_Roi]) -> tuple[np.ndarray, np.ndarray]:
-        """-> landmarks (N, 39, 5) with x, y in image pixels, pose presence (N,)."""
+    def _infer(self, rgb: np.ndarray, rois: list[_Roi]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """-> landmarks (N, 39, 5) with x, y in image pixels, pose presence (N,), world
+        landmarks (N, 39, 3)."""
         if not rois:
-            return np.zeros((0, NUM_LANDMARKS, LANDMARK_FIELDS)), np.zeros(0)
+            return (np.zeros((0, NUM_LANDMARKS, LANDMARK_FIELDS)), np.zeros(0),
+                    np.zeros((0, NUM_LANDMARKS, 3)))
         crops = np.stack([self.crop(rgb, r) for r in rois])
-        lms, pres = self.run_crops(crops)
-        self._world = self.last_world
+        lms, pres, world = self.run_crops(crops)
         for lm, roi in zip(lms, rois):
             lm[:, :2] = roi.to_image(lm[:, :2])
             lm[:, 2] *= roi.side / INPUT_SIZE
-        return lms, pres
+        return lms, pres, world
 
     def landmarks(self, image: np.ndarray, boxes=None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """All 39 BlazePose landmarks: boxes (N, 4), landmarks (N, 39, 5) with x, y in
         image pixels, z (depth, hips at 0) in image pixels, visibility and presence as
-        probabilities, and the pose presence (N,)."""
+        probabilities, the pose presence (N,), and the world landmarks (N, 39, 3) in metres
+        (origin between the hips; NaN when the model has none)."""
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 \
                 or image.dtype != np.uint8:
             raise InputError("image must be an HxWx3 uint8 array")
         rgb = np.ascontiguousarray(image[..., ::-1] if self.config.color == "bgr" else image)
         b = validate_boxes(boxes, image.shape[:2])
         rois = [self.box_roi(box) for box in b]
-        lms, pres = self._infer(rgb, rois)
-        world = self._world
+        lms, pres, world = self._infer(rgb, rois)
         redo = [i for i, box in enumerate(b) if self._recrop(box, image.shape[:2])]
         for _ in range(self.config.recrop_passes):
             new = [self.landmark_roi(lms[i, :, :2]) for i in redo]
@@ -283,24 +283,22 @@ class BlazePoseEstimator:
             redo, new = [redo[k] for k in keep], [new[k] for k in keep]
             if not redo:
                 break
-            lms[redo], pres[redo] = self._infer(rgb, new)
-            world[redo] = self._world
-        self.world = world
-        return b, lms, pres
+            lms[redo], pres[redo], world[redo] = self._infer(rgb, new)
+        return b, lms, pres, world
 
     def __call__(self, image: np.ndarray,
                  boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
                  *, attention: bool = False) -> PoseEstimate:
         """Keypoints of the people in ``boxes``; ``attention`` is accepted and ignored
         (BlazePose has no attention maps: the result's ``attention`` is None)."""
-        b, lms, pres = self.landmarks(image, boxes)
+        b, lms, pres, world = self.landmarks(image, boxes)
         idx = list(BLAZEPOSE_TO_COCO)
         kpts = lms[:, idx, :2]
         scores = lms[:, idx, 3] * pres[:, None]
         h, w = image.shape[:2]
         outside = (kpts[..., 0] < 0) | (kpts[..., 0] > w) | (kpts[..., 1] < 0) | (kpts[..., 1] > h)
         scores = np.where(outside, 0.0, scores)
-        world = self.world[:, idx] if self._world_output is not None else None
+        world = world[:, idx] if self._world_output is not None else None
         return PoseEstimate(
             boxes=b, keypoints=kpts.astype(np.float32).reshape(-1, NUM_KEYPOINTS, 2),
             scores=scores.astype(np.float32).reshape(-1, NUM_KEYPOINTS), attention=None,
