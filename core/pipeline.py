@@ -52,7 +52,8 @@ class PipelineConfig:
     pose_nms_oks: float = 0.7        # poses more alike than this (OKS) are one person
     keep_undetected: bool = True     # a person whose box follows their keypoints stays when
                                      # a detector pass misses them, while their pose stays
-                                     # confident (detectors miss backlit or unusual poses)
+                                     # confident (detectors miss backlit or unusual poses);
+                                     # with detect_every=1 the detector alone decides
     live_flip_test: bool = False     # live mode: keep the pose model's flip test (off: half
                                      # the network work per person, to stay real-time)
 
@@ -463,7 +464,10 @@ class PosePipeline:
             propagated = self._prev_boxes
             lost = len(propagated) == 0 or np.isnan(propagated).any()
             if self._since_detect == 0 or lost or self._since_detect >= c.detect_every:
-                self._detect(item, propagated)
+                # with the detector on every frame (detect_every=1, which frame batching
+                # needs: batched frames cannot follow each other's keypoints) the detector
+                # alone decides who is there, batched or not
+                self._detect(item, propagated if c.detect_every > 1 else None)
                 self._since_detect = 1
             else:
                 item.boxes = propagated

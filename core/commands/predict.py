@@ -93,9 +93,6 @@ def run(args: argparse.Namespace) -> int:
         else:
             boxes = found.boxes
     est = backend(image, boxes, attention=attention_kp is not None)
-    if detector is not None and len(est):
-        from ..pose.nms import pose_nms
-        est = est[pose_nms(est.keypoints, est.scores, est.boxes, 0.7, 0.3)]
     variant = str(getattr(backend, "variant", "") or args.model)
     weights = str(getattr(backend, "weights_name", "") or args.model)
     print_table(est)
