@@ -38,8 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write-config", metavar="FILE.toml", help="write the resolved "
                    "configuration to this file and exit without annotating")
     p.add_argument("--model",
-                   help="auto (shipped TransPose, else MediaPipe), mediapipe, a model-zoo name "
-                   "or a TransPose or TFPose .pth file")
+                   help="auto (downloaded official TransPose, else the shipped "
+                   "TransPose-M), mediapipe, movenet, a model-zoo name or a TransPose or "
+                   "TFPose .pth file")
     p.add_argument("--detector", help="auto | blazepose | hog | yolox-nano | onnx:FILE")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--smoothing", choices=("kalman", "one-euro", "none"))
