@@ -66,9 +66,14 @@ def pose_rows() -> list[Row]:
     else:
         auto = "-> mediapipe (no shipped TransPose weights)"
     rows = [Row("pose", "auto", "the default (see below)", "as chosen", auto)]
+    card = _shown(common.SHIPPED_MODELS / 'README.md')
     for f in shipped:
-        rows.append(Row("pose", _shown(f), "TransPose checkpoint shipped with the program",
-                        f"see {_shown(common.SHIPPED_MODELS / 'README.md')}", "shipped"))
+        if f.name == "tp-m-s16.pth":     # the model card's entry
+            rows.append(Row("pose", _shown(f), "our TransPose-M: MoveNet stem + TransPose "
+                            "encoder, distilled here", f"Apache-2.0 ({card})", "shipped"))
+        else:
+            rows.append(Row("pose", _shown(f), "TransPose checkpoint shipped with the program",
+                            f"see {card}", "shipped"))
     rows.append(Row("pose", "mediapipe", "Google MediaPipe BlazePose full, one person per box "
                     "(LiteRT)", "Apache-2.0", blazepose))
     movenet = default_model_path()
