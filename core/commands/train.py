@@ -12,6 +12,7 @@ refused. The result, OUT/model.pth, loads anywhere weights are accepted
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -127,6 +128,18 @@ def gather_people(args: argparse.Namespace, cache_root: Path) -> dict[str, list]
     return found
 
 
+@contextlib.contextmanager
+def _resume_hint(out: Path):
+    """On Ctrl-C, say how to continue from the last finished epoch."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if (out / "last.ckpt").is_file():
+            log(f"interrupted: {out / 'last.ckpt'} holds the last finished epoch; continue "
+                f"with the same command and --resume")
+        raise
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from ..training import labels as L
@@ -202,13 +215,8 @@ def run(args: argparse.Namespace) -> int:
         run_info = {"teacher": label_report["teacher"], "command": sys.argv,
                     "data": {name: st.people - st.dropped_few_joints
                              for name, st in stats.items()}}
-        try:
+        with _resume_hint(out):
             result = distill(dconfig, people, log=log, run_info=run_info)
-        except KeyboardInterrupt:
-            if (out / "last.ckpt").is_file():
-                log(f"interrupted: {out / 'last.ckpt'} holds the last finished epoch; "
-                    f"continue with the same command and --resume")
-            raise
         print(result.model_path)
         return 0
 
@@ -223,13 +231,8 @@ def run(args: argparse.Namespace) -> int:
                 "labels": {k: {kk: vv for kk, vv in v.to_dict().items() if kk != "flagged_ids"}
                            for k, v in stats.items()},
                 "command": sys.argv}
-    try:
+    with _resume_hint(out):
         result = train(config, people, log=log, run_info=run_info)
-    except KeyboardInterrupt:
-        if (out / "last.ckpt").is_file():
-            log(f"interrupted: {out / 'last.ckpt'} holds the last finished epoch; continue "
-                f"with the same command and --resume")
-        raise
     log(f"wrote {result.model_path} (best validation loss "
         f"{result.best_val_loss if result.best_val_loss is not None else 'n/a'}); "
         f"history in {out / 'history.json'}")

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
@@ -21,8 +20,8 @@ import numpy as np
 from ..analysis import AnalysisResult
 from ..errors import InputError
 from ..io_utils import part_path
-from ..keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON
-from .sinks import SCHEMA_VERSION, ExportMetadata, _AtomicTextFile, _csv_num, _num
+from ..keypoints import COCO_KEYPOINT_NAMES
+from .sinks import ExportMetadata, _AtomicTextFile, _csv_num, _num, json_head_fields
 
 OpenPoseLayout = Literal["coco18", "body25"]
 
@@ -196,14 +195,7 @@ def write_analysis_json(path: str | os.PathLike, meta: ExportMetadata, result: A
     configuration) and, per person, `angles`, `facing` and - when post-processing changed
     values - `raw_keypoints` (the tracker's, null in frames only gap filling added)."""
     d = digits
-    head = {
-        "schema_version": SCHEMA_VERSION,
-        "source": meta.source.to_dict(),
-        "model": asdict(meta.model),
-        "keypoint_names": list(COCO_KEYPOINT_NAMES),
-        "skeleton": [list(p) for p in COCO_SKELETON],
-        "analysis": {**result.metadata(), "config": config},
-    }
+    head = {**json_head_fields(meta), "analysis": {**result.metadata(), "config": config}}
     with_raw = result.config.postprocess.changes_values
     by_id = {t.track_id: t for t in result.tracks}
     raw_by_id = {t.track_id: t for t in result.raw_tracks}

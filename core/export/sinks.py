@@ -240,16 +240,20 @@ class KeypointJsonWriter(PoseSink):
         self._body.abort()
 
 
-def json_head(meta: ExportMetadata) -> str:
-    """The document's head, without its closing brace (the frames follow)."""
-    head = {
+def json_head_fields(meta: ExportMetadata) -> dict:
+    """The fields every keypoint JSON starts with (schema, source, model, names, skeleton)."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "source": meta.source.to_dict(),
         "model": asdict(meta.model),
         "keypoint_names": list(COCO_KEYPOINT_NAMES),
         "skeleton": [list(p) for p in COCO_SKELETON],
     }
-    return json.dumps(head, indent=1, allow_nan=False)[:-2]
+
+
+def json_head(meta: ExportMetadata) -> str:
+    """The document's head, without its closing brace (the frames follow)."""
+    return json.dumps(json_head_fields(meta), indent=1, allow_nan=False)[:-2]
 
 
 class OverlayVideoWriter(PoseSink):
