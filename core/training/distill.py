@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -194,8 +195,6 @@ class CachedViews:
     features: torch.Tensor          # (N, C, h, w) float16
     joints: torch.Tensor            # (N, K, 2) heatmap pixels
     weights: torch.Tensor           # (N, K)
-    person: np.ndarray              # (N,) index into the people list
-    view: np.ndarray                # (N,)
 
 
 class FeatureCache:
@@ -251,7 +250,7 @@ class FeatureCache:
         prepare_parent_for_workers()
         runner = stem_runner(stem)
         bar = tqdm(total=sum(b - a for _, a, b in todo), desc="stem features", unit="view",
-                   disable=not progress, file=__import__("sys").stderr)
+                   disable=not progress, file=sys.stderr)
         for name, a, b in todo:
             loader = torch.utils.data.DataLoader(_ViewDataset(items[a:b], cfg, seed),
                                                  batch_size=32, num_workers=1)
@@ -283,8 +282,7 @@ class FeatureCache:
                 feats.append(torch.from_numpy(z["features"]))
                 joints.append(torch.from_numpy(z["joints"]))
                 weights.append(torch.from_numpy(z["weights"]))
-        return CachedViews(torch.cat(feats), torch.cat(joints), torch.cat(weights),
-                           np.zeros(0, np.int64), np.zeros(0, np.int64))
+        return CachedViews(torch.cat(feats), torch.cat(joints), torch.cat(weights))
 
 
 def stem_runner(stem: torch.nn.Module) -> Callable[[torch.Tensor], np.ndarray]:
@@ -449,7 +447,7 @@ class HeadTrainer:
             order = torch.randperm(n, generator=g)
             total, seen = 0.0, 0
             bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{c.epochs}",
-                       disable=not c.progress, file=__import__("sys").stderr, unit="step")
+                       disable=not c.progress, file=sys.stderr, unit="step")
             for step in bar:
                 idx = order[step * c.batch_size:(step + 1) * c.batch_size]
                 loss = self._batch_loss(idx, self.train)
@@ -578,7 +576,6 @@ def export_from_checkpoint(run: str | os.PathLike, to: str | os.PathLike | None 
 
 if __name__ == "__main__":
     import argparse
-    import sys
     p = argparse.ArgumentParser(description="export a TransPose-M run's last finished epoch")
     p.add_argument("run", help="the run's --out folder")
     p.add_argument("--to", help="output .pth (default RUN/model-epochN.pth)")

@@ -63,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     train, val = _load(args.run, "train"), _load(args.run, "val")
     g = torch.Generator().manual_seed(0)
     pick = torch.randperm(len(train.features), generator=g)[: args.views]
-    train = CachedViews(train.features[pick], train.joints[pick], train.weights[pick],
-                        train.person, train.view)
+    train = CachedViews(train.features[pick], train.joints[pick], train.weights[pick])
     stem_sd = {k[len("stem."):]: v for k, v in torch.load(
         args.run / "model.pth", weights_only=True)["state_dict"].items()
         if k.startswith("stem.")} if (args.run / "model.pth").is_file() else None
