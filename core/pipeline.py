@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
+from .detection.base import box_iou
 from .pose.nms import pose_nms
 from .types import Detections, Frame, PoseFrame
 
@@ -451,7 +452,6 @@ class PosePipeline:
         if self.config.keep_undetected and followed is not None and len(followed):
             followed = followed[np.isfinite(followed).all(axis=1)]
             if len(followed) and len(boxes):
-                from .detection.base import box_iou
                 followed = followed[box_iou(followed, boxes).max(axis=1) < 0.3]
             if len(followed):
                 boxes = np.concatenate([boxes, followed.astype(boxes.dtype)])

@@ -70,13 +70,6 @@ def test_bad_inputs_give_one_clear_line(case, tmp_path, astronaut_path, random_t
     assert r.stdout == ""
 
 
-def test_no_weights_and_nothing_shipped_explains_what_to_do(tmp_path, astronaut_path, monkeypatch):
-    from core.commands import common
-    monkeypatch.setattr(common, "SHIPPED_MODELS", tmp_path)
-    with pytest.raises(Exception, match="--weights"):
-        common.default_weights()
-
-
 def test_predict_finds_the_people_itself(tmp_path, capsys, random_tp_r_a3_checkpoint):
     """Without --box the detector finds each person (three frisbee players here)."""
     image = ROOT / "tests" / "data" / "detection" / "coco128_000000000625.jpg"

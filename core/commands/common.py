@@ -4,8 +4,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import InputError
-
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 SHIPPED_MODELS = RESOURCES / "models"
 
@@ -19,13 +17,3 @@ def shipped_weights() -> Path | None:
     """Our own trained TransPose shipped in resources/models, if any."""
     files = sorted(SHIPPED_MODELS.glob("*.pth"))
     return files[0] if files else None
-
-
-def default_weights() -> str:
-    found = shipped_weights()
-    if found is None:
-        raise InputError(
-            "no --weights given and no shipped model in resources/models yet. Pass a "
-            "TransPose checkpoint (--weights FILE.pth) or a model-zoo name (--weights tp-r-a3, "
-            "downloaded on first use into the user's cache)")
-    return str(found)

@@ -137,7 +137,6 @@ class MoveNetStem(nn.Module):
         self.lateral = nn.ModuleDict({n: nn.Conv2d(lateral_in[n], widths[n][0], 1)
                                       for n in self.levels})
         self.smooth = nn.ModuleDict({n: SeparableConv(*widths[n]) for n in self.levels})
-        self._last_block = 16
 
     @property
     def out_channels(self) -> int:
@@ -176,19 +175,14 @@ class OnnxRuntimeStem(nn.Module):
     def __init__(self, stem: MoveNetStem, threads: int = 0, cache_dir: str | None = None
                  ) -> None:
         super().__init__()
-        import hashlib
         import os
         from pathlib import Path
 
         import onnxruntime as ort
         self.level = stem.level
         self._out_channels, self._stride = stem.out_channels, stem.stride
-        digest = hashlib.sha256()
-        for k, v in sorted(stem.state_dict().items()):
-            digest.update(k.encode())
-            digest.update(v.detach().float().cpu().numpy().tobytes())
         folder = Path(cache_dir) if cache_dir else _onnx_cache_dir()
-        path = folder / f"movenet-stem-{self.level}-{digest.hexdigest()[:16]}.onnx"
+        path = folder / f"movenet-stem-{self.level}-{stem_digest(stem.state_dict())[:16]}.onnx"
         if not path.is_file():
             folder.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -220,6 +214,17 @@ class OnnxRuntimeStem(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         y = self.session.run(["y"], {"x": x.detach().float().contiguous().cpu().numpy()})[0]
         return torch.from_numpy(y).to(x.dtype)
+
+
+def stem_digest(state_dict: dict[str, Tensor]) -> str:
+    """sha256 of a stem's weights (names and float32 values): what caches of its output and
+    of its ONNX export are keyed on."""
+    import hashlib
+    digest = hashlib.sha256()
+    for k, v in sorted(state_dict.items()):
+        digest.update(k.encode())
+        digest.update(v.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _onnx_cache_dir():

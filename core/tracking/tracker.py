@@ -51,8 +51,6 @@ Time
 """
 from __future__ import annotations
 
-import dataclasses
-
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -287,10 +285,9 @@ class PoseTracker:
         for d, t in det_track.items():
             if t.state != CONFIRMED:
                 continue
-            person = self._person(t, boxes[d], scores[d], valid[d],
-                                  None if box_scores is None else box_scores[d])
-            w = None if world is None else np.where(valid[d][:, None], world[d], np.nan)
-            people.append(dataclasses.replace(person, row=int(d), world=w))
+            people.append(self._person(t, boxes[d], scores[d], valid[d],
+                                       None if box_scores is None else box_scores[d], int(d),
+                                       None if world is None else world[d]))
         people.sort(key=lambda p: p.track_id)
         return people
 
@@ -356,11 +353,14 @@ class PoseTracker:
         track.smoothed = track.smoother.update(measured, np.where(valid, scores, 0.0), time_s,
                                                scale)
 
-    def _person(self, track: _Track, box, scores, valid, box_score) -> PersonPose:
+    def _person(self, track: _Track, box, scores, valid, box_score, row: int,
+                world: np.ndarray | None) -> PersonPose:
         kp = np.where(valid[:, None], track.smoothed, np.nan).astype(np.float32)
         ks = np.where(valid, scores, np.nan).astype(np.float32)
         score = float(np.mean(scores[valid])) if valid.any() else 0.0
         if box_score is not None and np.isfinite(box_score):
             score *= float(box_score)
         return PersonPose(track_id=track.track_id, box=np.asarray(box, np.float32).copy(),
-                          score=score, keypoints=kp, keypoint_scores=ks)
+                          score=score, keypoints=kp, keypoint_scores=ks, row=row,
+                          world=None if world is None else np.where(valid[:, None], world,
+                                                                    np.nan))

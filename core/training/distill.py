@@ -40,8 +40,11 @@ import torch.nn.functional as F
 
 from ..errors import CheckpointError, InputError
 from ..models import TransPoseConfig, build_model, save_checkpoint
+from ..models.mobilenet_fpn import stem_digest
 from ..models.transpose import TransPose
+from ..models.zoo import sha256_file
 from .data import TrainPerson, read_bgr, render_sample, split_people
+from .objectives import heatmap_argmax
 from .transforms import NO_AUGMENT, AugmentConfig, normalise
 
 SHARD_SIZE = 512
@@ -134,22 +137,6 @@ def build_student(cfg: TransPoseConfig, stem_sd: dict[str, torch.Tensor],
     return model
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _stem_digest(stem_sd: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for k in sorted(stem_sd):
-        h.update(k.encode())
-        h.update(stem_sd[k].detach().float().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 # ---------------------------------------------------------------------------- views
 def view_augment(view: int) -> AugmentConfig:
     """View 0: the plain crop; 1: mirrored; 2..: the training augmentation."""
@@ -224,7 +211,7 @@ class FeatureCache:
         path = self.folder / name
         if not rec or rec.get("count") != count or not path.is_file():
             return False
-        return _sha256_file(path) == rec.get("sha256")
+        return sha256_file(path) == rec.get("sha256")
 
     def build(self, items: Sequence[tuple[TrainPerson, int]], cfg: TransPoseConfig,
               stem: torch.nn.Module, seed: int, log: Callable[[str], None],
@@ -265,7 +252,7 @@ class FeatureCache:
             np.savez(tmp, features=np.concatenate(feats), joints=np.concatenate(joints),
                      weights=np.concatenate(weights))
             os.replace(tmp, path)
-            index["shards"][name] = {"count": b - a, "sha256": _sha256_file(path)}
+            index["shards"][name] = {"count": b - a, "sha256": sha256_file(path)}
             self._save_index(index)
         bar.close()
 
@@ -287,24 +274,16 @@ class FeatureCache:
 
 def stem_runner(stem: torch.nn.Module) -> Callable[[torch.Tensor], np.ndarray]:
     """The fastest exact way to run the frozen stem here: onnxruntime on an export of our
-    module when onnxruntime and onnx are installed, else TorchScript (frozen, NHWC)."""
+    module (core.models.mobilenet_fpn.OnnxRuntimeStem, the estimator's CPU path) when onnx
+    and onnxruntime are installed, else TorchScript (frozen, NHWC)."""
+    from ..models.mobilenet_fpn import OnnxRuntimeStem, onnxruntime_available
     stem = stem.eval()
-    try:
-        import onnxruntime as ort
-        import io
-        import warnings
-        buf = io.BytesIO()
-        x = torch.zeros(1, 3, 256, 192)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")     # tracer notes on the constant SAME padding
-            torch.onnx.export(stem, x, buf, input_names=["x"], output_names=["y"],
-                              dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, torch.get_num_threads())
-        sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
-        return lambda t: sess.run(["y"], {"x": t.numpy()})[0]
-    except Exception:  # noqa: BLE001 - any export/runtime problem: fall back to torch
-        pass
+    if onnxruntime_available():
+        try:
+            fast = OnnxRuntimeStem(stem, threads=max(1, torch.get_num_threads()))
+            return lambda t: fast(t).numpy()
+        except Exception:  # noqa: BLE001 - any export/runtime problem: fall back to torch
+            pass
     frozen = {}
 
     def run(t: torch.Tensor) -> np.ndarray:
@@ -425,9 +404,7 @@ class HeadTrainer:
             target, weight = soft_targets(self.val.joints[idx], self.val.weights[idx],
                                           self.hw, self.cfg.softmax_sigma)
             losses.append(float(heatmap_ce(logits, target, weight)) * len(idx))
-            flat = logits.flatten(2).argmax(-1)
-            pred = torch.stack([flat % w, flat // w], -1).float()
-            d = (pred - self.val.joints[idx]).norm(dim=-1)
+            d = (heatmap_argmax(logits) - self.val.joints[idx]).norm(dim=-1)
             m = weight >= 0.5
             hits += int(((d <= 0.05 * max(h, w)) & m).sum())
             count += int(m.sum())
@@ -521,7 +498,7 @@ def distill(config: DistillConfig, people: Sequence[TrainPerson], log: Callable[
     val_items = [(p, 0) for p in val_people]
     people_digest = hashlib.sha256("|".join(p.uid for p in people).encode()).hexdigest()[:16]
     base = Path(config.cache_dir) if config.cache_dir else out / "features"
-    key = {"version": CACHE_VERSION, "stem": _stem_digest(stem_sd), "level": cfg.stem_level,
+    key = {"version": CACHE_VERSION, "stem": stem_digest(stem_sd)[:16], "level": cfg.stem_level,
            "input_size": list(cfg.input_size), "sigma": cfg.softmax_sigma,
            "seed": config.seed, "people": people_digest, "val_fraction": config.val_fraction}
     caches = {"val": (FeatureCache(base / "val", {**key, "views": 1}), val_items),

@@ -123,10 +123,12 @@ class MirroredTeacher(Teacher):
         w = image_bgr.shape[1]
         boxes[:, 0] = w - boxes[:, 0] - boxes[:, 2]
         kps, sc = self.inner(np.ascontiguousarray(image_bgr[:, ::-1]), boxes)
-        perm = flip_permutation(NUM_KEYPOINTS)
-        kps = kps[:, perm].copy()
-        kps[..., 0] = w - 1 - kps[..., 0]
-        return kps, sc[:, perm].copy()
+        from .transforms import flip_joints        # the training flip's own convention
+        back = [flip_joints(k, s, w) for k, s in zip(kps, sc)]
+        if not back:
+            return kps, sc
+        return (np.stack([k for k, _ in back]).astype(np.float32),
+                np.stack([s for _, s in back]).astype(np.float32))
 
 
 def blazepose_teacher() -> Teacher:
@@ -136,14 +138,15 @@ def blazepose_teacher() -> Teacher:
 
 
 def parse_teacher_spec(spec: str) -> tuple[str, str | None]:
-    """'blazepose' | 'movenet[:PATH]' | 'both[:PATH]' | 'none' -> (kind, path)."""
+    """'blazepose' | 'movenet[:PATH]' | 'movenet-flip[:PATH]' | 'both[:PATH]' | 'none'
+    -> (kind, path)."""
     raw = (spec or "").strip()
     kind, _, path = raw.partition(":")
     kind = kind.lower()
     if kind in ("mediapipe",):
         kind = "blazepose"
-    if kind not in ("blazepose", "movenet", "movenet-flip", "both", "none") or (kind in ("blazepose", "none")
-                                                                  and path):
+    if kind not in ("blazepose", "movenet", "movenet-flip", "both", "none") or (
+            kind in ("blazepose", "none") and path):
         raise InputError(f"unknown teacher {spec!r}: use blazepose, movenet:PATH, "
                          f"movenet-flip:PATH (MoveNet on the image and its mirror, averaged), "
                          f"both:PATH (MoveNet ONNX file + BlazePose) or none")
