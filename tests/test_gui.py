@@ -30,6 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "tests" / "data" / "clip_person.mp4"      # 30 frames, 270x480, 60 fps
 
 
+def batch_shown_finished(dlg) -> bool:
+    """The batch runner is done and the dialog has shown it: the runner's per-row signals
+    are queued to the GUI thread ahead of its 'finished' signal, so once the summary line
+    says Finished/Cancelled every row's status is on screen too."""
+    return (dlg.runner.done and not dlg.running
+            and dlg.status_label.text().startswith(("Finished", "Cancelled")))
+
+
 def pipeline_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("pose-pipeline-")]
 
@@ -225,7 +233,7 @@ def test_batch_queue_two_files_and_a_folder_match_annotate(qtbot, window, tmp_pa
     dlg.set_output_dir(str(out))
     dlg.start()
     assert dlg.running and dlg.cancel_button.isEnabled()
-    qtbot.waitUntil(lambda: dlg.runner.done and not dlg.running, timeout=90_000)
+    qtbot.waitUntil(lambda: batch_shown_finished(dlg), timeout=90_000)
     assert [r.status for r in dlg.runner.results] == ["done"] * 3, dlg.runner.results
     assert dlg.bar(0).value() == dlg.bar(1).value() == dlg.bar(2).value() == 1000
     assert dlg.overall_bar.value() == 1000
@@ -244,7 +252,7 @@ def test_batch_queue_two_files_and_a_folder_match_annotate(qtbot, window, tmp_pa
     dlg.start()
     qtbot.waitUntil(lambda: dlg.bar(0).value() > 0 or dlg.runner.done, timeout=30_000)
     dlg.cancel()
-    qtbot.waitUntil(lambda: dlg.runner.done and not dlg.running, timeout=30_000)
+    qtbot.waitUntil(lambda: batch_shown_finished(dlg), timeout=30_000)
     statuses = [r.status for r in dlg.runner.results]
     assert "cancelled" in statuses and dlg.status_of(2).startswith("cancelled")
     # nothing half-written: an overlay exists only for an input that finished
