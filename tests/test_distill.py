@@ -181,3 +181,40 @@ def test_live_pipeline_drops_the_flip_test_batch_keeps_it():
     assert batch.pose is est and est.config.flip_test is True
     keep = PosePipeline([], None, est, None, PipelineConfig(mode="live", live_flip_test=True))
     assert keep.pose is est
+
+
+def test_skip_head_trains_from_a_warm_start(tmp_path, people):
+    """tp-m-micro-skip: the stride-8 level fused into the head; its encoder starts from a
+    tp-m-micro run (same d_model), the new fusion layer from scratch."""
+    stem = _stem_source()
+    from core.models import load_weights
+    if stem.suffix == ".pth" and not any(
+            k.startswith("stem.lateral.fpn8") for k in load_weights(stem).model.state_dict()):
+        onnx = ROOT.parent / "shared" / "models" / "movenet_thunder.onnx"
+        if not onnx.is_file():
+            pytest.skip("the shipped model's stem stops at stride 16 and ../shared's MoveNet "
+                        "is absent")
+        stem = onnx
+    plain = distill(_config(tmp_path / "a", stem=str(stem), epochs=1), people,
+                    log=lambda m: None)
+    logs: list[str] = []
+    result = distill(_config(tmp_path / "b", stem=str(stem), model="tp-m-micro-skip",
+                             init=str(plain.model_path), epochs=2), people, log=logs.append)
+    assert any(m.startswith("started from") for m in logs)
+    model = load_weights(result.model_path).model
+    a = load_weights(plain.model_path).model
+    # the encoder came from the plain run (training moved it a little, not from scratch)
+    w0 = a.global_encoder.state_dict()
+    w1 = model.global_encoder.state_dict()
+    first = next(k for k in w0 if k.endswith("weight"))
+    assert torch.corrcoef(torch.stack([w0[first].float().flatten(),
+                                       w1[first].float().flatten()]))[0, 1] > 0.9
+    x = torch.zeros(1, 3, 256, 192)
+    with torch.no_grad():
+        feats = model.float().features(x)
+        assert [f.shape[-2:] for f in feats] == [(16, 12), (32, 24)]
+        assert model(x).shape == (1, 17, 64, 48)
+    # a warm start from a model whose encoder does not fit is one clear error
+    with pytest.raises(CheckpointError, match="encoder does not fit"):
+        distill(_config(tmp_path / "c", stem=str(stem), model="tp-m-s16", init=str(plain.model_path),
+                        epochs=1, max_steps_per_epoch=1), people, log=lambda m: None)

@@ -146,13 +146,23 @@ def run(args: argparse.Namespace) -> int:
     from ..training.configs import DEFAULT_TRAIN_CONFIG
     from ..training.trainer import TrainConfig, train
 
+    from ..training.distill import DISTILL_CONFIGS
+    from ..models.config import normalise_name
+    distilling = normalise_name(args.config) in DISTILL_CONFIGS
     if args.init:
         from ..models import load_weights
         init_cfg = load_weights(args.init).config        # a bad file fails before labelling
-        if args.config not in (DEFAULT_TRAIN_CONFIG, init_cfg.name):
+        if distilling:
+            # TransPose-M: a warm start of the encoder (and matching head layers) from a
+            # TransPose-M file into --config, whose head may differ (e.g. with skips)
+            if init_cfg.backbone != "movenet":
+                raise InputError(f"--init {args.init} holds a {init_cfg.name} model; "
+                                 f"--config {args.config} starts only from a TransPose-M")
+        elif args.config not in (DEFAULT_TRAIN_CONFIG, init_cfg.name):
             raise InputError(f"--init {args.init} holds a {init_cfg.name} model; drop "
                              f"--config {args.config} (the file's configuration is used)")
-        args.config = init_cfg.name
+        else:
+            args.config = init_cfg.name
     if not (args.lspet or args.coco128 or args.frames or getattr(args, "coco", None)):
         raise InputError("no training data: pass --lspet DIR, --coco128 DIR, --frames "
                          "VIDEO_OR_DIR... and/or --coco-json FILE --coco-images DIR")
@@ -202,16 +212,15 @@ def run(args: argparse.Namespace) -> int:
     (out / "labels.json").write_text(json.dumps(label_report, indent=2) + "\n")
     del labeller, teachers                      # free the teacher runtimes before forking
 
-    from ..training.distill import DISTILL_CONFIGS, DistillConfig, distill
-    from ..models.config import normalise_name
-    if normalise_name(args.config) in DISTILL_CONFIGS:
+    from ..training.distill import DistillConfig, distill
+    if distilling:
         dconfig = DistillConfig(
             out=str(out), model=args.config, stem=args.stem or "", views=args.views,
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             weight_decay=args.weight_decay, warmup_epochs=args.warmup, seed=args.seed,
             threads=args.threads, val_fraction=args.val_fraction, resume=args.resume,
             cache_dir=args.feature_cache or "", max_steps_per_epoch=args.max_steps,
-            progress=not args.no_progress)
+            progress=not args.no_progress, init=args.init or "")
         run_info = {"teacher": label_report["teacher"], "command": sys.argv,
                     "data": {name: st.people - st.dropped_few_joints
                              for name, st in stats.items()}}

@@ -53,7 +53,10 @@ class TransPoseConfig(ConfigDict):
     only the highest-resolution output kept), features at stride 4, 1x1 head.
     backbone "movenet" (ours, TransPose-M): MoveNet Thunder's pose-pretrained MobileNetV2-FPN
     (core.models.mobilenet_fpn) at `stem_level` (stride 16 or 8), deconvolutions of
-    `head_channels` up to stride 4, 1x1 head.
+    `head_channels` up to stride 4, 1x1 head. `skip_levels` (optional, one per
+    deconvolution, e.g. ("fpn8", "fpn4")): after each x2 step the stem's finer FPN level of
+    that stride is concatenated and fused by a 3x3 convolution, so the tokens say which
+    joint is where and the fine levels place it (the face keypoints need better than 16 px).
 
     output "heatmap": the head's maps are the heatmaps (official, trained with MSE);
     "softmax": the head gives logits trained with cross-entropy over each joint's positions,
@@ -79,13 +82,15 @@ class TransPoseConfig(ConfigDict):
     # TransPose-M: the MoveNet stem's FPN level and the upsampling head's widths.
     stem_level: str = "fpn16"
     head_channels: tuple[int, ...] = ()
+    skip_levels: tuple[str, ...] = ()
     output: str = "heatmap"
     softmax_sigma: float = 2.0
     dropout: float = 0.1
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     arch: ClassVar[str] = "TransPose"
-    tuple_fields: ClassVar[tuple[str, ...]] = ("input_size", "resnet_blocks", "head_channels")
+    tuple_fields: ClassVar[tuple[str, ...]] = ("input_size", "resnet_blocks", "head_channels",
+                                               "skip_levels")
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -105,6 +110,13 @@ class TransPoseConfig(ConfigDict):
         object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
         object.__setattr__(self, "resnet_blocks", tuple(int(v) for v in self.resnet_blocks))
         object.__setattr__(self, "head_channels", tuple(int(v) for v in self.head_channels))
+        object.__setattr__(self, "skip_levels", tuple(str(v) for v in self.skip_levels))
+        if self.skip_levels:
+            steps = [f"fpn{self.stride >> (i + 1)}" for i in range(len(self.head_channels))]
+            if self.backbone != "movenet" or tuple(steps[:len(self.skip_levels)]) != \
+                    self.skip_levels:
+                raise ValueError(f"skip_levels {self.skip_levels} must follow the head's x2 "
+                                 f"steps ({', '.join(steps) or 'none'}) of a movenet backbone")
 
     @property
     def stride(self) -> int:

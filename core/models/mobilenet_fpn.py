@@ -17,7 +17,7 @@ Conventions of the TensorFlow original, kept exactly:
 * ReLU6 in the backbone, plain ReLU after the FPN's separable convolutions;
 * FPN upsampling: bilinear x2 with half-pixel centres (``align_corners=False``).
 
-Feature levels (``MoveNetStem.forward`` returns the one asked for):
+Feature levels (``MoveNetStem.forward`` returns the one asked for, then any finer ``skips``):
 
 | level | tap in the ONNX | channels | stride |
 | --- | --- | --- | --- |
@@ -107,15 +107,20 @@ class MoveNetStem(nn.Module):
     """MoveNet Thunder's MobileNetV2-FPN up to one pyramid level.
 
     ``forward(x)`` takes ImageNet-normalised RGB (N, 3, H, W) (what TransPose estimators
-    feed) and returns that level's features (N, C, H/stride, W/stride). H and W must be
-    multiples of 32.
+    feed) and returns that level's features (N, C, H/stride, W/stride); with ``skips``
+    (finer levels, e.g. ("fpn8", "fpn4")) a tuple: the level's features, then each skip's.
+    H and W must be multiples of 32.
     """
 
-    def __init__(self, level: FeatureLevel = "fpn16") -> None:
+    def __init__(self, level: FeatureLevel = "fpn16", skips: tuple[str, ...] = ()) -> None:
         super().__init__()
-        if level not in LEVEL_STRIDE:
-            raise ValueError(f"level must be one of {', '.join(LEVEL_STRIDE)}, not {level!r}")
+        for name in (level, *skips):
+            if name not in LEVEL_STRIDE:
+                raise ValueError(f"level must be one of {', '.join(LEVEL_STRIDE)}, "
+                                 f"not {name!r}")
         self.level = level
+        self.skips = tuple(skips)
+        finest = min(LEVEL_STRIDE[n] for n in (level, *skips))
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         # ImageNet-normalised -> MoveNet's input: (x * std + mean) * 255 * s - 1
@@ -128,12 +133,12 @@ class MoveNetStem(nn.Module):
             cin = cout
         self.blocks = nn.ModuleList(blocks)
         self.last_conv = nn.Conv2d(cin, LAST_CHANNELS, 1)
-        # FPN, top-down: stride 32 -> 16 -> 8 -> 4, stopping at the requested level
+        # FPN, top-down: stride 32 -> 16 -> 8 -> 4, stopping at the finest level asked for
         self.top = nn.Conv2d(LAST_CHANNELS, 64, 1)
         widths = {"fpn16": (64, 32), "fpn8": (32, 24), "fpn4": (24, 24)}
         lateral_in = {name: INVERTED_RESIDUALS[b][1] for name, b in LATERAL_BLOCK.items()}
         self.levels = [n for n in ("fpn16", "fpn8", "fpn4")
-                       if LEVEL_STRIDE[n] >= LEVEL_STRIDE[level]]
+                       if LEVEL_STRIDE[n] >= finest]
         self.lateral = nn.ModuleDict({n: nn.Conv2d(lateral_in[n], widths[n][0], 1)
                                       for n in self.levels})
         self.smooth = nn.ModuleDict({n: SeparableConv(*widths[n]) for n in self.levels})
@@ -146,7 +151,7 @@ class MoveNetStem(nn.Module):
     def stride(self) -> int:
         return LEVEL_STRIDE[self.level]
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
         x = x * self.in_scale.to(x.dtype) + self.in_shift.to(x.dtype)
         x = F.relu6(self.conv1(x))
         taps: dict[int, Tensor] = {}
@@ -156,10 +161,14 @@ class MoveNetStem(nn.Module):
             if i in wanted:
                 taps[i] = x
         y = self.top(F.relu6(self.last_conv(x)))
+        out: dict[str, Tensor] = {}
         for name in self.levels:
             y = F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)
             y = self.smooth[name](y + self.lateral[name](taps[LATERAL_BLOCK[name]]))
-        return y
+            out[name] = y
+        if not self.skips:
+            return out[self.level]
+        return (out[self.level], *(out[n] for n in self.skips))
 
 
 class OnnxRuntimeStem(nn.Module):
@@ -179,22 +188,25 @@ class OnnxRuntimeStem(nn.Module):
         from pathlib import Path
 
         import onnxruntime as ort
-        self.level = stem.level
+        self.level, self.skips = stem.level, stem.skips
         self._out_channels, self._stride = stem.out_channels, stem.stride
+        self.outputs = ["y"] + [f"skip{i}" for i in range(len(self.skips))]
         folder = Path(cache_dir) if cache_dir else _onnx_cache_dir()
-        path = folder / f"movenet-stem-{self.level}-{stem_digest(stem.state_dict())[:16]}.onnx"
+        levels = "-".join((self.level, *self.skips))
+        path = folder / f"movenet-stem-{levels}-{stem_digest(stem.state_dict())[:16]}.onnx"
         if not path.is_file():
             folder.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            export = MoveNetStem(self.level).eval()
+            export = MoveNetStem(self.level, self.skips).eval()   # type: ignore[arg-type]
             export.load_state_dict({k: v.float() for k, v in stem.state_dict().items()})
             import warnings
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(export, torch.zeros(1, 3, 256, 192), str(tmp),
-                                  input_names=["x"], output_names=["y"],
+                                  input_names=["x"], output_names=self.outputs,
                                   dynamic_axes={"x": {0: "n", 2: "h", 3: "w"},
-                                                "y": {0: "n", 2: "fh", 3: "fw"}},
+                                                **{o: {0: "n", 2: f"{o}h", 3: f"{o}w"}
+                                                   for o in self.outputs}},
                                   dynamo=False)
             os.replace(tmp, path)
         opts = ort.SessionOptions()
@@ -211,9 +223,10 @@ class OnnxRuntimeStem(nn.Module):
     def stride(self) -> int:
         return self._stride
 
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.session.run(["y"], {"x": x.detach().float().contiguous().cpu().numpy()})[0]
-        return torch.from_numpy(y).to(x.dtype)
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
+        ys = self.session.run(self.outputs, {"x": x.detach().float().contiguous().cpu().numpy()})
+        out = tuple(torch.from_numpy(y).to(x.dtype) for y in ys)
+        return out if self.skips else out[0]
 
 
 def stem_digest(state_dict: dict[str, Tensor]) -> str:

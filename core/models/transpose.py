@@ -31,10 +31,10 @@ class TransPose(nn.Module):
         self.global_encoder = TransformerEncoder(cfg.d_model, cfg.n_heads, cfg.dim_feedforward,
                                                  cfg.n_layers, cfg.dropout)
 
-    def features(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
         raise NotImplementedError
 
-    def head(self, x: Tensor) -> Tensor:
+    def head(self, x: Tensor, skips: tuple[Tensor, ...] = ()) -> Tensor:
         raise NotImplementedError
 
     def to_heatmaps(self, head_out: Tensor) -> Tensor:
@@ -50,10 +50,15 @@ class TransPose(nn.Module):
         out, attentions = self.head_from_features(self.features(x), need_weights)
         return self.to_heatmaps(out), attentions
 
-    def head_from_features(self, feats: Tensor, need_weights: bool = False
+    def head_from_features(self, feats: Tensor | tuple[Tensor, ...], need_weights: bool = False
                            ) -> tuple[Tensor, list[Tensor]]:
         """Backbone features -> the head's raw output (logits for a softmax head) and the
-        encoder's attention; training on cached features starts here."""
+        encoder's attention; training on cached features starts here. A tuple is the
+        tokens' features, then the finer levels a skip head fuses (TransPose-M)."""
+        skips: tuple[Tensor, ...] = ()
+        if isinstance(feats, (tuple, list)):
+            feats, *rest = feats
+            skips = tuple(rest)
         x = self.reduce(feats)
         n, c, h, w = x.shape
         if (h, w) != self.config.feature_hw:
@@ -64,7 +69,7 @@ class TransPose(nn.Module):
         pos = self.pos_embedding.transpose(0, 1).to(tokens.dtype)  # (1, T, d)
         tokens, attentions = self.global_encoder(tokens, pos, need_weights)
         x = tokens.transpose(1, 2).reshape(n, c, h, w)
-        return self.head(x), attentions
+        return (self.head(x, skips) if skips else self.head(x)), attentions
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, 3, H, W) normalised RGB -> (N, joints, H/4, W/4) heatmaps."""
@@ -159,13 +164,18 @@ class TransPoseM(TransPose):
     (stride 16 or 8), then the TransPose encoder; one 4x4 deconvolution (x2) per entry of
     ``head_channels``, a 1x1 head, and a bilinear upsampling of its maps for whatever
     stride is left down to 4. Every heatmap position still comes from the encoder's tokens
-    at and next to it, so the last layer's attention explains it as in TransPose."""
+    at and next to it, so the last layer's attention explains it as in TransPose.
+
+    With ``skip_levels`` each x2 step is followed by a 3x3 convolution over the step's
+    output and the stem's FPN level of the same stride (a U-Net-style skip): the tokens
+    still decide which joint is where (the skips are local, 3x3 at strides 8 and 4), the
+    finer levels sharpen where exactly."""
 
     def __init__(self, cfg: TransPoseConfig) -> None:
         super().__init__()
-        from .mobilenet_fpn import MoveNetStem
+        from .mobilenet_fpn import LEVEL_CHANNELS, MoveNetStem
         self.config = cfg
-        self.stem = MoveNetStem(cfg.stem_level)      # type: ignore[arg-type]
+        self.stem = MoveNetStem(cfg.stem_level, cfg.skip_levels)   # type: ignore[arg-type]
         self._build_encoder(cfg, self.stem.out_channels)
         widths = tuple(cfg.head_channels)
         self.upsample = cfg.stride // 4 // 2 ** len(widths)
@@ -179,13 +189,28 @@ class TransPoseM(TransPose):
                        nn.BatchNorm2d(cout, momentum=BN_MOMENTUM), nn.ReLU(inplace=True)]
             cin = cout
         self.deconv_layers = nn.Sequential(*layers)
+        # skip fusions, named apart so a model without skips keeps its state-dict keys
+        self.skip_fuse = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(width + LEVEL_CHANNELS[level], width, 3, 1, 1, bias=False),
+                          nn.BatchNorm2d(width, momentum=BN_MOMENTUM), nn.ReLU(inplace=True))
+            for width, level in zip(widths, cfg.skip_levels))
         self.final_layer = nn.Conv2d(cin, cfg.num_joints, 1)
 
-    def features(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
         return self.stem(x)
 
-    def head(self, x: Tensor) -> Tensor:
-        x = self.final_layer(self.deconv_layers(x))
+    def head(self, x: Tensor, skips: tuple[Tensor, ...] = ()) -> Tensor:
+        if len(skips) != len(self.skip_fuse):
+            raise ValueError(f"this head fuses {len(self.skip_fuse)} finer levels, "
+                             f"got {len(skips)}")
+        if skips:
+            for i, fuse in enumerate(self.skip_fuse):
+                x = self.deconv_layers[3 * i:3 * i + 3](x)
+                x = fuse(torch.cat([x, skips[i].to(x.dtype)], 1))
+            x = self.deconv_layers[3 * len(self.skip_fuse):](x)
+            x = self.final_layer(x)
+        else:
+            x = self.final_layer(self.deconv_layers(x))
         if self.upsample > 1:
             x = F.interpolate(x, scale_factor=float(self.upsample), mode="bilinear",
                               align_corners=False)

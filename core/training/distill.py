@@ -57,7 +57,19 @@ DISTILL_CONFIGS: dict[str, TransPoseConfig] = {
         name="tp-m-s16", backbone="movenet", stem_level="fpn16", input_size=(192, 256),
         d_model=128, dim_feedforward=256, n_heads=4, n_layers=2, head_channels=(64,),
         output="softmax", softmax_sigma=2.0, dropout=0.1),
+    # the same tokens, and the stem's stride-8 and stride-4 levels fused into the head
+    # (U-Net-style skips) for the precision the face keypoints need
+    "tp-m-s16-skip4": TransPoseConfig(
+        name="tp-m-s16-skip4", backbone="movenet", stem_level="fpn16",
+        skip_levels=("fpn8", "fpn4"), input_size=(192, 256), d_model=128,
+        dim_feedforward=256, n_heads=4, n_layers=2, head_channels=(64, 32),
+        output="softmax", softmax_sigma=2.0, dropout=0.1),
     # for tests: the same stem, the smallest head
+    "tp-m-micro-skip": TransPoseConfig(
+        name="tp-m-micro-skip", backbone="movenet", stem_level="fpn16",
+        skip_levels=("fpn8",), input_size=(192, 256), d_model=16, dim_feedforward=32,
+        n_heads=2, n_layers=1, head_channels=(8,), output="softmax", softmax_sigma=2.0,
+        dropout=0.0),
     "tp-m-micro": TransPoseConfig(
         name="tp-m-micro", backbone="movenet", stem_level="fpn16", input_size=(192, 256),
         d_model=16, dim_feedforward=32, n_heads=2, n_layers=1, head_channels=(8,),
@@ -81,6 +93,8 @@ class DistillConfig:
     val_fraction: float = 0.05
     resume: bool = False
     cache_dir: str = ""              # default: OUT/features
+    init: str = ""                   # a TransPose-M .pth: start from its encoder (and head
+                                     # layers of the same shape) instead of from scratch
     max_steps_per_epoch: int = 0
     progress: bool = True
 
@@ -117,15 +131,24 @@ def load_stem_weights(path: str | os.PathLike, level: str) -> dict[str, torch.Te
     return sd
 
 
+def finest_level(cfg: TransPoseConfig) -> str:
+    """The FPN level the stem must reach: its token level or the finest skip."""
+    from ..models.mobilenet_fpn import LEVEL_STRIDE
+    return min((cfg.stem_level, *cfg.skip_levels), key=LEVEL_STRIDE.__getitem__)
+
+
 def build_student(cfg: TransPoseConfig, stem_sd: dict[str, torch.Tensor],
                   seed: int = 0) -> TransPose:
     """TransPose-M with the converted stem loaded and frozen, a fresh encoder and head."""
     torch.manual_seed(seed)
     model = build_model(cfg)
+    # a finer stem (one converted for skips, or a skip model's) also serves a coarser one
+    wanted = model.stem.state_dict().keys()                 # type: ignore[union-attr]
+    stem_sd = {k: v for k, v in stem_sd.items() if k in wanted}
     try:
         model.stem.load_state_dict(stem_sd, strict=True)   # type: ignore[union-attr]
     except RuntimeError as e:
-        raise CheckpointError(f"the stem weights do not fit MoveNetStem({cfg.stem_level}): "
+        raise CheckpointError(f"the stem weights do not fit MoveNetStem({finest_level(cfg)}): "
                               f"{str(e).splitlines()[0]}") from None
     for p in model.stem.parameters():                      # type: ignore[union-attr]
         p.requires_grad_(False)
@@ -135,6 +158,25 @@ def build_student(cfg: TransPoseConfig, stem_sd: dict[str, torch.Tensor],
     torch.nn.init.normal_(model.final_layer.weight, std=0.001)   # type: ignore[union-attr]
     torch.nn.init.zeros_(model.final_layer.bias)                 # type: ignore[union-attr]
     return model
+
+
+def warm_start(model: TransPose, path: str | os.PathLike, log: Callable[[str], None]) -> None:
+    """Load a TransPose-M checkpoint's encoder and every head tensor of the same name and
+    shape (never the stem: it stays MoveNet's)."""
+    from ..models.checkpoint import load_weights
+    try:
+        other = load_weights(str(path), progress=False).model
+    except Exception as e:  # noqa: BLE001 - one clear message for any unreadable file
+        raise CheckpointError(f"{path}: cannot start from it ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
+    own = model.state_dict()
+    taken = {k: v.float() for k, v in other.state_dict().items()
+             if not k.startswith("stem.") and k in own and own[k].shape == v.shape}
+    if not any(k.startswith("global_encoder.") for k in taken):
+        raise CheckpointError(f"{path}: its encoder does not fit {model.config.name}")
+    model.load_state_dict(taken, strict=False)
+    log(f"started from {path}: {len(taken)} of {len(own)} tensors "
+        f"({sum(1 for k in own if k.startswith('stem.'))} are the stem's)")
 
 
 # ---------------------------------------------------------------------------- views
@@ -182,6 +224,13 @@ class CachedViews:
     features: torch.Tensor          # (N, C, h, w) float16
     joints: torch.Tensor            # (N, K, 2) heatmap pixels
     weights: torch.Tensor           # (N, K)
+    skips: tuple[torch.Tensor, ...] = ()    # finer FPN levels for a skip head, float16
+
+    def inputs(self, idx: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """What ``head_from_features`` takes for these views, as float32."""
+        if not self.skips:
+            return self.features[idx].float()
+        return (self.features[idx].float(), *(s[idx].float() for s in self.skips))
 
 
 class FeatureCache:
@@ -241,15 +290,21 @@ class FeatureCache:
         for name, a, b in todo:
             loader = torch.utils.data.DataLoader(_ViewDataset(items[a:b], cfg, seed),
                                                  batch_size=32, num_workers=1)
-            feats, joints, weights = [], [], []
+            levels: list[list[np.ndarray]] = []
+            joints, weights = [], []
             for x, j, w in loader:
-                feats.append(runner(x).astype(np.float16))
+                for lv, f in enumerate(runner(x)):
+                    if lv == len(levels):
+                        levels.append([])
+                    levels[lv].append(f.astype(np.float16))
                 joints.append(j.numpy())
                 weights.append(w.numpy())
                 bar.update(len(x))
             path = self.folder / name
             tmp = path.with_name(f"{name}.{os.getpid()}.tmp.npz")
-            np.savez(tmp, features=np.concatenate(feats), joints=np.concatenate(joints),
+            arrays = {"features": np.concatenate(levels[0]),
+                      **{f"skip{i}": np.concatenate(lv) for i, lv in enumerate(levels[1:])}}
+            np.savez(tmp, **arrays, joints=np.concatenate(joints),
                      weights=np.concatenate(weights))
             os.replace(tmp, path)
             index["shards"][name] = {"count": b - a, "sha256": sha256_file(path)}
@@ -257,8 +312,10 @@ class FeatureCache:
         bar.close()
 
     def load(self, n_items: int) -> CachedViews:
+        """Every shard into one set of preallocated tensors (the stride-4 skip level of a
+        full run is several GB: no concatenation copy)."""
         index = self._load_index()
-        feats, joints, weights = [], [], []
+        out: dict[str, torch.Tensor] = {}
         for i in range(0, n_items, SHARD_SIZE):
             name = f"shard_{i // SHARD_SIZE:05d}.npz"
             count = min(SHARD_SIZE, n_items - i)
@@ -266,32 +323,40 @@ class FeatureCache:
                 raise CheckpointError(f"{self.folder / name}: missing or corrupt feature "
                                       f"shard; run again to rebuild it")
             with np.load(self.folder / name) as z:
-                feats.append(torch.from_numpy(z["features"]))
-                joints.append(torch.from_numpy(z["joints"]))
-                weights.append(torch.from_numpy(z["weights"]))
-        return CachedViews(torch.cat(feats), torch.cat(joints), torch.cat(weights))
+                for key in z.files:
+                    a = z[key]
+                    if key not in out:
+                        out[key] = torch.empty((n_items, *a.shape[1:]),
+                                               dtype=torch.from_numpy(a[:0]).dtype)
+                    out[key][i:i + count] = torch.from_numpy(a)
+        skips = tuple(out[f"skip{i}"] for i in range(len(out)) if f"skip{i}" in out)
+        return CachedViews(out["features"], out["joints"], out["weights"], skips)
 
 
-def stem_runner(stem: torch.nn.Module) -> Callable[[torch.Tensor], np.ndarray]:
+def stem_runner(stem: torch.nn.Module) -> Callable[[torch.Tensor], tuple[np.ndarray, ...]]:
     """The fastest exact way to run the frozen stem here: onnxruntime on an export of our
     module (core.models.mobilenet_fpn.OnnxRuntimeStem, the estimator's CPU path) when onnx
-    and onnxruntime are installed, else TorchScript (frozen, NHWC)."""
+    and onnxruntime are installed, else TorchScript (frozen, NHWC). It returns the token
+    level's features, then each skip level's."""
     from ..models.mobilenet_fpn import OnnxRuntimeStem, onnxruntime_available
+
+    def arrays(y: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[np.ndarray, ...]:
+        return tuple(t.contiguous().numpy() for t in (y if isinstance(y, tuple) else (y,)))
     stem = stem.eval()
     if onnxruntime_available():
         try:
             fast = OnnxRuntimeStem(stem, threads=max(1, torch.get_num_threads()))
-            return lambda t: fast(t).numpy()
+            return lambda t: arrays(fast(t))
         except Exception:  # noqa: BLE001 - any export/runtime problem: fall back to torch
             pass
     frozen = {}
 
-    def run(t: torch.Tensor) -> np.ndarray:
+    def run(t: torch.Tensor) -> tuple[np.ndarray, ...]:
         with torch.inference_mode():
             if t.shape[0] not in frozen:
                 traced = torch.jit.trace(stem.to(memory_format=torch.channels_last), t)
                 frozen[t.shape[0]] = torch.jit.freeze(traced)
-            return frozen[t.shape[0]](t.contiguous(memory_format=torch.channels_last)).numpy()
+            return arrays(frozen[t.shape[0]](t.contiguous(memory_format=torch.channels_last)))
     return run
 
 
@@ -384,8 +449,7 @@ class HeadTrainer:
         return True
 
     def _batch_loss(self, idx: torch.Tensor, data: CachedViews) -> torch.Tensor:
-        feats = data.features[idx].float()
-        logits, _ = self.model.head_from_features(feats)
+        logits, _ = self.model.head_from_features(data.inputs(idx))
         target, weight = soft_targets(data.joints[idx], data.weights[idx], self.hw,
                                       self.cfg.softmax_sigma)
         return heatmap_ce(logits, target, weight)
@@ -399,8 +463,7 @@ class HeadTrainer:
         h, w = self.hw
         for i in range(0, len(self.val.features), 128):
             idx = torch.arange(i, min(i + 128, len(self.val.features)))
-            feats = self.val.features[idx].float()
-            logits, _ = self.model.head_from_features(feats)
+            logits, _ = self.model.head_from_features(self.val.inputs(idx))
             target, weight = soft_targets(self.val.joints[idx], self.val.weights[idx],
                                           self.hw, self.cfg.softmax_sigma)
             losses.append(float(heatmap_ce(logits, target, weight)) * len(idx))
@@ -489,8 +552,10 @@ def distill(config: DistillConfig, people: Sequence[TrainPerson], log: Callable[
         stem_path = str(default_movenet_path())
     else:
         stem_path = config.stem
-    stem_sd = load_stem_weights(stem_path, cfg.stem_level)
+    stem_sd = load_stem_weights(stem_path, finest_level(cfg))
     model = build_student(cfg, stem_sd, config.seed)
+    if config.init and not (config.resume and (out / "last.ckpt").is_file()):
+        warm_start(model, config.init, log)
     train_people, val_people = split_people(list(people), config.val_fraction)
     log(f"{len(train_people)} training people x {config.views} views, "
         f"{len(val_people)} validation people (plain view)")
@@ -499,6 +564,7 @@ def distill(config: DistillConfig, people: Sequence[TrainPerson], log: Callable[
     people_digest = hashlib.sha256("|".join(p.uid for p in people).encode()).hexdigest()[:16]
     base = Path(config.cache_dir) if config.cache_dir else out / "features"
     key = {"version": CACHE_VERSION, "stem": stem_digest(stem_sd)[:16], "level": cfg.stem_level,
+           "skips": list(cfg.skip_levels),
            "input_size": list(cfg.input_size), "sigma": cfg.softmax_sigma,
            "seed": config.seed, "people": people_digest, "val_fraction": config.val_fraction}
     caches = {"val": (FeatureCache(base / "val", {**key, "views": 1}), val_items),
@@ -510,7 +576,8 @@ def distill(config: DistillConfig, people: Sequence[TrainPerson], log: Callable[
     data = {name: cache.load(len(items)) for name, (cache, items) in caches.items()}
     log(f"features ready ({time.perf_counter() - t0:.0f} s): "
         f"{len(data['train'].features)} training views, "
-        f"{data['train'].features.numel() * 2 / 1e6:.0f} MB")
+        f"{sum(t.numel() for t in (data['train'].features, *data['train'].skips)) * 2 / 1e6:.0f}"
+        f" MB")
     trainer = HeadTrainer(config, model, data["train"], data["val"], log)
     if config.resume:
         trainer.resume()
@@ -543,7 +610,7 @@ def export_from_checkpoint(run: str | os.PathLike, to: str | os.PathLike | None 
     if not stem:
         from .labels import default_movenet_path
         stem = str(default_movenet_path())
-    model = build_student(cfg, load_stem_weights(stem, cfg.stem_level), conf.seed)
+    model = build_student(cfg, load_stem_weights(stem, finest_level(cfg)), conf.seed)
     model.load_state_dict(st["head"], strict=False)
     meta = {"recipe": "tp-m distillation (frozen MoveNet stem, cross-entropy)",
             "epochs": int(st["epoch"]), "history": st["history"], "views": conf.views}
