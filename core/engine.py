@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .pipeline import PipelineConfig, PosePipeline
+from .pipeline import PipelineConfig, PipelineMode, PosePipeline
+from .step import PersonDetector, PoseBackend, PoseStep
 from .tracking import PoseTracker, TrackerConfig
 
 
@@ -28,8 +29,8 @@ class EngineConfig:
 @dataclass
 class Engine:
     config: EngineConfig
-    detector: object
-    pose: object
+    detector: PersonDetector
+    pose: PoseBackend
     pose_description: str
 
     @property
@@ -50,7 +51,18 @@ class Engine:
             changes["min_hits"] = 1
         return PoseTracker(dataclasses.replace(c.tracker, **changes))
 
-    def pipeline(self, source, *, mode: str = "batch", keep_images: bool = False,
+    def step(self, *, mode: PipelineMode = "batch", attention: bool = False,
+             keep_images: bool = False) -> PoseStep:
+        """The synchronous per-frame step with this engine's models and a fresh tracker:
+        ``step(frame) -> PoseFrame`` gives the same people as ``pipeline`` frame by frame."""
+        pose = self.pose
+        if mode == "live" and hasattr(pose, "without_flip"):
+            pose = pose.without_flip()
+        return PoseStep(self.detector, pose, self.tracker(mode), PipelineConfig(
+            mode=mode, detect_every=self.config.detect_every, keep_images=keep_images,
+            attention=attention).step_config())
+
+    def pipeline(self, source, *, mode: PipelineMode = "batch", keep_images: bool = False,
                  attention: bool = False, queue_size: int = 8) -> PosePipeline:
         fpb = self.config.frames_per_batch
         if fpb <= 0:

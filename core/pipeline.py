@@ -1,13 +1,15 @@
 """The threaded video pipeline: source -> detector + pose -> tracker -> results.
 
-Three worker threads joined by bounded queues:
+The per-frame logic is `core.step.PoseStep` (a plain callable); this module only adds
+threads, queues, pacing and events. Three worker threads joined by bounded queues:
   reader     decodes frames from the FrameSource;
-  inference  finds people (detector every N frames, or when a person is lost; in between,
-             each person's box comes from their previous keypoints) and runs the pose model
-             on all of a frame's people in one batch (several frames at once in batch mode
-             when the detector runs on every frame);
-  tracker    assigns IDs and smooths keypoints, then emits an immutable PoseFrame.
-The inference stage owns the box-propagation state, so a batch run is deterministic.
+  inference  the step's first half (``PoseStep.infer``): detector schedule, box
+             propagation, pose on all of a frame's people in one batch (several frames at
+             once in batch mode when the detector runs on every frame), pose NMS;
+  tracker    the step's second half (``PoseStep.track``): IDs and smoothing, then an
+             immutable PoseFrame.
+The inference stage owns the box-propagation state, so a batch run is deterministic and
+gives the same people as calling the step frame by frame.
 
 Live mode: the newest frame wins (older ones are dropped and counted) and latency is
 measured per frame. Batch mode: lossless and in order. Control (pause, seek, stop) is safe
@@ -20,28 +22,22 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Literal
 
-import numpy as np
+from .step import (FrameInference, PersonDetector, PoseBackend, PoseStep, StepConfig, Tracker,
+                   boxes_from_keypoints)
+from .types import Frame, PoseFrame
 
-from .detection.base import box_iou
-from .pose.nms import pose_nms
-from .types import Detections, Frame, PoseFrame
+__all__ = ["PipelineConfig", "PipelineError", "PipelineFinished", "PipelineStats",
+           "PosePipeline", "boxes_from_keypoints"]
 
 _STOP = object()
-
-
-class PersonDetectorLike(Protocol):
-    def __call__(self, image: np.ndarray) -> Detections: ...
-
-
-class PoseBackendLike(Protocol):
-    def __call__(self, image: np.ndarray, boxes: Any = None, *, attention: bool = False) -> Any: ...
+PipelineMode = Literal["batch", "live"]
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    mode: str = "batch"              # "batch": lossless, in order; "live": newest frame wins
+    mode: PipelineMode = "batch"     # "batch": lossless, in order; "live": newest frame wins
     detect_every: int = 5            # run the detector at least every N frames (1 = always)
     min_keypoint_score: float = 0.3  # a propagated person needs this mean score to be kept
     box_margin: float = 1.25         # box from keypoints: enlarged by this about its centre
@@ -63,6 +59,14 @@ class PipelineConfig:
             raise ValueError(f"mode must be 'batch' or 'live', not {self.mode!r}")
         if self.detect_every < 1:
             raise ValueError("detect_every must be >= 1")
+
+    def step_config(self) -> StepConfig:
+        return StepConfig(detect_every=self.detect_every,
+                          min_keypoint_score=self.min_keypoint_score,
+                          box_margin=self.box_margin, max_people=self.max_people,
+                          pose_nms_oks=self.pose_nms_oks,
+                          keep_undetected=self.keep_undetected, attention=self.attention,
+                          keep_images=self.keep_images)
 
 
 @dataclass(frozen=True)
@@ -97,10 +101,6 @@ class PipelineStats:
         "read": 0.0, "detect": 0.0, "pose": 0.0, "track": 0.0})
     last_latency_ms: float = 0.0
 
-    def mean_ms(self, stage: str) -> float:
-        n = self.detector_runs if stage == "detect" else self.frames_out
-        return self.stage_ms[stage] / max(1, n)
-
 
 @dataclass
 class _Item:
@@ -108,10 +108,7 @@ class _Item:
     frame: Frame
     t_read: float
     read_ms: float
-    boxes: np.ndarray | None = None
-    estimate: Any = None
-    detect_ms: float = 0.0
-    pose_ms: float = 0.0
+    inferred: FrameInference | None = None
 
 
 class _LatestSlot:
@@ -178,29 +175,6 @@ class _BoundedQueue:
             pass
 
 
-def boxes_from_keypoints(keypoints: np.ndarray, scores: np.ndarray, min_score: float,
-                         margin: float, image_hw: tuple[int, int]) -> np.ndarray:
-    """(N, K, 2) keypoints -> (N, 4) boxes around their confident points, enlarged.
-
-    A person with fewer than 3 confident keypoints gets a NaN box (lost)."""
-    out = np.full((len(keypoints), 4), np.nan, np.float32)
-    h, w = image_hw
-    for i, (kp, sc) in enumerate(zip(keypoints, scores)):
-        ok = np.isfinite(kp).all(1) & (sc >= min_score)
-        if ok.sum() < 3:
-            continue
-        x0, y0 = kp[ok].min(0)
-        x1, y1 = kp[ok].max(0)
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        bw, bh = max(x1 - x0, 8.0) * margin, max(y1 - y0, 8.0) * margin
-        # keep the box inside the frame (a crop beyond it only adds black)
-        bx0, by0 = max(0.0, cx - bw / 2), max(0.0, cy - bh / 2)
-        bx1, by1 = min(float(w), cx + bw / 2), min(float(h), cy + bh / 2)
-        if bx1 - bx0 > 2 and by1 - by0 > 2:
-            out[i] = (bx0, by0, bx1 - bx0, by1 - by0)
-    return out
-
-
 class PosePipeline:
     """Run source -> detector -> pose -> tracker on worker threads.
 
@@ -209,14 +183,12 @@ class PosePipeline:
     may be called from any thread.
     """
 
-    def __init__(self, source: Any, detector: PersonDetectorLike, pose: PoseBackendLike,
-                 tracker: Any, config: PipelineConfig = PipelineConfig()) -> None:
+    def __init__(self, source: Any, detector: PersonDetector, pose: PoseBackend,
+                 tracker: Tracker, config: PipelineConfig = PipelineConfig()) -> None:
         self.source = source
-        self.detector = detector
         if config.mode == "live" and not config.live_flip_test and hasattr(pose, "without_flip"):
             pose = pose.without_flip()
-        self.pose = pose
-        self.tracker = tracker
+        self.step = PoseStep(detector, pose, tracker, config.step_config())
         self.config = config
         self.stats = PipelineStats()
         self._stop = threading.Event()
@@ -230,9 +202,18 @@ class PosePipeline:
         self._inferred = _BoundedQueue(config.queue_size)
         self._out: queue.Queue = queue.Queue(maxsize=0 if live else config.queue_size)
         self._threads: list[threading.Thread] = []
-        # propagation state of the inference stage
-        self._prev_boxes = np.zeros((0, 4), np.float32)
-        self._since_detect = 0
+
+    @property
+    def detector(self) -> PersonDetector:
+        return self.step.detector
+
+    @property
+    def pose(self) -> PoseBackend:
+        return self.step.pose
+
+    @property
+    def tracker(self) -> Tracker:
+        return self.step.tracker
 
     # ---- control -------------------------------------------------------------------
     def start(self) -> "PosePipeline":
@@ -395,7 +376,6 @@ class PosePipeline:
     def _inference(self) -> None:
         item = None
         gen_seen = 0
-        self._stage_now = "detector"
         try:
             while True:
                 item = self._take(self._frames)
@@ -406,12 +386,16 @@ class PosePipeline:
                     continue                  # a seek happened: this frame is stale
                 if item.generation != gen_seen:
                     gen_seen = item.generation
-                    self._prev_boxes = np.zeros((0, 4), np.float32)
-                    self._since_detect = 0
+                    self.step.reset_inference()
                 batch = [item]
                 if self._can_batch_frames():
                     batch += self._more_frames(self.config.frames_per_batch - 1)
-                self._infer_batch([b for b in batch if b is not _STOP])
+                items = [b for b in batch if b is not _STOP]
+                for it, inferred in zip(items, self.step.infer([it.frame for it in items])):
+                    it.inferred = inferred
+                    self.stats.stage_ms["pose"] += inferred.pose_ms
+                    self.stats.stage_ms["detect"] += inferred.detect_ms
+                self.stats.detector_runs = self.step.detector_runs
                 for b in batch:
                     if b is _STOP:
                         self._inferred.put(_STOP, self._stop)
@@ -419,7 +403,8 @@ class PosePipeline:
                     self._inferred.put(b, self._stop)
         except Exception as e:              # noqa: BLE001
             if not self._stop.is_set():
-                self._fail(self._stage_now, getattr(getattr(item, "frame", None), "index", None), e)
+                self._fail(self.step.stage, getattr(getattr(item, "frame", None), "index", None),
+                           e)
 
     def _can_batch_frames(self) -> bool:
         c = self.config
@@ -437,77 +422,6 @@ class PosePipeline:
                 break
         return got
 
-    def _detect(self, item: _Item, followed: np.ndarray | None = None) -> None:
-        """Detector pass; `followed` are the boxes that follow people's keypoints from the
-        previous frame (NaN rows: lost). With keep_undetected, a followed person that no
-        detection overlaps is kept; pose NMS removes any duplicate afterwards."""
-        self._stage_now = "detector"
-        t0 = time.perf_counter()
-        det = self.detector(item.frame.image)
-        item.detect_ms = (time.perf_counter() - t0) * 1e3
-        self.stats.detector_runs += 1
-        self.stats.stage_ms["detect"] += item.detect_ms
-        order = np.argsort(-det.scores)[: self.config.max_people]
-        boxes = det.boxes[order]
-        if self.config.keep_undetected and followed is not None and len(followed):
-            followed = followed[np.isfinite(followed).all(axis=1)]
-            if len(followed) and len(boxes):
-                followed = followed[box_iou(followed, boxes).max(axis=1) < 0.3]
-            if len(followed):
-                boxes = np.concatenate([boxes, followed.astype(boxes.dtype)])
-                boxes = boxes[: self.config.max_people]
-        item.boxes = boxes
-
-    def _infer_batch(self, items: list[_Item]) -> None:
-        c = self.config
-        for item in items:
-            propagated = self._prev_boxes
-            lost = len(propagated) == 0 or np.isnan(propagated).any()
-            if self._since_detect == 0 or lost or self._since_detect >= c.detect_every:
-                # with the detector on every frame (detect_every=1, which frame batching
-                # needs: batched frames cannot follow each other's keypoints) the detector
-                # alone decides who is there, batched or not
-                self._detect(item, propagated if c.detect_every > 1 else None)
-                self._since_detect = 1
-            else:
-                item.boxes = propagated
-                self._since_detect += 1
-        self._stage_now = "pose"
-        t0 = time.perf_counter()
-        if len(items) > 1 and hasattr(self.pose, "predict_many"):
-            estimates = self.pose.predict_many([(i.frame.image, i.boxes) for i in items],
-                                               attention=c.attention)
-        else:
-            estimates = [self._pose_one(i) for i in items]
-        estimates = [self._dedupe(est) for est in estimates]
-        per = (time.perf_counter() - t0) * 1e3 / max(1, len(items))
-        for item, est in zip(items, estimates):
-            item.estimate, item.pose_ms = est, per
-            self.stats.stage_ms["pose"] += per
-        last = items[-1]
-        self._prev_boxes = boxes_from_keypoints(
-            last.estimate.keypoints, last.estimate.scores, c.min_keypoint_score, c.box_margin,
-            last.frame.size_hw) if len(last.estimate.keypoints) else np.zeros((0, 4), np.float32)
-        # drop people whose propagated box collapsed; the next frame re-detects
-        if len(self._prev_boxes) and np.isnan(self._prev_boxes).all():
-            self._prev_boxes = np.zeros((0, 4), np.float32)
-
-    def _dedupe(self, est: Any) -> Any:
-        """Drop poses that are not people (< 3 confident keypoints) or repeat another."""
-        if len(est.keypoints) == 0:
-            return est
-        c = self.config
-        keep = pose_nms(est.keypoints, est.scores, est.boxes, c.pose_nms_oks,
-                        c.min_keypoint_score)
-        if len(keep) == len(est.keypoints) and np.array_equal(keep, np.arange(len(keep))):
-            return est
-        return est[keep]
-
-    def _pose_one(self, item: _Item) -> Any:
-        if len(item.boxes) == 0:
-            return self.pose(item.frame.image, np.zeros((0, 4), np.float32))
-        return self.pose(item.frame.image, item.boxes, attention=self.config.attention)
-
     def _tracking(self) -> None:
         item = None
         frames = 0
@@ -522,23 +436,17 @@ class PosePipeline:
                 if item.generation != gen_seen:
                     gen_seen = item.generation
                     self.tracker.reset()
-                t0 = time.perf_counter()
-                people = tuple(self.tracker.update(item.estimate, item.frame.time_s))
-                track_ms = (time.perf_counter() - t0) * 1e3
-                self.stats.stage_ms["track"] += track_ms
-                self.stats.stage_ms["read"] += item.read_ms
+                pose_frame = self.step.track(item.inferred, {"read": item.read_ms})
+                # latency: read to tracked (what a live viewer waits for)
                 latency = (time.perf_counter() - item.t_read) * 1e3
+                pose_frame.timings_ms["latency"] = latency
+                self.stats.stage_ms["track"] += pose_frame.timings_ms["track"]
+                self.stats.stage_ms["read"] += item.read_ms
                 self.stats.last_latency_ms = latency
                 frames += 1
                 self.stats.frames_out = frames
                 self.stats.dropped = self._frames.dropped
-                self._emit(PoseFrame(
-                    index=item.frame.index, time_s=item.frame.time_s, size_hw=item.frame.size_hw,
-                    people=people,
-                    attention=getattr(item.estimate, "attention", None) if self.config.attention else None,
-                    image=item.frame.image if self.config.keep_images else None,
-                    timings_ms={"read": item.read_ms, "detect": item.detect_ms,
-                                "pose": item.pose_ms, "track": track_ms, "latency": latency}))
+                self._emit(pose_frame)
             if not self._stop.is_set():
                 self.stats.dropped = self._frames.dropped
                 self._emit(PipelineFinished(frames, self._frames.dropped, False))

@@ -1,0 +1,90 @@
+"""The synchronous per-frame step: schedule (stand-ins) and equality with the threaded
+pipeline on a real clip with the shipped model and detector."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.step import PoseStep, StepConfig
+from core.types import Frame
+
+from conftest import DATA
+from test_pipeline import FakePose, OneBoxDetector, PassTracker
+
+CLIP = DATA / "clip_person.mp4"
+
+
+def frames(n: int) -> list[Frame]:
+    return [Frame(i, i / 30.0, np.full((48, 64, 3), i, np.uint8)) for i in range(n)]
+
+
+def test_detector_runs_on_schedule_and_boxes_follow_keypoints():
+    det = OneBoxDetector()
+    step = PoseStep(det, FakePose(), PassTracker(), StepConfig(detect_every=5, box_margin=1.5))
+    out = [step(f) for f in frames(12)]
+    assert det.calls == 3                                   # frames 0, 5, 10
+    assert [f.index for f in out] == list(range(12))
+    assert all(len(f.people) == 1 for f in out)
+    # frame 1's box follows frame 0's keypoints (spread over 0.8 of the box, x1.5), kept
+    # inside the 64x48 frame
+    np.testing.assert_allclose(out[1].people[0].box, [7.0, 1.0, 36.0, 47.0], atol=1e-5)
+    np.testing.assert_allclose(out[5].people[0].box, [10, 5, 30, 40])     # detected again
+    assert out[0].timings_ms["detect"] > 0 and out[1].timings_ms["detect"] == 0
+
+
+def test_lost_person_and_reset_rerun_the_detector():
+    class Nobody:
+        calls = 0
+
+        def __call__(self, image):
+            from core.types import Detections
+            self.calls += 1
+            return Detections()
+    det = Nobody()
+    tracker = PassTracker()
+    step = PoseStep(det, FakePose(), tracker, StepConfig(detect_every=5))
+    assert [len(step(f).people) for f in frames(3)] == [0, 0, 0]
+    assert det.calls == 3                                   # nobody followed: detect again
+    step.reset()
+    assert tracker.resets == 1
+
+
+def test_several_frames_at_once_need_the_detector_on_every_frame():
+    step = PoseStep(OneBoxDetector(), FakePose(), PassTracker(), StepConfig(detect_every=5))
+    with pytest.raises(ValueError, match="detect_every=1"):
+        step.infer(frames(2))
+
+
+@pytest.fixture(scope="module")
+def shipped_engine():
+    from core.engine import EngineConfig, build_engine
+    from core.commands.common import shipped_weights
+    if shipped_weights() is None:
+        pytest.skip("the shipped TransPose-M file is missing")
+    return build_engine(EngineConfig(model="auto", detector="auto", flip_test=False),
+                        progress=False)
+
+
+def test_step_frame_by_frame_equals_the_threaded_pipeline(shipped_engine):
+    """Same people, same keypoints, same attention rows: the pipeline is the step on
+    threads. Real clip, shipped TransPose-M, shipped YOLOX-Nano."""
+    from core.video import open_source
+    piped = []
+    with open_source(CLIP) as src:
+        shipped_engine.pipeline(src, attention=True).run(piped.append)
+    step = shipped_engine.step(attention=True)
+    with open_source(CLIP) as src:
+        stepped = [step(f) for f in src]
+    assert len(stepped) == len(piped) == 30
+    assert sum(bool(f.people) for f in stepped) >= 27
+    for a, b in zip(stepped, piped):
+        assert a.index == b.index
+        assert [p.track_id for p in a.people] == [p.track_id for p in b.people]
+        for pa, pb in zip(a.people, b.people):
+            np.testing.assert_allclose(pa.keypoints, pb.keypoints, atol=1e-4)
+            assert pa.row == pb.row
+        if a.people:
+            # attention rows line up with the estimate's rows the people came from
+            maps = a.attention
+            assert maps is not None
+            assert max(p.row for p in a.people) < len(maps.centers)
