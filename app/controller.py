@@ -30,6 +30,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from core.engine import Engine, EngineConfig, build_engine
 from core.errors import StudioError
 from core.pipeline import PipelineConfig, PipelineError, PipelineFinished, PosePipeline
+from core.step import PoseStep, StepConfig, explain
 from core.types import Frame, PoseFrame
 
 log = logging.getLogger(__name__)
@@ -234,24 +235,6 @@ class PacedSource:
                 if self._stop.is_set():
                     return
             yield frame
-
-
-class _OneFrame:
-    """A one-frame source, so a still frame goes through the very same pipeline stages."""
-
-    def __init__(self, frame: Frame) -> None:
-        self.frame = frame
-        self.fps = None
-        self.frame_count = 1
-
-    def __iter__(self) -> Iterator[Frame]:
-        yield self.frame
-
-    def seek(self, index: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 # ----------------------------------------------------------------------------------------------
@@ -780,14 +763,11 @@ class Controller(QObject):
             return
         if self._w_tracker is None:
             self._w_tracker = engine.tracker("batch")
-        pipeline = PosePipeline(_OneFrame(frame), engine.detector, engine.pose, self._w_tracker,
-                                PipelineConfig(mode="batch", detect_every=1, keep_images=True,
-                                               attention=attention))
-        if not self._start_registered(pipeline):
-            return
-        result: list[PoseFrame] = []
+        # the same per-frame step as playback and the CLI; a still frame always re-detects
+        step = PoseStep(engine.detector, engine.pose, self._w_tracker,
+                        StepConfig(detect_every=1, keep_images=True, attention=attention))
         try:
-            pipeline.run(result.append)             # already started: runs to its end
+            result = step(frame)
         except StudioError as e:
             self._worker_message.emit("error", f"frame {index}: {e}")
             return
@@ -795,10 +775,8 @@ class Controller(QObject):
             log.error("still frame %d failed:\n%s", index, traceback.format_exc())
             self._worker_message.emit("error", f"frame {index} could not be processed: {e}")
             return
-        finally:
-            self._unregister(pipeline)
-        if result:
-            self._still_done.emit(result[-1], epoch)
+        if epoch == self._epoch and not self._closed:
+            self._still_done.emit(result, epoch)
 
     def _job_attention(self, frame: PoseFrame, epoch: int) -> None:
         """The paused frame's attention: the pose model once, on the people already shown."""
@@ -806,10 +784,8 @@ class Controller(QObject):
         engine = self._w_engine
         if engine is None or epoch != self._epoch or self._closed:
             return
-        import numpy as np
-        boxes = np.stack([np.asarray(p.box, np.float32) for p in frame.people])
         try:
-            estimate = engine.pose(frame.image, boxes, attention=True)
+            explained = explain(engine.pose, frame)
         except StudioError as e:
             self._worker_message.emit("error", f"attention for frame {frame.index}: {e}")
             return
@@ -818,9 +794,9 @@ class Controller(QObject):
             self._worker_message.emit("error", f"attention for frame {frame.index} could not "
                                                f"be computed: {e}")
             return
-        if estimate.attention is None:
+        if explained.attention is None:
             return
-        self._still_done.emit(dataclasses.replace(frame, attention=estimate.attention), epoch)
+        self._still_done.emit(explained, epoch)
 
     def _request_still(self, index: int, fresh: bool = True) -> None:
         info = self._source_info

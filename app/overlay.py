@@ -87,20 +87,6 @@ def pick_person(people: tuple[PersonPose, ...] | list[PersonPose],
     return min(inside)[1] if inside else min(dists)[1]
 
 
-def attention_index_for(attention: Any, person: PersonPose) -> int | None:
-    """Which person of the AttentionMaps is this tracked person: nearest crop centre.
-
-    The tracker may reorder or drop people, so attention rows are matched by position."""
-    centers = np.asarray(attention.centers, np.float64).reshape(-1, 2)
-    if len(centers) == 0:
-        return None
-    bx, by, bw, bh = (float(v) for v in person.box)
-    d = np.hypot(centers[:, 0] - (bx + bw / 2), centers[:, 1] - (by + bh / 2))
-    i = int(np.argmin(d))
-    # a crop centre further than the box's size away belongs to someone else
-    return i if d[i] <= max(bw, bh) else None
-
-
 def _scaled_attention(attention: Any, scale: float) -> Any:
     """The same maps for an image scaled by `scale`: crop centres and sizes scale with it,
     so `to_image` can warp straight to display size (one small warp instead of a
@@ -158,10 +144,9 @@ def attention_heat(frame: PoseFrame, settings: OverlaySettings, scale: float,
     heat = np.zeros(display_hw, np.float32)
     if settings.click_xy is not None:
         idx = pick_person(frame.people, settings.click_xy)
-        a = attention_index_for(att, frame.people[idx]) if idx is not None else None
-        if a is None:
-            a = 0 if n_att else None
-        if a is None:
+        # each person carries the row of the estimate (and of its attention) it came from
+        a = frame.people[idx].row if idx is not None else -1
+        if not 0 <= a < n_att:
             return None
         grid = att.affected_area(a, settings.click_xy, layer, head)
         return _on_scale(_relative(shown.to_image(grid, a, display_hw, delta)), settings)

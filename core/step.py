@@ -22,6 +22,7 @@ same step, so every path sees the same people.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Protocol, Sequence
@@ -225,3 +226,19 @@ class PoseStep:
             image=frame.image if c.keep_images else None,
             timings_ms={"detect": inferred.detect_ms, "pose": inferred.pose_ms,
                         "track": track_ms, **(timings_ms or {})})
+
+
+def explain(pose: PoseBackend, frame: PoseFrame) -> PoseFrame:
+    """A frame already tracked (its image kept) with its people's attention: the pose
+    model once on their boxes, each person's ``row`` pointing at their maps. What a paused
+    view needs when attention is switched on, without tracking the frame again."""
+    if frame.image is None:
+        raise ValueError("explain needs the frame's image (keep_images=True)")
+    if not frame.people:
+        return frame
+    boxes = np.stack([np.asarray(p.box, np.float32) for p in frame.people])
+    estimate = pose(frame.image, boxes, attention=True)
+    if estimate.attention is None:
+        return frame
+    people = tuple(dataclasses.replace(p, row=i) for i, p in enumerate(frame.people))
+    return dataclasses.replace(frame, people=people, attention=estimate.attention)
