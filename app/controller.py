@@ -13,7 +13,6 @@ the live pipeline is stopped (joined) on the worker before a still frame is comp
 """
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
 import os

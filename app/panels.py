@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QGroupBox, QHBoxLayout, QLabel, QMenu, QPushButton, QSizePolicy,
                                QSlider, QStyle, QToolButton, QVBoxLayout, QWidget)
 
+from core import catalogue
 from core.engine import EngineConfig
 from core.keypoints import COCO_KEYPOINT_NAMES
 
@@ -22,7 +23,6 @@ from .overlay import OverlaySettings
 BROWSE = "__browse__"
 VIDEO_FILTER = ("Videos (*.mp4 *.mov *.avi *.mkv *.webm *.m4v *.mpg *.mpeg *.wmv *.flv);;"
                 "All files (*)")
-ZOO_NAMES = ("tp-r-a3", "tp-r-a4", "tp-h-s", "tp-h-a4", "tp-h-a6")
 SPEEDS = (0.25, 0.5, 1.0, 1.5, 2.0, 4.0)
 DELTA_MAX = 0.02                 # top of the delta slider (attention values, rows sum to 1)
 DELTA_STEPS = 200
@@ -329,18 +329,16 @@ class SettingsPanel(QWidget):
         self.model_group = QGroupBox("Model")
         form = QFormLayout(self.model_group)
         self.model_combo = QComboBox()
-        self.model_combo.addItem("auto (shipped TransPose-M, or official weights you downloaded)",
-                                 "auto")
-        self.model_combo.addItem("MediaPipe BlazePose", "mediapipe")
-        for name in ZOO_NAMES:
-            self.model_combo.addItem(f"TransPose {name} (model zoo)", name)
+        for entry in catalogue.pose_models():           # the CLI's --model choices
+            if entry.label:
+                self.model_combo.addItem(entry.label, entry.name)
         self.model_combo.addItem("Browse .pth…", BROWSE)
         self.model_combo.setToolTip("Pose model: TransPose weights give attention maps")
         form.addRow("Pose model", self.model_combo)
         self.detector_combo = QComboBox()
-        for label, spec in (("auto (shipped YOLOX-Nano)", "auto"), ("BlazePose", "blazepose"),
-                            ("HOG (OpenCV)", "hog"), ("YOLOX-Nano", "yolox-nano")):
-            self.detector_combo.addItem(label, spec)
+        for entry in catalogue.detectors():             # the CLI's --detector choices
+            if entry.label:
+                self.detector_combo.addItem(entry.label, entry.name)
         self.detector_combo.addItem("Browse .onnx…", BROWSE)
         self.detector_combo.setToolTip("Person detector (runs every few frames)")
         form.addRow("Detector", self.detector_combo)

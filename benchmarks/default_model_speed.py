@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from core.commands.common import shipped_weights
+    from core.catalogue import shipped_weights
     from core.pose.estimator import EstimatorConfig, TopDownEstimator
     from core.pose.movenet import MoveNetConfig, MoveNetEstimator
 

@@ -9,7 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from .pipeline import PipelineConfig, PipelineMode, PosePipeline
-from .step import PersonDetector, PoseBackend, PoseStep
+from .step import PoseStep
+from .types import PersonDetector, PoseBackend
 from .tracking import PoseTracker, TrackerConfig
 
 

@@ -24,9 +24,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Literal
 
-from .step import (FrameInference, PersonDetector, PoseBackend, PoseStep, StepConfig, Tracker,
-                   boxes_from_keypoints)
-from .types import Frame, PoseFrame
+from .step import FrameInference, PoseStep, StepConfig, boxes_from_keypoints
+from .types import Frame, PersonDetector, PoseBackend, PoseFrame, Tracker
 
 __all__ = ["PipelineConfig", "PipelineError", "PipelineFinished", "PipelineStats",
            "PosePipeline", "boxes_from_keypoints"]

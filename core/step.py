@@ -25,36 +25,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from .detection.base import box_iou
 from .pose.nms import pose_nms
-from .types import Detections, Frame, PoseEstimate, PoseFrame, PersonPose
+from .types import Frame, PersonDetector, PoseBackend, PoseEstimate, PoseFrame, Tracker
 
 NO_BOXES = np.zeros((0, 4), np.float32)
-
-
-class PersonDetector(Protocol):
-    """Image (BGR) -> the people in it."""
-
-    def __call__(self, image: np.ndarray) -> Detections: ...
-
-
-class PoseBackend(Protocol):
-    """Image (BGR) and person boxes (N, 4) xywh -> one row per box."""
-
-    def __call__(self, image: np.ndarray, boxes: np.ndarray | None = None, *,
-                 attention: bool = False) -> PoseEstimate: ...
-
-
-class Tracker(Protocol):
-    """Estimates of consecutive frames -> people with stable IDs."""
-
-    def update(self, estimate: PoseEstimate, time_s: float) -> Sequence[PersonPose]: ...
-
-    def reset(self) -> None: ...
 
 
 @dataclass(frozen=True)

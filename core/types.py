@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -111,3 +111,28 @@ class PoseFrame:
     attention: Any = None      # the explanation when requested: AttentionMaps or DecoderAttention
     image: np.ndarray | None = None       # the frame itself, when the consumer wants it
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- the stages
+# One Protocol per interface; core.step.PoseStep and the threaded pipeline take any object
+# that fits (core.detection's detectors, core.pose's backends, core.tracking.PoseTracker).
+class PersonDetector(Protocol):
+    """Image (BGR uint8) -> the people in it."""
+
+    def __call__(self, image: np.ndarray) -> Detections: ...
+
+
+class PoseBackend(Protocol):
+    """Image (BGR uint8) and person boxes (N, 4) xywh -> one PoseEstimate row per box."""
+
+    def __call__(self, image: np.ndarray,
+                 boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
+                 *, attention: bool = False) -> PoseEstimate: ...
+
+
+class Tracker(Protocol):
+    """Estimates of consecutive frames -> people with stable IDs."""
+
+    def update(self, estimate: PoseEstimate, time_s: float) -> Sequence[PersonPose]: ...
+
+    def reset(self) -> None: ...

@@ -154,7 +154,7 @@ def test_heatmap_refinement_moves_points_to_the_peak_like_mediapipe():
 def empty_models(tmp_path, monkeypatch):
     folder = tmp_path / "models"
     folder.mkdir()
-    monkeypatch.setattr(backends.common, "SHIPPED_MODELS", folder)
+    monkeypatch.setattr(backends.catalogue, "SHIPPED_MODELS", folder)
     return folder
 
 

@@ -18,7 +18,7 @@ from core.errors import CheckpointError, InputError
 from core.keypoints import NUM_KEYPOINTS, flip_permutation
 from core.training import labels as L
 from core.training import sources
-from core.training.distill import (DISTILL_CONFIGS, DistillConfig, FeatureCache, distill,
+from core.training.distill import (DistillConfig, FeatureCache, distill,
                                    heatmap_ce, load_stem_weights, soft_targets)
 
 ROOT = Path(__file__).resolve().parents[1]

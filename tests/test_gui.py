@@ -383,3 +383,18 @@ def test_screenshot_command_under_xvfb(tmp_path):
     finally:
         xvfb.terminate()
         xvfb.wait(10)
+
+
+def test_the_gui_lists_read_the_catalogue(qtbot):
+    """The model and detector lists are core.catalogue's runnable entries (MoveNet too)."""
+    from app.panels import BROWSE, SettingsPanel
+    from core import catalogue
+    panel = SettingsPanel()
+    qtbot.addWidget(panel)
+    models = [panel.model_combo.itemData(i) for i in range(panel.model_combo.count())]
+    assert [m for m in models if m != BROWSE] == \
+        [e.name for e in catalogue.pose_models() if e.label]
+    assert "movenet" in models and "mediapipe" in models
+    detectors = [panel.detector_combo.itemData(i) for i in range(panel.detector_combo.count())]
+    assert [d for d in detectors if d != BROWSE] == \
+        [e.name for e in catalogue.detectors() if e.label]

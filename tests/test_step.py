@@ -58,7 +58,7 @@ def test_several_frames_at_once_need_the_detector_on_every_frame():
 @pytest.fixture(scope="module")
 def shipped_engine():
     from core.engine import EngineConfig, build_engine
-    from core.commands.common import shipped_weights
+    from core.catalogue import shipped_weights
     if shipped_weights() is None:
         pytest.skip("the shipped TransPose-M file is missing")
     return build_engine(EngineConfig(model="auto", detector="auto", flip_test=False),

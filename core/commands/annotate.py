@@ -24,6 +24,7 @@ from ..io_utils import display_path
 from .annotate_config import (CONVERTERS, DEFAULT_FORMATS, AnnotateConfig, resolve_config,
                               with_absolute_paths, write_config)
 from .common import log
+from .. import catalogue
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,11 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(keys are the long option names: fill-gaps = 5); options given here win")
     p.add_argument("--write-config", metavar="FILE.toml", help="write the resolved "
                    "configuration to this file and exit without annotating")
-    p.add_argument("--model",
-                   help="auto (downloaded official TransPose, else the shipped "
-                   "TransPose-M), mediapipe, movenet, a model-zoo name or a TransPose or "
-                   "TFPose .pth file")
-    p.add_argument("--detector", help="auto | blazepose | hog | yolox-nano | onnx:FILE")
+    p.add_argument("--model", metavar="MODEL", help=catalogue.help_text("pose"))
+    p.add_argument("--detector", metavar="DETECTOR", help=catalogue.help_text("detector"))
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--smoothing", choices=("kalman", "one-euro", "none"))
     p.add_argument("--strength", type=float, help="smoothing strength (0 = off)")

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..keypoints import COCO_KEYPOINT_NAMES
 from .common import log
+from .. import catalogue
 
 
 class _GtAction(argparse.Action):
@@ -57,9 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="images folder of the --gt just before it (COCO JSON); not needed "
                    "for YOLO-pose folders")
     p.add_argument("--model", action="append", metavar="MODEL",
-                   help="auto (the default: downloaded official TransPose weights, else the "
-                   "shipped TransPose-M), mediapipe, movenet, a model-zoo name, a TransPose "
-                   "or TFPose .pth or a MoveNet .onnx file; repeat it to compare models on "
+                   help=catalogue.help_text("pose") + "; repeat it to compare models on "
                    "the same people in one run (a table each, then ratios to the last one)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (TransPose)")
     p.add_argument("--json", metavar="OUT.json", help="also write every figure as JSON")

@@ -13,22 +13,19 @@ from ..pose.attention import AttentionMaps
 from ..types import PoseEstimate, validate_boxes
 from ..visualization import blend_heatmap, draw_decoder_attention, draw_skeleton
 from .common import log
+from .. import catalogue
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="image file (any format OpenCV reads)")
     p.add_argument("--model", "--weights", dest="model", default="auto", metavar="MODEL",
-                   help="the pose model, named as in every command (main.py models): auto "
-                   "(the default: downloaded official TransPose weights, else the shipped "
-                   "TransPose-M), a model-zoo name (tp-r-a3 ...), a TransPose or TFPose .pth, "
-                   "mediapipe, movenet or a MoveNet .onnx")
+                   help=catalogue.help_text("pose"))
     p.add_argument("--box", nargs=4, type=float, action="append", metavar=("X", "Y", "W", "H"),
                    help="person box in image pixels (repeat for several people); default: the "
                    "people --detector finds")
     p.add_argument("--detector", default="auto",
-                   help="person detector when no --box is given: auto (the shipped "
-                   "YOLOX-Nano), blazepose, hog, yolox-nano, onnx:FILE, or none (the whole "
-                   "image is one person)")
+                   help=catalogue.help_text("detector") + "; when no --box is given. "
+                   "none: the whole image is one person")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                    help="flip test: average with the mirrored image (on by default, as in "
                    "annotate and eval)")

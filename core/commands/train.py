@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .common import log
+from .. import catalogue
 
 
 class _PairAction(argparse.Action):
@@ -90,7 +91,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "teacher: swap their sides (default), drop them, or keep them")
     p.add_argument("--label-cache", metavar="DIR",
                    help="teacher label cache (default: ~/.cache/transpose-studio/teacher-labels)")
-    p.add_argument("--detector", default="auto", help="person detector for --frames")
+    p.add_argument("--detector", default="auto",
+                   help="--frames: " + catalogue.help_text("detector"))
     p.add_argument("--every", type=float, default=1.0, metavar="SECONDS",
                    help="--frames: one video frame every SECONDS")
     p.add_argument("--max-frames", type=int, default=100, help="--frames: at most this many "

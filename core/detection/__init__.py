@@ -1,8 +1,8 @@
 """Person detectors: image -> Detections (x, y, w, h boxes and scores), for the pose stage."""
-from .base import (DETECTOR_SPECS, PersonDetector, box_iou, clip_boxes, create_detector,
-                   nms)
+from .base import PersonDetector, box_iou, clip_boxes, nms
+from .factory import create_detector
 
-__all__ = ["DETECTOR_SPECS", "PersonDetector", "box_iou", "clip_boxes", "create_detector", "nms",
+__all__ = ["PersonDetector", "box_iou", "clip_boxes", "create_detector", "nms",
            "BlazePoseDetector", "BlazePoseConfig", "HogDetector", "HogConfig", "YoloxDetector",
            "YoloxConfig", "fetch_yolox_nano"]
 

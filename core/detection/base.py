@@ -1,4 +1,5 @@
-"""What every person detector is, the box helpers they share, and `create_detector`.
+"""What every person detector is, and the box helpers they share (the factory that builds
+one by name is `core.detection.factory.create_detector`).
 
 A detector is any callable `detector(image_bgr) -> Detections` with a `name`; boxes are
 (x, y, w, h) in the pixels of the image it was given, scores in [0, 1], highest first.
@@ -6,17 +7,12 @@ A detector is any callable `detector(image_bgr) -> Detections` with a `name`; bo
 from __future__ import annotations
 
 import abc
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core.errors import InputError
 from core.types import Detections
-
-DETECTOR_SPECS = ("auto", "blazepose", "hog", "yolox-nano", "onnx:PATH", "PATH.onnx")
-
 
 class PersonDetector(abc.ABC):
     """Finds people in one BGR uint8 image (H, W, 3)."""
@@ -123,64 +119,6 @@ def make_detections(boxes_xywh: np.ndarray, scores: np.ndarray, min_size: float 
     boxes, scores = boxes[ok], scores[ok]
     order = np.argsort(-scores, kind="stable")
     return Detections(boxes[order], scores[order])
-
-
-# --------------------------------------------------------------------------- factory
-
-
-def create_detector(spec: str, **cfg: Any) -> PersonDetector:
-    """A detector from its command-line spec.
-
-    * ``auto``: YOLOX-Nano shipped in resources/models (run with onnxruntime) when that file
-      is there, else MediaPipe's BlazePose detector. On COCO128 (benchmarks/detector_recall.py)
-      YOLOX finds 0.55 of the people (AP50 0.53) against BlazePose's 0.19 (AP50 0.16), in
-      about a third of BlazePose's time per frame (27 vs 77 ms, 2 busy CPU cores);
-    * ``blazepose``: MediaPipe's pose detector (shipped with mediapipe);
-    * ``hog``: OpenCV's HOG people detector (no model file at all);
-    * ``yolox-nano``: YOLOX-Nano, the shipped resources/models/yolox_nano_416x416.onnx, or
-      (when that is missing) downloaded once into the model cache;
-    * ``onnx:PATH`` or a path ending in ``.onnx``: a YOLOX ONNX export at PATH.
-
-    `cfg` are the detector's options (its config dataclass fields, e.g. score_threshold;
-    for YOLOX also runtime="onnxruntime" | "opencv"). The detector's `description` says
-    which one ``auto`` chose.
-    """
-    if not isinstance(spec, (str, Path)) or not str(spec).strip():
-        raise InputError(f"Empty detector name; choose one of {', '.join(DETECTOR_SPECS)}.")
-    raw = str(spec).strip()
-    key = raw.lower().replace("_", "-")
-    if key == "auto":
-        from .yolox import shipped_yolox_nano
-        shipped = shipped_yolox_nano()
-        if shipped is not None:
-            from .yolox import YoloxDetector
-            if "runtime" not in cfg and importlib.util.find_spec("onnxruntime") is None:
-                cfg = {**cfg, "runtime": "opencv"}
-            det: PersonDetector = YoloxDetector(shipped, **cfg)
-            det.description = f"auto: shipped YOLOX-Nano, {det.description}"
-            return det
-        from .blazepose import BlazePoseDetector
-        det = BlazePoseDetector(**cfg)
-        det.description = (f"auto: {det.name} (MediaPipe's BlazePose detector; no "
-                           f"resources/models/yolox_nano_416x416.onnx)")
-        return det
-    if key in ("blazepose", "mediapipe"):
-        from .blazepose import BlazePoseDetector
-        return BlazePoseDetector(**cfg)
-    if key == "hog":
-        from .hog import HogDetector
-        return HogDetector(**cfg)
-    if key in ("yolox-nano", "yolox"):
-        from .yolox import YoloxDetector, yolox_nano_path
-        fetch_opts = {k: cfg.pop(k) for k in ("base_url", "progress") if k in cfg}
-        return YoloxDetector(yolox_nano_path(**fetch_opts), **cfg)
-    if key.startswith("onnx:") or key.endswith(".onnx"):
-        path = raw[5:] if key.startswith("onnx:") else raw
-        if not path.strip():
-            raise InputError("The detector spec 'onnx:' names no file; write onnx:PATH/TO/model.onnx.")
-        from .yolox import YoloxDetector
-        return YoloxDetector(Path(path).expanduser(), **cfg)
-    raise InputError(f"Unknown detector {raw!r}: choose one of {', '.join(DETECTOR_SPECS)}.")
 
 
 def config_from_kwargs(cls: type, owner: str, cfg: dict[str, Any]) -> Any:

@@ -27,39 +27,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any
 
-import numpy as np
-
-from ..commands import common
+from .. import catalogue
 from ..errors import InputError, StudioError
-from ..types import PoseEstimate
-
-MEDIAPIPE_SPECS = ("mediapipe", "blazepose", "mediapipe-blazepose", "blazepose-full",
-                   "mediapipe-blazepose-full")
-MOVENET_SPECS = ("movenet", "movenet-thunder")
-ROOT = Path(__file__).resolve().parents[2]
+from ..types import PoseBackend
 
 
-class PoseBackend(Protocol):
-    """What every backend is: a callable image + person boxes -> PoseEstimate."""
-
-    def __call__(self, image: np.ndarray,
-                 boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
-                 *, attention: bool = False) -> PoseEstimate: ...
-
-
-def _norm(spec: str) -> str:
-    return spec.strip().lower().replace("_", "-")
-
-
-def _shown(path: str | os.PathLike) -> str:
-    """A path as the user should read it: relative to the project when inside it."""
-    p = Path(path)
-    try:
-        return str(p.resolve().relative_to(ROOT))
-    except (ValueError, OSError):
-        return str(path)
+_shown = catalogue.shown_path
 
 
 def _mediapipe_version() -> str:
@@ -135,50 +110,55 @@ def create_pose_backend(spec: str = "auto", device: str = "auto", *, flip_test: 
     tp: dict[str, Any] = dict(flip_test=flip_test, refine=refine, precision=precision,
                               color=color, progress=progress)
     raw = str(spec).strip()
-    name = _norm(raw)
+    entry = catalogue.find("pose", raw)
+    if entry is not None:
+        if not entry.runnable:
+            raise catalogue.not_trained(entry)
+        if entry.family == "auto":
+            return _auto(device, color, models_dir, tp)
+        if entry.family == "blazepose":
+            return _blazepose(None, device, color)
+        if entry.family == "movenet":
+            return _movenet(None, device, color)
+        if entry.source:
+            return _transpose(entry.source, device, "shipped", **tp)
+        return _transpose(entry.name, device, "model zoo", **tp)
 
-    if name == "auto":
-        from ..models import zoo
-        shipped = _shipped(models_dir)
-        folder = _shown(Path(models_dir) if models_dir is not None else common.SHIPPED_MODELS)
-        official = zoo.downloaded() if models_dir is None else []
-        if official:
-            return _transpose(official[0], device, "official, downloaded", **tp)
-        if shipped is not None:
-            return _transpose(shipped, device, "shipped", **tp)
-        try:
-            return _blazepose(None, device, color,
-                              why=f"no shipped TransPose weights found in {folder}")
-        except StudioError as e:
-            raise StudioError(
-                f"no TransPose weights are shipped in {folder} and MediaPipe BlazePose, the "
-                f"fallback, is unavailable: {e}. Pass a TransPose checkpoint (.pth) or a "
-                f"model-zoo name (tp-r-a3, downloaded on first use)") from None
-
-    if name in MEDIAPIPE_SPECS:
-        return _blazepose(None, device, color)
-    if name in MOVENET_SPECS or raw.lower().endswith(".onnx"):
-        return _movenet(None if name in MOVENET_SPECS else str(Path(raw).expanduser()),
-                        device, color)
-
-    from ..models import zoo
     path = Path(raw).expanduser()
-    if raw.lower().endswith(".tflite"):
+    suffix = raw.lower()
+    if suffix.endswith(".onnx"):
+        return _movenet(str(path), device, color)
+    if suffix.endswith(".tflite"):
         if not path.is_file():
             raise InputError(f"{raw}: no such BlazePose .tflite model file")
         return _blazepose(str(path), device, color)
-    if path.exists() or raw.lower().endswith((".pth", ".pt", ".pth.tar", ".ckpt")):
+    if path.exists() or suffix.endswith((".pth", ".pt", ".pth.tar", ".ckpt")):
         return _transpose(path, device, "", **tp)   # load_weights explains a bad/missing file
-    if zoo.is_zoo_name(raw):
-        return _transpose(raw, device, "model zoo", **tp)
-    raise InputError(
-        f"unknown pose model {raw!r}: expected 'auto', 'mediapipe' (BlazePose), 'movenet' or a "
-        f"MoveNet .onnx file, a TransPose "
-        f"model-zoo name ({', '.join(zoo.ZOO)}) or a TransPose checkpoint file (.pth)")
+    raise catalogue.unknown("pose", raw)
+
+
+def _auto(device: str, color: str, models_dir: str | os.PathLike | None,
+          tp: dict[str, Any]) -> tuple[PoseBackend, str]:
+    from ..models import zoo
+    shipped = _shipped(models_dir)
+    folder = _shown(Path(models_dir) if models_dir is not None else catalogue.SHIPPED_MODELS)
+    official = zoo.downloaded() if models_dir is None else []
+    if official:
+        return _transpose(official[0], device, "official, downloaded", **tp)
+    if shipped is not None:
+        return _transpose(shipped, device, "shipped", **tp)
+    try:
+        return _blazepose(None, device, color,
+                          why=f"no shipped TransPose weights found in {folder}")
+    except StudioError as e:
+        raise StudioError(
+            f"no TransPose weights are shipped in {folder} and MediaPipe BlazePose, the "
+            f"fallback, is unavailable: {e}. Pass a TransPose checkpoint (.pth) or a "
+            f"model-zoo name (tp-r-a3, downloaded on first use)") from None
 
 
 def _shipped(models_dir: str | os.PathLike | None) -> Path | None:
     if models_dir is None:
-        return common.shipped_weights()
+        return catalogue.shipped_weights()
     files = sorted(Path(models_dir).glob("*.pth"))
     return files[0] if files else None
