@@ -498,11 +498,6 @@ class SettingsPanel(QWidget):
         self._last_model = spec
         self._emit_engine()
 
-    def set_detector(self, spec: str) -> None:
-        _combo_select(self.detector_combo, spec, _file_label(spec))
-        self._last_detector = spec
-        self._emit_engine()
-
     def show_engine_config(self, config: EngineConfig) -> None:
         """Reflect the engine actually in use (after a failed load: the previous one)."""
         for combo in (self.model_combo, self.detector_combo, self.device_combo,

@@ -27,3 +27,16 @@ def test_formats_md_pandas_examples_run(tmp_path, monkeypatch):
     assert len(pandas_blocks) >= 2
     for block in pandas_blocks:
         exec(compile(block, str(DOC), "exec"), {"__name__": "docs_example"})
+
+
+def test_readme_per_frame_step_example_runs(monkeypatch):
+    """The README's first Python example (the per-frame step) runs as written."""
+    text = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)
+                 if ".step(" in b)
+    monkeypatch.chdir(ROOT)
+    scope: dict = {"__name__": "readme_example"}
+    exec(compile(block, "README.md", "exec"), scope)
+    result = scope["result"]
+    assert result.index == 29 and result.people                    # the clip's last frame
+    assert all(0 <= p.row < len(result.attention.centers) for p in result.people)

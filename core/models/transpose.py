@@ -223,8 +223,3 @@ def build_model(config: TransPoseConfig | str) -> TransPose:
     classes = {"resnet": TransPoseR, "hrnet": TransPoseH, "movenet": TransPoseM}
     return classes[cfg.backbone](cfg)
 
-
-@torch.no_grad()
-def attention_head_mean(attentions: list[Tensor]) -> Tensor:
-    """Stack per-layer (N, heads, T, T) attention into (L, N, T, T), averaged over heads."""
-    return torch.stack([a.mean(dim=1) for a in attentions])

@@ -190,7 +190,7 @@ class KalmanKeypointSmoother(_Base):
     backend="numpy" (default) runs all K filters at once in closed form (x and y share
     one 2x2 covariance per keypoint);
     backend="filterpy" keeps one filterpy.kalman.KalmanFilter per keypoint (the reference;
-    both give the same numbers, see tests). Measured for K=17 on a loaded 2-core CPU:
+    both give the same numbers, see tests; filterpy is a dev dependency, not the product's). Measured for K=17 on a loaded 2-core CPU:
     filterpy 0.65-1.3 ms per update, numpy 0.08-0.12 ms per update.
     """
 
@@ -224,7 +224,11 @@ class KalmanKeypointSmoother(_Base):
         self._cov = np.zeros((k, 3))            # a, b, c
         self._kfs = None
         if self.backend == "filterpy":
-            from filterpy.kalman import KalmanFilter
+            try:
+                from filterpy.kalman import KalmanFilter
+            except ImportError:
+                raise ValueError("backend 'filterpy' (the reference filter the tests compare "
+                                 "against) needs filterpy: pip install -e .[dev]") from None
             self._kfs = []
             for _ in range(k):
                 kf = KalmanFilter(dim_x=4, dim_z=2)
@@ -295,13 +299,7 @@ class KalmanKeypointSmoother(_Base):
             out[present] = self._pos[present]
         return out
 
-    @property
-    def velocities(self) -> np.ndarray:
-        """(K, 2) current velocity estimates in px/s (NaN for never-seen keypoints)."""
-        v = (np.array([kf.x[2:, 0] for kf in self._kfs]) if self._kfs is not None
-             else self._vel.copy())
-        v[~self._init] = np.nan
-        return v
+
 
 
 def make_smoother(kind: str, num_keypoints: int = 17, strength: float = 1.0,

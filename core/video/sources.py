@@ -315,9 +315,6 @@ class Orientation:
             out = out[::-1]
         return np.ascontiguousarray(out)        # downstream OpenCV wants contiguous pixels
 
-    def upright_hw(self, h: int, w: int) -> tuple[int, int]:
-        return (w, h) if self.clockwise in (90, 270) else (h, w)
-
 
 class VideoFileSource(FrameSource):
     """A video file decoded with PyAV: exact timestamps, display rotation, frame-exact seek."""
