@@ -78,7 +78,7 @@ import torch  # noqa: E402
 from core.engine import EngineConfig, build_engine  # noqa: E402
 from core.pipeline import PipelineError, PipelineFinished  # noqa: E402
 from core.types import Frame, PoseFrame  # noqa: E402
-from core.video.sources import FrameSource, open_source  # noqa: E402
+from core.video import FrameSource, open_source  # noqa: E402
 
 SHARED = Path(os.environ.get("TRANSPOSE_SHARED", ROOT.parent / "shared"))
 VIDEOS = SHARED / "datasets" / "videos"

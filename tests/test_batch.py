@@ -114,7 +114,7 @@ def test_folder_argument_takes_its_videos_images_stay_a_sequence(tmp_path):
     empty.mkdir()
     assert [(i.path, i.key) for i in expand_inputs([str(empty)])] == [(str(empty), "empty")]
     with pytest.raises(InputError, match="contains no videos"):
-        from core.video.sources import folder_inputs
+        from core.video import folder_inputs
         folder_inputs(empty)
 
 

@@ -16,7 +16,7 @@ import pytest
 from core.errors import InputError
 from core.video import (CameraConfig, CameraSource, ImageFolderSource, SingleImageSource,
                         VideoFileSource, list_cameras, open_source)
-from core.video import sources as sources_mod
+from core.video import file as video_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
@@ -123,7 +123,7 @@ def test_display_rotation_is_applied_to_the_pixels(tmp_path, clip_frames, degree
                                                    expect_rotation, upright):
     path = remux(CLIP, tmp_path / "rotated.mp4", rotation=degrees, hflip=hflip)
     with av.open(str(path)) as c:        # the fixture really carries a display matrix
-        assert sources_mod._display_matrix(next(c.decode(video=0))) is not None
+        assert video_file._display_matrix(next(c.decode(video=0))) is not None
     with VideoFileSource(path) as src:
         assert src.rotation == expect_rotation
         h, w = 480, 270
@@ -138,7 +138,7 @@ def test_display_rotation_is_applied_to_the_pixels(tmp_path, clip_frames, degree
 
 def test_rotation_can_be_ignored(tmp_path):
     path = remux(CLIP, tmp_path / "rotated.mp4", rotation=90)
-    with VideoFileSource(path, sources_mod.VideoFileConfig(apply_rotation=False)) as src:
+    with VideoFileSource(path, video_file.VideoFileConfig(apply_rotation=False)) as src:
         assert src.rotation == 0 and src.size_hw == (480, 270)
 
 

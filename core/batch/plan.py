@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import InputError
-from ..video.sources import folder_inputs, is_camera_spec
+from ..video import folder_inputs, is_camera_spec
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ class _Annotator:
         import ray
         if os.path.isdir(cwd):
             os.chdir(cwd)
-        logging.getLogger("core.video.sources").setLevel(logging.ERROR)
+        logging.getLogger("core.video").setLevel(logging.ERROR)
         from ..commands.annotate import engine_config
         from ..engine import build_engine
         self.config = config

@@ -591,7 +591,7 @@ class _quiet_source_warnings:
     the input (no second copy from the logging module)."""
 
     def __enter__(self) -> None:
-        self._logger = logging.getLogger("core.video.sources")
+        self._logger = logging.getLogger("core.video")
         self._level = self._logger.level
         self._logger.setLevel(logging.ERROR)
 
