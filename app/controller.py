@@ -2,8 +2,8 @@
 
 The GUI thread never decodes, detects or infers, and never waits for a thread (only on
 closing, bounded by a timeout):
-* one `JobWorker` thread ("gui-worker") runs every slow step in order: loading models,
-  opening sources, stopping/starting the live pipeline, single still frames;
+* one `JobWorker` thread ("gui-worker", app.worker) runs every slow step in order: loading
+  models, opening sources, stopping/starting the live pipeline, single still frames;
 * while playing, a live `PosePipeline` runs on its own threads and a QTimer on the GUI thread
   polls `pipeline.latest()` (non-blocking), so display is decoupled from processing;
 * results come back to the GUI thread as queued Qt signals.
@@ -13,16 +13,11 @@ the live pipeline is stopped (joined) on the worker before a still frame is comp
 """
 from __future__ import annotations
 
-import gc
 import logging
-import os
-import sys
 import threading
 import time
 import traceback
-from collections import deque
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
@@ -32,282 +27,14 @@ from core.pipeline import PipelineConfig, PipelineError, PipelineFinished, PoseP
 from core.step import PoseStep, StepConfig, explain
 from core.types import Frame, PoseFrame
 
+# EngineInfo, SourceInfo, PlaybackStats and lower_priority are also imported from here
+# (app.main_window, app.renderer)
+from .infos import EngineInfo, PlaybackStats, SourceInfo, engine_info, same_models, source_info
+from .pacing import PacedSource
+from .responsiveness import lower_priority, settle_garbage_collector
+from .worker import CountingWorker
+
 log = logging.getLogger(__name__)
-
-DEFAULT_FOLDER_FPS = 10.0      # playback rate of image folders, which have no timing
-
-
-# ----------------------------------------------------------------------------------------------
-# Thread priorities
-
-WORKER_NICENESS = 5      # how much lower than the GUI thread the workers run (Linux)
-
-
-def lower_priority(threads: list[threading.Thread] | None = None, delta: int | None = None,
-                   prefix: str = "pose-pipeline-") -> None:
-    """Give worker threads a lower CPU priority than the GUI thread (Linux: per-thread nice).
-
-    On a busy machine the scheduler then runs the GUI thread first whenever it is ready, so
-    decoding and inference cannot crowd out the event loop. Best effort: raising a nice value
-    needs no privileges, and elsewhere this does nothing."""
-    delta = WORKER_NICENESS if delta is None else delta
-    if not sys.platform.startswith("linux") or delta <= 0:
-        return
-    if threads is None:
-        threads = [t for t in threading.enumerate() if t.name.startswith(prefix)]
-    for t in threads:
-        tid = getattr(t, "native_id", None)
-        if tid is None or getattr(t, "_studio_niced", False) or not t.is_alive():
-            continue
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid)
-                                                      + delta))
-            t._studio_niced = True               # type: ignore[attr-defined]
-        except OSError:
-            pass
-
-
-def settle_garbage_collector() -> None:
-    """Collect, then freeze what is alive (the models, Qt, torch's modules) out of the GC.
-
-    A full collection scans every tracked object and holds the GIL meanwhile: with torch and a
-    model loaded that is ~50-130 ms, a visible stall whenever one happened during playback.
-    Frozen objects are never scanned again (refcounting still frees them), so later full
-    collections only look at the young objects. Called once a model is loaded (the window
-    shows a busy state then anyway); unfreeze first so an old model's cycles are collected."""
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
-
-
-# ----------------------------------------------------------------------------------------------
-# Worker thread
-
-
-class JobWorker:
-    """One background thread running submitted callables in order.
-
-    A job submitted with a key replaces a pending (not yet started) job with the same key,
-    so a burst of slider moves computes only the newest still frame."""
-
-    def __init__(self, name: str = "gui-worker",
-                 on_done: Callable[[], None] | None = None) -> None:
-        self._on_done = on_done              # called on the worker after every job
-        self._jobs: deque[tuple[str | None, Callable[[], None]]] = deque()
-        self._cv = threading.Condition()
-        self._closed = False
-        self._busy = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-        lower_priority([self._thread])
-
-    def submit(self, fn: Callable[[], None], key: str | None = None) -> bool:
-        """Queue a job; False when it replaced a pending one (or the worker is closed)."""
-        with self._cv:
-            if self._closed:
-                return False
-            if key is not None:
-                for i, (k, _) in enumerate(self._jobs):
-                    if k == key:
-                        self._jobs[i] = (key, fn)
-                        self._cv.notify()
-                        return False
-            self._jobs.append((key, fn))
-            self._cv.notify()
-            return True
-
-    @property
-    def idle(self) -> bool:
-        with self._cv:
-            return not self._jobs and not self._busy
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._jobs and not self._closed:
-                    self._cv.wait()
-                if self._closed:
-                    return
-                _, fn = self._jobs.popleft()
-                self._busy = True
-            try:
-                fn()
-            except Exception:                        # noqa: BLE001 - a bug; keep the GUI alive
-                log.error("GUI worker job failed:\n%s", traceback.format_exc())
-            finally:
-                with self._cv:
-                    self._busy = False
-                if self._on_done is not None:
-                    self._on_done()
-
-    def shutdown(self, timeout: float) -> bool:
-        with self._cv:
-            self._closed = True
-            self._jobs.clear()
-            self._cv.notify_all()
-        self._thread.join(max(0.0, timeout))
-        return not self._thread.is_alive()
-
-
-class _CountingWorker(JobWorker):
-    """The controller's worker: counts queued jobs on the GUI thread (see Controller.idle)."""
-
-    def __init__(self, controller: "Controller") -> None:
-        self._controller = controller
-        super().__init__(on_done=controller._job_done.emit)
-
-    def submit(self, fn: Callable[[], None], key: str | None = None) -> bool:
-        added = super().submit(fn, key)
-        if added:
-            self._controller._outstanding += 1
-        return added
-
-
-# ----------------------------------------------------------------------------------------------
-# Sources for the pipeline
-
-
-class PacedSource:
-    """A FrameSource wrapper that yields frames no faster than real time x speed.
-
-    Files decode much faster than real time; the live pipeline keeps only the newest frame, so
-    pacing the reader is what makes playback run at the video's own rate. Cameras are paced
-    by the device and pass straight through. close() only ends this wrapper's iteration: the
-    controller owns the wrapped source and reuses it for the next play segment.
-    """
-
-    def __init__(self, source: Any, speed: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.source = source
-        self._speed = max(0.01, float(speed))
-        self._clock = clock
-        self._stop = threading.Event()
-        self._anchor: tuple[float, float] | None = None   # (wall clock, media time)
-
-    def __getattr__(self, name: str) -> Any:          # fps, frame_count, name, warnings...
-        return getattr(self.source, name)
-
-    @property
-    def speed(self) -> float:
-        return self._speed
-
-    @speed.setter
-    def speed(self, value: float) -> None:
-        self._speed = max(0.01, float(value))
-        self._anchor = None                           # re-anchor: no jump after a change
-
-    def seek(self, index: int) -> None:
-        self.source.seek(index)
-        self._anchor = None
-
-    def close(self) -> None:
-        self._stop.set()
-
-    def _media_time(self, frame: Frame) -> float:
-        if getattr(self.source, "fps", None):
-            return float(frame.time_s)
-        return frame.index / DEFAULT_FOLDER_FPS
-
-    def _wait_for(self, frame: Frame) -> None:
-        t = self._media_time(frame)
-        while not self._stop.is_set():
-            now = self._clock()
-            if self._anchor is None:
-                self._anchor = (now, t)
-                return
-            wall0, t0 = self._anchor
-            delay = wall0 + (t - t0) / self._speed - now
-            if delay <= 0:
-                if delay < -0.25 or t < t0:
-                    # behind (slow decode) or moved backwards: restart the clock rather
-                    # than racing to catch up
-                    self._anchor = (now, t)
-                return
-            self._stop.wait(min(delay, 0.05))         # short waits: speed changes apply fast
-
-    def __iter__(self) -> Iterator[Frame]:
-        for frame in self.source:
-            if self._stop.is_set():
-                return
-            if not getattr(self.source, "is_live", False):
-                self._wait_for(frame)
-                if self._stop.is_set():
-                    return
-            yield frame
-
-
-# ----------------------------------------------------------------------------------------------
-# What the GUI is told
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    config: EngineConfig
-    description: str
-    device: str
-    has_attention: bool
-    num_layers: int                 # layers the attention controls range over
-    attention_kind: str = ""        # "encoder" (TransPose maps), "decoder" (TFPose) or ""
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    spec: str
-    name: str
-    frame_count: int | None
-    fps: float | None
-    duration_s: float | None
-    size_hw: tuple[int, int]
-    is_live: bool
-    kind: str                   # video | folder | image | camera
-
-
-@dataclass(frozen=True)
-class PlaybackStats:
-    input_fps: float
-    processed_fps: float
-    latency_ms: float
-    dropped: int
-
-
-def engine_info(engine: Engine) -> EngineInfo:
-    """What the window needs to know of a loaded engine. TransPose explains with its encoder
-    attention (maps over the image, per encoder layer), TFPose with its decoder attention
-    (joint-to-joint weights and sampling points, per decoder layer); the others have none."""
-    pose = engine.pose
-    model_config = getattr(pose, "model_config", None)
-    kind, layers = "", 0
-    if model_config is not None and hasattr(model_config, "n_layers"):
-        kind, layers = "encoder", int(model_config.n_layers or 0)
-    elif model_config is not None and hasattr(model_config, "dec_layers"):
-        kind, layers = "decoder", int(model_config.dec_layers or 0)
-    has_attention = bool(kind)
-    device = str(getattr(pose, "device", "cpu"))
-    if not has_attention:
-        device = "cpu (LiteRT)"
-    return EngineInfo(engine.config, engine.pose_description, device, has_attention, layers,
-                      kind)
-
-
-def source_info(spec: str, source: Any) -> SourceInfo:
-    from core.video import CameraSource, ImageFolderSource, SingleImageSource
-    kind = ("camera" if isinstance(source, CameraSource) else
-            "folder" if isinstance(source, ImageFolderSource) else
-            "image" if isinstance(source, SingleImageSource) else "video")
-    fps = source.fps
-    count = source.frame_count
-    duration = getattr(source, "duration_s", None)
-    if duration is None and count:
-        duration = count / (fps or DEFAULT_FOLDER_FPS)
-    return SourceInfo(str(spec), source.name, count, fps, duration, tuple(source.size_hw),
-                      bool(source.is_live), kind)
-
-
-def _same_models(a: EngineConfig, b: EngineConfig) -> bool:
-    return (a.model, a.device, a.flip_test) == (b.model, b.device, b.flip_test)
-
-
-# ----------------------------------------------------------------------------------------------
 
 
 class Controller(QObject):
@@ -340,7 +67,7 @@ class Controller(QObject):
         # Jobs counted on the GUI thread: a job is finished for the GUI only when its
         # "done" signal arrives, i.e. after every result it posted (same queue, in order).
         self._outstanding = 0
-        self.worker = _CountingWorker(self)
+        self.worker = CountingWorker(on_added=self._count_job, on_done=self._job_done.emit)
         # --- GUI-thread state
         self._epoch = 0                    # bumped by every transport change: stale results drop
         self._playing = False
@@ -356,6 +83,7 @@ class Controller(QObject):
         self._open_start = 0
         self._frames_done = 0              # frames processed by earlier live pipelines
         self._closed = False
+        self._last_stats: tuple[float, int, int] | None = None   # (time, frames in, out)
         # --- worker-thread state (only touched inside jobs)
         self._w_engine: Engine | None = None
         self._w_source: Any = None
@@ -367,6 +95,12 @@ class Controller(QObject):
         self._active: set[PosePipeline] = set()
         self._active_lock = threading.Lock()
 
+        self._connect_worker_results()
+        self._poll = self._start_timer(poll_ms, self._poll_pipeline)
+        self._stats_timer = self._start_timer(500, self._update_stats)
+
+    def _connect_worker_results(self) -> None:
+        """The worker's internal signals, delivered (queued) on the GUI thread."""
         self._live_started.connect(self._on_live_started)
         self._still_done.connect(self._on_still_done)
         self._worker_message.connect(self.message)
@@ -374,15 +108,13 @@ class Controller(QObject):
         self._engine_result.connect(self._on_engine_result)
         self._source_result.connect(self._on_source_result)
         self._job_done.connect(self._on_job_done)
-        self._poll = QTimer(self)
-        self._poll.setInterval(poll_ms)
-        self._poll.timeout.connect(self._poll_pipeline)
-        self._poll.start()
-        self._stats_timer = QTimer(self)
-        self._stats_timer.setInterval(500)
-        self._stats_timer.timeout.connect(self._update_stats)
-        self._stats_timer.start()
-        self._last_stats: tuple[float, int, int] | None = None
+
+    def _start_timer(self, interval_ms: int, slot: Callable[[], None]) -> QTimer:
+        timer = QTimer(self)
+        timer.setInterval(interval_ms)
+        timer.timeout.connect(slot)
+        timer.start()
+        return timer
 
     # ---- read-only state ---------------------------------------------------------------------
     @property
@@ -420,6 +152,9 @@ class Controller(QObject):
         """No job queued or running, and every result of the finished ones delivered."""
         return self._outstanding == 0 and not self._engine_pending
 
+    def _count_job(self) -> None:
+        self._outstanding += 1             # on the GUI thread: every submit happens there
+
     @Slot()
     def _on_job_done(self) -> None:
         self._outstanding = max(0, self._outstanding - 1)
@@ -442,18 +177,10 @@ class Controller(QObject):
         self._stop_live_worker()
         old = self._w_engine
         label = f"Loading model {config.model}…"
-        if old is None or not _same_models(old.config, config):
+        if old is None or not same_models(old.config, config):
             self.busy_changed.emit(True, label)
         try:
-            if old is not None and _same_models(old.config, config):
-                # same pose model: keep it; a new detector only when that changed
-                detector = old.detector
-                if old.config.detector != config.detector:
-                    from core.detection import create_detector
-                    detector = create_detector(config.detector)
-                engine = Engine(config, detector, old.pose, old.pose_description)
-            else:
-                engine = build_engine(config, progress=False)
+            engine = self._new_engine(config, old)
         except StudioError as e:
             self.busy_changed.emit(False, "")
             self._engine_result.emit(None, str(e), resume)
@@ -469,6 +196,18 @@ class Controller(QObject):
         settle_garbage_collector()
         self.busy_changed.emit(False, "")
         self._engine_result.emit(engine_info(engine), "", resume)
+
+    @staticmethod
+    def _new_engine(config: EngineConfig, old: Engine | None) -> Engine:
+        """The engine for `config`: a fresh build, or the old one's pose model kept."""
+        if old is not None and same_models(old.config, config):
+            # same pose model: keep it; a new detector only when that changed
+            detector = old.detector
+            if old.config.detector != config.detector:
+                from core.detection import create_detector
+                detector = create_detector(config.detector)
+            return Engine(config, detector, old.pose, old.pose_description)
+        return build_engine(config, progress=False)
 
     @Slot(object, str, bool)
     def _on_engine_result(self, info: EngineInfo | None, error: str, resume: bool) -> None:
@@ -511,17 +250,21 @@ class Controller(QObject):
             log.error("opening %s failed:\n%s", spec, traceback.format_exc())
             self._source_result.emit(None, f"{spec}: cannot be opened ({e})", autoplay, epoch)
             return
-        if self._w_source is not None:
-            self._w_source.close()
-        self._w_source, self._w_spec = source, spec
-        if self._w_engine is not None:
-            self._w_tracker = self._w_engine.tracker("batch")
+        self._replace_source(source, spec)
         try:
             info = source_info(spec, source)
         except StudioError as e:
             self._source_result.emit(None, str(e), autoplay, epoch)
             return
         self._source_result.emit(info, "", autoplay, epoch)
+
+    def _replace_source(self, source: Any, spec: str) -> None:
+        """Close the worker's old source, keep this one, and start a new tracker for it."""
+        if self._w_source is not None:
+            self._w_source.close()
+        self._w_source, self._w_spec = source, spec
+        if self._w_engine is not None:
+            self._w_tracker = self._w_engine.tracker("batch")
 
     @Slot(object, str, bool, int)
     def _on_source_result(self, info: SourceInfo | None, error: str, autoplay: bool,
@@ -689,9 +432,14 @@ class Controller(QObject):
             # a reader still inside a read: close the source to free it, reopen on demand
             self._w_source.close()
             self._w_source = None
+        return self._newest_frame(live)
+
+    @staticmethod
+    def _newest_frame(pipeline: PosePipeline) -> PoseFrame | None:
+        """Drain a stopped pipeline's frames: the newest one, None when it had none."""
         newest = None
         while True:
-            ev = live.latest()
+            ev = pipeline.latest()
             if ev is None or not isinstance(ev, PoseFrame):
                 break
             newest = ev
@@ -716,15 +464,8 @@ class Controller(QObject):
         engine = self._w_engine
         if engine is None:
             return                      # the engine job will restart playback when it is done
-        try:
-            source = self._ensure_source()
-            if source is None:
-                return
-            if not source.is_live:
-                source.seek(start)
-        except StudioError as e:
-            self._worker_message.emit("error", str(e))
-            self._finished_note.emit("", epoch)
+        source = self._source_at(start, epoch)
+        if source is None:
             return
         if self._w_tracker is None:
             self._w_tracker = engine.tracker("batch")
@@ -733,16 +474,35 @@ class Controller(QObject):
             # the tracks, so ids stay the same across pause/play
             self._w_tracker.reset()
         paced = PacedSource(source, speed)
-        # The GUI shares one tracker between playback and still frames; it is the engine's
-        # "batch" tracker (people shown from their first frame) so that a paused or seeked
-        # frame shows everyone at once instead of waiting for confirmations.
-        pipeline = PosePipeline(paced, engine.detector, engine.pose, self._w_tracker,
-                                PipelineConfig(mode="live", detect_every=engine.config.detect_every,
-                                               keep_images=True, attention=attention))
+        pipeline = self._new_live_pipeline(engine, paced, attention)
         if not self._start_registered(pipeline):
             return
         self._w_live, self._w_paced = pipeline, paced
         self._live_started.emit(pipeline, epoch)
+
+    def _source_at(self, start: int, epoch: int) -> Any:
+        """The worker's source, at frame `start` unless live; None when there is none or it
+        failed (then the error is shown and playback ends)."""
+        try:
+            source = self._ensure_source()
+            if source is None:
+                return None
+            if not source.is_live:
+                source.seek(start)
+        except StudioError as e:
+            self._worker_message.emit("error", str(e))
+            self._finished_note.emit("", epoch)
+            return None
+        return source
+
+    def _new_live_pipeline(self, engine: Engine, paced: PacedSource,
+                           attention: bool) -> PosePipeline:
+        # The GUI shares one tracker between playback and still frames; it is the engine's
+        # "batch" tracker (people shown from their first frame) so that a paused or seeked
+        # frame shows everyone at once instead of waiting for confirmations.
+        return PosePipeline(paced, engine.detector, engine.pose, self._w_tracker,
+                            PipelineConfig(mode="live", detect_every=engine.config.detect_every,
+                                           keep_images=True, attention=attention))
 
     def _job_still(self, index: int, attention: bool, epoch: int, fresh: bool) -> None:
         """One frame through the pipeline (detector, pose, tracker) while paused."""
@@ -752,30 +512,43 @@ class Controller(QObject):
         if fresh and self._w_tracker is not None:
             self._w_tracker.reset()
         engine = self._w_engine
-        try:
-            source = self._ensure_source()
-            if source is None:
-                return
-            frame = source.read_at(index)
-        except StudioError as e:
-            self._worker_message.emit("error", str(e))
+        frame = self._read_frame(index)
+        if frame is None:
             return
         if self._w_tracker is None:
             self._w_tracker = engine.tracker("batch")
+        result = self._still_step(engine, frame, index, attention)
+        if result is not None and epoch == self._epoch and not self._closed:
+            self._still_done.emit(result, epoch)
+
+    def _read_frame(self, index: int) -> Frame | None:
+        """Frame `index` of the worker's source; None when there is none or it failed
+        (then the error is shown)."""
+        try:
+            source = self._ensure_source()
+            if source is None:
+                return None
+            return source.read_at(index)
+        except StudioError as e:
+            self._worker_message.emit("error", str(e))
+            return None
+
+    def _still_step(self, engine: Engine, frame: Frame, index: int,
+                    attention: bool) -> PoseFrame | None:
+        """Detector, pose and tracker on frame `index`; None when that failed (the error is
+        shown)."""
         # the same per-frame step as playback and the CLI; a still frame always re-detects
         step = PoseStep(engine.detector, engine.pose, self._w_tracker,
                         StepConfig(detect_every=1, keep_images=True, attention=attention))
         try:
-            result = step(frame)
+            return step(frame)
         except StudioError as e:
             self._worker_message.emit("error", f"frame {index}: {e}")
-            return
+            return None
         except Exception as e:                       # noqa: BLE001
             log.error("still frame %d failed:\n%s", index, traceback.format_exc())
             self._worker_message.emit("error", f"frame {index} could not be processed: {e}")
-            return
-        if epoch == self._epoch and not self._closed:
-            self._still_done.emit(result, epoch)
+            return None
 
     def _job_attention(self, frame: PoseFrame, epoch: int) -> None:
         """The paused frame's attention: the pose model once, on the people already shown."""
@@ -848,7 +621,10 @@ class Controller(QObject):
         if isinstance(ev, PoseFrame):
             self._show(ev)
             return
-        # a PipelineFinished or PipelineError: playback ends here
+        self._playback_ended(live, ev)
+
+    def _playback_ended(self, live: PosePipeline, ev: Any) -> None:
+        """A PipelineFinished or PipelineError: playback ends here."""
         note = ""
         if isinstance(ev, PipelineError):
             err = ev.error
@@ -900,6 +676,13 @@ class Controller(QObject):
         self._live = None
         self._poll.stop()
         self._stats_timer.stop()
+        ok = self._join_threads(pipelines, timeout)
+        if self._w_source is not None and ok:
+            self._w_source.close()
+        return ok
+
+    def _join_threads(self, pipelines: list[PosePipeline], timeout: float) -> bool:
+        """Stop the pipelines and the worker within `timeout` s; True when all ended."""
         deadline = time.monotonic() + timeout
         # stop() of every pipeline first (they end in parallel), then join each
         for p in pipelines:
@@ -908,6 +691,4 @@ class Controller(QObject):
         for p in pipelines:
             ok &= p.stop(timeout=max(0.05, deadline - time.monotonic()))
         ok &= self.worker.shutdown(max(0.05, deadline - time.monotonic()))
-        if self._w_source is not None and ok:
-            self._w_source.close()
         return ok

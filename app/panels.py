@@ -17,7 +17,7 @@ from core import catalogue
 from core.engine import EngineConfig
 from core.keypoints import COCO_KEYPOINT_NAMES
 
-from .controller import EngineInfo, SourceInfo
+from .infos import EngineInfo, SourceInfo
 from .overlay import OverlaySettings
 
 BROWSE = "__browse__"
@@ -179,9 +179,28 @@ class TransportBar(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        st = self.style()
         lay = QHBoxLayout(self)
         lay.setContentsMargins(6, 2, 6, 4)
+        self._add_buttons(lay)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.slider.setToolTip("Frame position")
+        lay.addWidget(self.slider, 1)
+        self.time_label = self._build_time_label()
+        lay.addWidget(self.time_label)
+        self.speed_combo = self._build_speed_combo()
+        lay.addWidget(self.speed_combo)
+
+        self._connect_signals()
+        self._count: int | None = None
+        self._duration: float | None = None
+        self._fps: float | None = None
+        self.set_source(None)
+
+    # ---- building ------------------------------------------------------------------------------
+    def _add_buttons(self, lay: QHBoxLayout) -> None:
+        """Home, one back, play/pause, one forward, End."""
+        st = self.style()
 
         def button(icon: QStyle.StandardPixmap, tip: str) -> QToolButton:
             b = QToolButton()
@@ -198,28 +217,32 @@ class TransportBar(QWidget):
         self.forward_button = button(QStyle.StandardPixmap.SP_MediaSeekForward,
                                      "One frame forward (Right)")
         self.end_button = button(QStyle.StandardPixmap.SP_MediaSkipForward, "Last frame (End)")
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.slider.setToolTip("Frame position")
-        lay.addWidget(self.slider, 1)
-        self.time_label = QLabel(format_time(None))
+
+    @staticmethod
+    def _build_time_label() -> QLabel:
+        label = QLabel(format_time(None))
         # fixed width, digits of equal width: a new time never re-lays out the window
-        font = self.time_label.font()
+        font = label.font()
         font.setStyleHint(font.StyleHint.Monospace)
         font.setFamily("monospace")
-        self.time_label.setFont(font)
-        self.time_label.setFixedWidth(self.time_label.fontMetrics().horizontalAdvance(
+        label.setFont(font)
+        label.setFixedWidth(label.fontMetrics().horizontalAdvance(
             "00:00.000 / 00:00.000   frame 00000 / 00000") + 12)
-        self.time_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        lay.addWidget(self.time_label)
-        self.speed_combo = QComboBox()
-        self.speed_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.speed_combo.setToolTip("Playback speed")
-        for s in SPEEDS:
-            self.speed_combo.addItem(f"{s:g}×", s)
-        self.speed_combo.setCurrentIndex(SPEEDS.index(1.0))
-        lay.addWidget(self.speed_combo)
+        label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return label
 
+    @staticmethod
+    def _build_speed_combo() -> QComboBox:
+        combo = QComboBox()
+        combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        combo.setToolTip("Playback speed")
+        for s in SPEEDS:
+            combo.addItem(f"{s:g}×", s)
+        combo.setCurrentIndex(SPEEDS.index(1.0))
+        return combo
+
+    # ---- wiring --------------------------------------------------------------------------------
+    def _connect_signals(self) -> None:
         self.play_button.clicked.connect(self.play_clicked)
         self.back_button.clicked.connect(lambda: self.step_requested.emit(-1))
         self.forward_button.clicked.connect(lambda: self.step_requested.emit(1))
@@ -234,10 +257,6 @@ class TransportBar(QWidget):
         self._seek_timer.timeout.connect(lambda: self.seek_requested.emit(self.slider.value()))
         self.slider.valueChanged.connect(self._slider_moved)
         self.slider.sliderReleased.connect(self._slider_released)
-        self._count: int | None = None
-        self._duration: float | None = None
-        self._fps: float | None = None
-        self.set_source(None)
 
     @property
     def dragging(self) -> bool:
@@ -322,12 +341,33 @@ class SettingsPanel(QWidget):
         super().__init__(parent)
         self._detect_every = EngineConfig().detect_every
         self._engine_info: EngineInfo | None = None
+        self._attention_kind = ""
+        self._point_set = False
+        self._last_model = "auto"
+        self._last_detector = "auto"
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
+        self.model_group = self._build_model_group()
+        lay.addWidget(self.model_group)
+        lay.addWidget(self._build_skeleton_group())
+        self.attention_group = self._build_attention_group()
+        lay.addWidget(self.attention_group)
+        lay.addStretch(1)
+        self._set_layers(0)
 
-        # --- model ----------------------------------------------------------------------------
-        self.model_group = QGroupBox("Model")
-        form = QFormLayout(self.model_group)
+        self._connect_engine_controls()
+        self._connect_overlay_controls()
+        self._update_labels()
+        self._attention_tips = {w: w.toolTip() for w in (
+            self.attention_check, self.keypoint_combo, self.layer_combo, self.delta_slider,
+            self.scale_combo, self.opacity_slider, self.clear_point_button)}
+        self.set_engine_info(None)
+
+    # ---- building ------------------------------------------------------------------------------
+    def _build_model_group(self) -> QGroupBox:
+        """Pose model, detector, device and smoothing, and the loaded model's description."""
+        group = QGroupBox("Model")
+        form = QFormLayout(group)
         self.model_combo = QComboBox()
         for entry in catalogue.pose_models():           # the CLI's --model choices
             if entry.label:
@@ -361,11 +401,12 @@ class SettingsPanel(QWidget):
         self.model_status.setWordWrap(True)
         self.model_status.setStyleSheet("color: palette(mid);")
         form.addRow(self.model_status)
-        lay.addWidget(self.model_group)
+        return group
 
-        # --- skeleton overlay -----------------------------------------------------------------
-        g = QGroupBox("Skeleton overlay")
-        form = QFormLayout(g)
+    def _build_skeleton_group(self) -> QGroupBox:
+        """What is drawn of each person, and the confidence threshold."""
+        group = QGroupBox("Skeleton overlay")
+        form = QFormLayout(group)
         self.skeleton_check = QCheckBox("Skeleton (bones by side, joints by confidence)")
         self.skeleton_check.setChecked(True)
         self.ids_check = QCheckBox("Track id labels")
@@ -377,11 +418,13 @@ class SettingsPanel(QWidget):
         self.threshold_slider = _slider(0, 100, 30, "Keypoints less confident than this are hidden")
         self.threshold_label = QLabel()
         form.addRow("Confidence", self._with_label(self.threshold_slider, self.threshold_label))
-        lay.addWidget(g)
+        return group
 
-        # --- attention --------------------------------------------------------------------------
-        self.attention_group = QGroupBox("Attention (TransPose)")
-        form = QFormLayout(self.attention_group)
+    def _build_attention_group(self) -> QGroupBox:
+        """The attention overlay: keypoint, layer, threshold, colours, opacity, clicked point
+        and (TFPose) the joint-dependency matrix."""
+        group = QGroupBox("Attention (TransPose)")
+        form = QFormLayout(group)
         self.attention_check = QCheckBox("Show attention")
         form.addRow(self.attention_check)
         self.keypoint_combo = QComboBox()
@@ -418,15 +461,10 @@ class SettingsPanel(QWidget):
         self.matrix_check.setToolTip(MATRIX_TIP)
         self.matrix_check.setVisible(False)              # TFPose only
         form.addRow(self.matrix_check)
-        self._attention_kind = ""
-        self._point_set = False
-        lay.addWidget(self.attention_group)
-        lay.addStretch(1)
-        self._set_layers(0)
+        return group
 
-        # --- wiring -----------------------------------------------------------------------------
-        self._last_model = "auto"
-        self._last_detector = "auto"
+    # ---- wiring --------------------------------------------------------------------------------
+    def _connect_engine_controls(self) -> None:
         self.model_combo.activated.connect(self._model_activated)
         self.detector_combo.activated.connect(self._detector_activated)
         self.device_combo.activated.connect(lambda _: self._emit_engine())
@@ -437,6 +475,8 @@ class SettingsPanel(QWidget):
         self._strength_timer.setInterval(400)
         self._strength_timer.timeout.connect(self._emit_engine)
         self.strength_spin.valueChanged.connect(lambda _: self._strength_timer.start())
+
+    def _connect_overlay_controls(self) -> None:
         for c in (self.skeleton_check, self.ids_check, self.boxes_check, self.trails_check):
             c.toggled.connect(lambda _: self._emit_overlay())
         for s in (self.threshold_slider, self.delta_slider, self.opacity_slider):
@@ -447,11 +487,6 @@ class SettingsPanel(QWidget):
         self.matrix_check.toggled.connect(lambda _: self._emit_overlay())
         self.attention_check.toggled.connect(self._attention_changed)
         self.clear_point_button.clicked.connect(self.clear_point_requested)
-        self._update_labels()
-        self._attention_tips = {w: w.toolTip() for w in (
-            self.attention_check, self.keypoint_combo, self.layer_combo, self.delta_slider,
-            self.scale_combo, self.opacity_slider, self.clear_point_button)}
-        self.set_engine_info(None)
 
     @staticmethod
     def _with_label(slider: QSlider, label: QLabel) -> QWidget:
