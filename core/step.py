@@ -3,11 +3,15 @@
 `PoseStep` is the whole per-frame logic as a plain callable (``step(frame) -> PoseFrame``),
 in the spirit of rtmlib's ``PoseTracker``:
 
-* **detector schedule**: the detector runs on the first frame, every ``detect_every``
-  frames, and whenever a followed person is lost; in between, each person's box follows
-  their previous keypoints (``boxes_from_keypoints``). With ``keep_undetected`` a followed
-  person the detector misses stays while their pose stays confident (detectors miss
-  backlit, leaping or lying people);
+* **detector schedule**: the detector runs on the first frame and every ``detect_every``
+  frames; in between, each person's box follows their previous keypoints
+  (``boxes_from_keypoints``). A person lost after being followed for a while brings the
+  detector back at once; one lost right after a detector pass (a false detection, or a
+  pose too weak to follow) is dropped until the next scheduled pass, and an empty scene is
+  searched on the schedule too, not on every frame (both used to re-run the detector on
+  most frames of crowded or empty footage). With ``keep_undetected`` a followed person the
+  detector misses stays while their pose stays confident (detectors miss backlit, leaping
+  or lying people);
 * **pose** on all of the frame's boxes in one batch (several frames at once when the
   detector runs on every frame and the backend has ``predict_many``);
 * **pose NMS**: poses that are not people (under 3 confident keypoints) or repeat another
@@ -102,7 +106,8 @@ class PoseStep:
         self.detector_runs = 0
         self.stage = "detector"          # the stage now running (for error reports)
         self._followed = NO_BOXES        # boxes that follow the last frame's people
-        self._since_detect = 0
+        self._since_detect = 0           # frames since the detector ran (0: run it now)
+        self._lost = False               # someone followed was lost on the last frame
 
     # ---- the whole step ------------------------------------------------------------
     def __call__(self, frame: Frame) -> PoseFrame:
@@ -116,6 +121,15 @@ class PoseStep:
     def reset_inference(self) -> None:
         self._followed = NO_BOXES
         self._since_detect = 0
+        self._lost = False
+
+    def _detector_due(self) -> bool:
+        c = self.config
+        if self._since_detect == 0 or self._since_detect >= c.detect_every:
+            return True
+        # lost after being followed for a while: look again now; lost right after a
+        # detector pass: that pass is what found them, wait for the schedule
+        return self._lost and self._since_detect > 1
 
     # ---- first half: detector + pose -----------------------------------------------
     def infer(self, frames: Sequence[Frame]) -> list[FrameInference]:
@@ -127,8 +141,7 @@ class PoseStep:
             raise ValueError("several frames per call need detect_every=1")
         plans = []
         for frame in frames:
-            lost = len(self._followed) == 0 or bool(np.isnan(self._followed).any())
-            if self._since_detect == 0 or lost or self._since_detect >= c.detect_every:
+            if self._detector_due():
                 boxes, ms = self._detect(frame, self._followed if c.detect_every > 1 else None)
                 plans.append((frame, boxes, True, ms))
                 self._since_detect = 1
@@ -147,12 +160,14 @@ class PoseStep:
                for (f, b, detected, ms), est in zip(plans, estimates)]
         last = out[-1]
         est = last.estimate
-        self._followed = boxes_from_keypoints(
+        followed = boxes_from_keypoints(
             est.keypoints, est.scores, c.min_keypoint_score, c.box_margin,
             last.frame.size_hw) if len(est.keypoints) else NO_BOXES
-        # everyone's followed box collapsed: the next frame re-detects
-        if len(self._followed) and np.isnan(self._followed).all():
-            self._followed = NO_BOXES
+        found = np.isfinite(followed).all(axis=1)
+        # lost: given to the pose model but not followed on (too weak to follow, or
+        # dropped by pose NMS as not a person); they come back through the detector
+        self._followed = followed[found]
+        self._lost = len(self._followed) < len(last.boxes)
         self.stage = "detector"
         return out
 
@@ -167,8 +182,7 @@ class PoseStep:
         c = self.config
         boxes = det.boxes[np.argsort(-det.scores)[: c.max_people]]
         if c.keep_undetected and followed is not None and len(followed):
-            followed = followed[np.isfinite(followed).all(axis=1)]
-            if len(followed) and len(boxes):
+            if len(boxes):
                 followed = followed[box_iou(followed, boxes).max(axis=1) < 0.3]
             if len(followed):
                 boxes = np.concatenate([boxes, followed.astype(boxes.dtype)])[: c.max_people]

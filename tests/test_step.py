@@ -32,7 +32,7 @@ def test_detector_runs_on_schedule_and_boxes_follow_keypoints():
     assert out[0].timings_ms["detect"] > 0 and out[1].timings_ms["detect"] == 0
 
 
-def test_lost_person_and_reset_rerun_the_detector():
+def test_reset_runs_the_detector_on_the_next_frame():
     class Nobody:
         calls = 0
 
@@ -44,9 +44,11 @@ def test_lost_person_and_reset_rerun_the_detector():
     tracker = PassTracker()
     step = PoseStep(det, FakePose(), tracker, StepConfig(detect_every=5))
     assert [len(step(f).people) for f in frames(3)] == [0, 0, 0]
-    assert det.calls == 3                                   # nobody followed: detect again
+    assert det.calls == 1                                   # empty: the schedule decides
     step.reset()
     assert tracker.resets == 1
+    step(frames(1)[0])
+    assert det.calls == 2
 
 
 def test_several_frames_at_once_need_the_detector_on_every_frame():
@@ -88,3 +90,57 @@ def test_step_frame_by_frame_equals_the_threaded_pipeline(shipped_engine):
             maps = a.attention
             assert maps is not None
             assert max(p.row for p in a.people) < len(maps.centers)
+
+
+class FadingPose(FakePose):
+    """Confident keypoints, except for frames listed in `weak` (all scores 0.1: lost)."""
+
+    def __init__(self, weak: set[int]) -> None:
+        super().__init__()
+        self.weak = weak
+
+    def __call__(self, image, boxes=None, *, attention=False):
+        est = super().__call__(image, boxes, attention=attention)
+        if int(image[0, 0, 0]) in self.weak:
+            est.scores[:] = 0.1
+        return est
+
+
+def test_an_empty_scene_is_searched_on_the_schedule_not_every_frame():
+    class Nobody:
+        calls = 0
+
+        def __call__(self, image):
+            from core.types import Detections
+            self.calls += 1
+            return Detections()
+    det = Nobody()
+    step = PoseStep(det, FakePose(), PassTracker(), StepConfig(detect_every=5))
+    for f in frames(11):
+        step(f)
+    assert det.calls == 3                                   # frames 0, 5, 10
+
+
+def test_a_person_lost_after_being_followed_brings_the_detector_back_at_once():
+    det = OneBoxDetector()
+    # frame 3: followed since frame 0, then lost -> detector on frame 4 (not 5)
+    step = PoseStep(det, FadingPose({3}), PassTracker(), StepConfig(detect_every=5))
+    ran = []
+    for f in frames(6):
+        before = det.calls
+        step(f)
+        ran.append(det.calls > before)
+    assert ran == [True, False, False, False, True, False]
+
+
+def test_a_person_lost_right_after_a_detector_pass_waits_for_the_schedule():
+    det = OneBoxDetector()
+    # frame 0 detected but too weak to follow: no detector pass on frames 1-4 (the old
+    # schedule re-ran it on every frame while the pose stayed weak)
+    step = PoseStep(det, FadingPose({0, 5}), PassTracker(), StepConfig(detect_every=5))
+    ran = []
+    for f in frames(7):
+        before = det.calls
+        step(f)
+        ran.append(det.calls > before)
+    assert ran == [True, False, False, False, False, True, False]
