@@ -1,0 +1,39 @@
+"""The CUDA paths against the CPU (skipped without a GPU; benchmarks/gpu_check.py runs the
+same checks with timings on a GPU machine)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="no CUDA GPU on this machine")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _gpu_check():
+    spec = importlib.util.spec_from_file_location("gpu_check",
+                                                  ROOT / "benchmarks" / "gpu_check.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("variant", ["tp-r-a3", "tp-h-a4"])
+def test_cuda_keypoints_equal_cpu_in_fp32_and_bf16(variant):
+    gc = _gpu_check()
+    rows = gc.check_correctness(variant, lambda: gc.reference_model(variant), "cuda",
+                                gc.read_photo())
+    assert {r["precision"] for r in rows} == {"fp32", "bf16"}
+    for r in rows:
+        assert r["ok"], r
+
+
+def test_cuda_pipeline_runs_the_shipped_model_end_to_end():
+    gc = _gpu_check()
+    e = gc.end_to_end("cuda", gc.CLIP, 30)
+    assert e["frames"] == 30 and e["pose_calls"] >= 30 and np.isfinite(e["e2e_fps"])
