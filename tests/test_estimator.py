@@ -152,3 +152,15 @@ def test_no_people_gives_an_empty_estimate(estimator, photo):
     assert len(est) == 0 and est.attention is None
     many = estimator.predict_many([(photo, np.zeros((0, 4))), (photo, [[18, 9.5, 350, 502]])])
     assert [len(e) for e in many] == [0, 1]
+
+
+def test_device_normalisation_equals_the_numpy_path():
+    """The GPU path normalises uint8 crops in torch; on any device it must give what the
+    CPU path's to_input_tensor gives (same arithmetic, float32)."""
+    from core.pose.preprocess import normalise_on_device, to_input_tensor
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (3, 256, 192, 3), dtype=np.uint8)
+    ref = to_input_tensor(crops)
+    got = normalise_on_device(torch.from_numpy(crops))
+    assert got.shape == ref.shape == (3, 3, 256, 192)
+    torch.testing.assert_close(got, ref, atol=1e-6, rtol=0)

@@ -24,7 +24,8 @@ from .attention import AttentionMaps, tokens_from_heatmap_coords
 from .decoder_attention import DecoderAttention
 from ..types import PoseEstimate, validate_boxes  # noqa: F401 - re-exported (older imports)
 from .postprocess import decode_heatmaps, flip_back, heatmap_to_image
-from .preprocess import BOX_PADDING, box_to_center_scale, crop_person, to_input_tensor
+from .preprocess import (BOX_PADDING, box_to_center_scale, crop_person, normalise_on_device,
+                         to_input_tensor)
 
 
 @dataclass(frozen=True)
@@ -133,14 +134,28 @@ class TopDownEstimator:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _batches(self, inputs: torch.Tensor):
-        """(batch on the device, with its mirrored copy appended when flip_test is on)."""
+    def _batches(self, inputs: torch.Tensor | np.ndarray):
+        """(batch on the device, with its mirrored copy appended when flip_test is on).
+
+        ``inputs``: normalised (N, 3, H, W) float crops, or (N, H, W, 3) uint8 RGB crops. On
+        CUDA uint8 crops travel as they are (a quarter of float32's bytes) from pinned
+        memory and are normalised and flipped on the GPU; on the CPU they take the numpy
+        path, so CPU results do not change."""
         bs = max(1, self.config.batch_size)
+        cuda = self.device.type == "cuda"
         for i in range(0, len(inputs), bs):
-            x = inputs[i:i + bs].to(self.device, non_blocking=True)
+            chunk = inputs[i:i + bs]
+            if isinstance(chunk, np.ndarray):
+                if cuda:
+                    x = normalise_on_device(torch.from_numpy(np.ascontiguousarray(chunk))
+                                            .pin_memory().to(self.device, non_blocking=True))
+                else:
+                    x = to_input_tensor(chunk)
+            else:
+                x = chunk.to(self.device, non_blocking=True)
             yield torch.cat([x, x.flip(3)]) if self.config.flip_test else x
 
-    def _infer(self, inputs: torch.Tensor, explain: bool) -> Any:
+    def _infer(self, inputs: torch.Tensor | np.ndarray, explain: bool) -> Any:
         raise NotImplementedError
 
     def _finish(self, b: np.ndarray, centers: np.ndarray, scales: np.ndarray, result: Any,
@@ -173,7 +188,7 @@ class TopDownEstimator:
         attention=True adds the model's explanation to each PoseEstimate."""
         prepared = [self._prepare(image, boxes) for image, boxes in requests]
         crops = np.concatenate([p[3] for p in prepared]) if prepared else None
-        result = self._infer(to_input_tensor(crops), explain=attention and len(crops) > 0)
+        result = self._infer(crops, explain=attention and len(crops) > 0)
         out, start = [], 0
         for b, centers, scales, _ in prepared:
             end = start + len(b)
@@ -188,10 +203,11 @@ class TransPoseEstimator(TopDownEstimator):
     kind = "TransPose"
 
     @torch.inference_mode()
-    def heatmaps(self, inputs: torch.Tensor, attention: bool = False
+    def heatmaps(self, inputs: torch.Tensor | np.ndarray, attention: bool = False
                  ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Network on (N, 3, H, W) normalised crops -> flip-averaged heatmaps (float32, CPU),
-        plus per-layer attention of the unflipped crops when asked."""
+        """Network on (N, 3, H, W) normalised crops (or (N, H, W, 3) uint8 RGB crops) ->
+        flip-averaged heatmaps (float32, CPU), plus per-layer attention of the unflipped
+        crops when asked."""
         outs, atts = [], []
         for x in self._batches(inputs):
             with self._autocast():
@@ -211,7 +227,7 @@ class TransPoseEstimator(TopDownEstimator):
         layers = [torch.cat([a[j] for a in atts]) for j in range(len(atts[0]))] if atts else []
         return heatmaps, layers
 
-    def _infer(self, inputs: torch.Tensor, explain: bool
+    def _infer(self, inputs: torch.Tensor | np.ndarray, explain: bool
                ) -> tuple[np.ndarray, list[torch.Tensor]]:
         hm, att = self.heatmaps(inputs, attention=explain)
         return hm.numpy(), att
@@ -240,7 +256,7 @@ class TFPoseEstimator(TopDownEstimator):
     kind = "TFPose"
 
     @torch.inference_mode()
-    def _infer(self, inputs: torch.Tensor, explain: bool) -> dict[str, np.ndarray]:
+    def _infer(self, inputs: torch.Tensor | np.ndarray, explain: bool) -> dict[str, np.ndarray]:
         k = self.model_config.num_joints
         perm = flip_permutation(k)
         coords, scores, joint_w, points, weights = [], [], [], [], []

@@ -115,3 +115,12 @@ def to_input_tensor(crops_rgb: np.ndarray) -> torch.Tensor:
     x = crops_rgb.astype(np.float32) / np.float32(255.0)
     x = (x - IMAGENET_MEAN) / IMAGENET_STD
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def normalise_on_device(crops_rgb: torch.Tensor) -> torch.Tensor:
+    """(N, H, W, 3) uint8 RGB on any device -> (N, 3, H, W) float32 normalised there, in
+    channels_last memory (a free view of NHWC): to_input_tensor's arithmetic in torch."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=crops_rgb.device)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=crops_rgb.device)
+    x = (crops_rgb.float() / 255.0 - mean) / std
+    return x.permute(0, 3, 1, 2)
