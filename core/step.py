@@ -172,8 +172,9 @@ class PoseStep:
         return out
 
     def _detect(self, frame: Frame, followed: np.ndarray | None) -> tuple[np.ndarray, float]:
-        """Detector pass; `followed` boxes (NaN rows: lost) that no detection overlaps are
-        kept with keep_undetected; pose NMS removes any duplicate afterwards."""
+        """Detector pass; `followed` boxes (people followed from the last frame) that no
+        detection overlaps are kept with keep_undetected; pose NMS removes any duplicate
+        afterwards."""
         self.stage = "detector"
         t0 = time.perf_counter()
         det = self.detector(frame.image)
