@@ -5,6 +5,9 @@ done on the GUI thread during playback they would stall the event loop. A single
 thread takes the newest request (older unrendered ones are skipped), draws it with
 `app.overlay.render_frame`, wraps it in a QImage (QImage, unlike QPixmap, may be built on any
 thread) and hands it back with a queued signal.
+
+The view's zoom (`set_viewport`) applies to every later request: a zoomed view gets only the
+part of the frame it shows, rendered sharp at the zoomed scale.
 """
 from __future__ import annotations
 
@@ -21,8 +24,8 @@ from PySide6.QtGui import QImage
 from core.types import PoseFrame
 
 from .controller import lower_priority
-from .overlay import (JointMatrix, OverlaySettings, TrailBuffer, ViewMapping, joint_matrix,
-                      render_frame)
+from .overlay import (JointMatrix, OverlaySettings, TrailBuffer, ViewMapping, Viewport,
+                      joint_matrix, render_frame)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ class RenderRequest:
     target_wh: tuple[int, int]      # device pixels
     device_pixel_ratio: float = 1.0
     serial: int = 0
+    viewport: Viewport | None = None     # the view's zoom and centre (None: the whole frame)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class FrameRenderer(QObject):
         self._busy = False
         self._closed = False
         self._serial = 0
+        self._viewport: Viewport | None = None
         self._trails = TrailBuffer()
         self._thread = threading.Thread(target=self._run, name="gui-render", daemon=True)
         self._thread.start()
@@ -67,9 +72,19 @@ class FrameRenderer(QObject):
         with self._cv:
             self._serial += 1
             self._pending = RenderRequest(frame, settings, target_wh, device_pixel_ratio,
-                                          self._serial)
+                                          self._serial, self._viewport)
             self._cv.notify()
             return self._serial
+
+    def set_viewport(self, viewport: Viewport | None) -> None:
+        """The part of the frame later requests render (VideoView.viewport_changed)."""
+        with self._cv:
+            self._viewport = viewport if viewport is not None and viewport.zoomed else None
+
+    @property
+    def viewport(self) -> Viewport | None:
+        with self._cv:
+            return self._viewport
 
     @property
     def idle(self) -> bool:
@@ -96,7 +111,8 @@ class FrameRenderer(QObject):
                 self.rendered.emit(out)
 
     def _render(self, req: RenderRequest) -> RenderedFrame:
-        bgr, mapping = render_frame(req.frame, req.settings, req.target_wh, self._trails)
+        bgr, mapping = render_frame(req.frame, req.settings, req.target_wh, self._trails,
+                                    req.viewport)
         # BGRA bytes are Qt's RGB32 on little-endian machines: the GUI thread's drawImage is
         # then a plain blit instead of a per-paint format conversion
         bgra = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)

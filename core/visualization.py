@@ -26,7 +26,8 @@ def bone_color(a: int, b: int) -> tuple[int, int, int]:
 def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
                   threshold: float = 0.3, label: str | None = None,
                   box: np.ndarray | None = None) -> np.ndarray:
-    """Draw one person in place: bones coloured by side, joints by confidence."""
+    """Draw one person in place: bones coloured by side, joints by confidence; `label`
+    (the track id) above the highest joint, white on a dark box (readable on any frame)."""
     thick = max(2, round(max(image.shape[:2]) / 400))
     ok = np.isfinite(keypoints).all(axis=1) & (scores >= threshold)
     pts = np.nan_to_num(keypoints).round().astype(int)
@@ -42,9 +43,40 @@ def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
         cv2.circle(image, tuple(pts[i]), thick + 2, color, -1, cv2.LINE_AA)
     if label and ok.any():
         top = pts[ok][np.argmin(pts[ok][:, 1])]
-        cv2.putText(image, label, (int(top[0]), int(top[1]) - 8), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.5 + thick * 0.15, (255, 255, 255), thick, cv2.LINE_AA)
+        scale, weight = 0.45 + thick * 0.12, max(1, thick - 1)
+        (tw, th), base = cv2.getTextSize(label, LABEL_FONT, scale, weight)
+        pad = max(2, int(round(th * 0.3)))
+        # centred over the highest joint, its box clear of the joint's dot
+        draw_label(image, label, (int(top[0]) - tw // 2, int(top[1]) - thick - 4 - base - pad),
+                   scale=scale, thickness=weight, pad=pad)
     return image
+
+
+LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
+LABEL_BACKGROUND = (24, 24, 24)          # BGR: near black, behind white text
+
+
+def draw_label(image: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.55,
+               thickness: int = 1, color: tuple[int, int, int] = (255, 255, 255),
+               background: tuple[int, int, int] | None = LABEL_BACKGROUND,
+               outline: bool = False, pad: int | None = None) -> tuple[int, int, int, int]:
+    """Text that stays readable on any frame, in place: on a filled box (`background`) or,
+    with outline=True, with a dark outline (no box). `org` is the text's bottom-left as for
+    cv2.putText; the label is moved inside the image when it would leave it. Returns the
+    (x0, y0, x1, y1) it covers. Cost: a few small rectangles, whatever the image size."""
+    (tw, th), base = cv2.getTextSize(text, LABEL_FONT, scale, thickness)
+    pad = max(2, int(round(th * 0.3))) if pad is None else int(pad)
+    h, w = image.shape[:2]
+    x = int(np.clip(org[0], pad, max(pad, w - tw - pad)))
+    y = int(np.clip(org[1], th + pad, max(th + pad, h - base - pad)))
+    x0, y0, x1, y1 = x - pad, y - th - pad, x + tw + pad, y + base + pad
+    if outline or background is None:
+        dark = background if background is not None else LABEL_BACKGROUND
+        cv2.putText(image, text, (x, y), LABEL_FONT, scale, dark, thickness + 3, cv2.LINE_AA)
+    else:
+        cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), background, -1)
+    cv2.putText(image, text, (x, y), LABEL_FONT, scale, color, thickness, cv2.LINE_AA)
+    return x0, y0, x1, y1
 
 
 def blend_heatmap(image: np.ndarray, heat: np.ndarray, opacity: float = 0.6) -> np.ndarray:
@@ -124,7 +156,7 @@ def draw_angles(image: np.ndarray, box: np.ndarray, angles: dict[str, float],
              for n, v in angles.items()]
     widths = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] for t in texts]
     x, y, bw, _ = (float(v) for v in box)
-    left = int(x + bw + 6)
+    left = max(0, int(x + bw + 6))
     if left + max(widths) > w:
         left = max(0, int(x - max(widths) - 6))
     top = int(max(line_h, y + line_h))
