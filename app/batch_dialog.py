@@ -222,6 +222,7 @@ class BatchDialog(QDialog):
         self._config_provider = config_provider
         self.runner: BatchRunner | None = None
         self._bars: list[QProgressBar] = []
+        self.dialog_dir = ""        # where "Add files/folder" open (the window's last folder)
 
         lay = QVBoxLayout(self)
         buttons = QHBoxLayout()
@@ -434,17 +435,25 @@ class BatchDialog(QDialog):
             b.setEnabled(not running)
 
     def _browse_files(self) -> None:
-        from .panels import VIDEO_FILTER
-        paths, _ = QFileDialog.getOpenFileNames(self, "Add videos", "", VIDEO_FILTER)
+        from .panels import VIDEO_FILTER, start_dir
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add videos", start_dir(self.dialog_dir),
+                                                VIDEO_FILTER)
+        if paths:
+            self.dialog_dir = str(Path(paths[0]).parent)
         self.add_inputs(paths)
 
     def _browse_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Add a folder of images")
+        from .panels import start_dir
+        path = QFileDialog.getExistingDirectory(self, "Add a folder of images",
+                                                start_dir(self.dialog_dir))
         if path:
+            self.dialog_dir = str(Path(path).parent)
             self.add_inputs([path])
 
     def _browse_out(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Output folder", self.out_edit.text())
+        from .panels import start_dir
+        path = QFileDialog.getExistingDirectory(self, "Output folder",
+                                                start_dir(self.out_edit.text() or self.dialog_dir))
         if path:
             self.out_edit.setText(path)
 
@@ -481,6 +490,8 @@ class ExportDialog(QDialog):
         lay.addWidget(box)
 
     def _browse(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Output folder", self.out_edit.text())
+        from .panels import start_dir
+        path = QFileDialog.getExistingDirectory(self, "Output folder",
+                                                start_dir(self.out_edit.text()))
         if path:
             self.out_edit.setText(path)

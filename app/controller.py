@@ -4,6 +4,10 @@ The GUI thread never decodes, detects or infers, and never waits for a thread (o
 closing, bounded by a timeout):
 * one `JobWorker` thread ("gui-worker", app.worker) runs every slow step in order: loading
   models, opening sources, stopping/starting the live pipeline, single still frames;
+* a second one ("gui-reader") only decodes: with a source of its own it reads the frame a
+  seek or a step asks for and hands it over at once, image only (`preview_ready`), so the
+  picture follows the slider while the pose of an earlier frame is still being computed;
+  the processed frame (`frame_ready`) replaces it when ready;
 * while playing, a live `PosePipeline` runs on its own threads and a QTimer on the GUI thread
   polls `pipeline.latest()` (non-blocking), so display is decoupled from processing;
 * results come back to the GUI thread as queued Qt signals.
@@ -17,6 +21,7 @@ import logging
 import threading
 import time
 import traceback
+from collections import deque
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
@@ -30,11 +35,15 @@ from core.types import Frame, PoseFrame
 # EngineInfo, SourceInfo, PlaybackStats and lower_priority are also imported from here
 # (app.main_window, app.renderer)
 from .infos import EngineInfo, PlaybackStats, SourceInfo, engine_info, same_models, source_info
+from .memory import release_free_memory
 from .pacing import PacedSource
 from .responsiveness import lower_priority, settle_garbage_collector
 from .worker import CountingWorker
 
 log = logging.getLogger(__name__)
+
+STATS_WINDOW_S = 3.0      # the status bar's rates: frames counted over the last seconds
+MAX_CONTINUE_GAP = 10     # a still frame this few frames after the last one goes on tracking
 
 
 class Controller(QObject):
@@ -42,6 +51,10 @@ class Controller(QObject):
 
     GUI-thread API: set_engine_config, open_source, play, pause, toggle, seek, step,
     set_speed, set_attention, refresh_attention, shutdown. Everything slow is a worker job.
+
+    Positions: `position` is the frame asked for last (a seek, a step, Home/End), else the
+    frame on screen; steps add up on it, so quick key presses are never lost, and
+    `position_requested` tells the window at once (the picture follows).
     """
 
     engine_ready = Signal(object)          # EngineInfo
@@ -50,6 +63,8 @@ class Controller(QObject):
     source_opened = Signal(object)         # SourceInfo
     source_failed = Signal(str)
     frame_ready = Signal(object)           # PoseFrame to display
+    preview_ready = Signal(object)         # PoseFrame without people: the raw frame, at once
+    position_requested = Signal(int)       # the frame just asked for (before it is shown)
     state_changed = Signal(str)            # playing | paused | idle
     message = Signal(str, str)             # level (info|warning|error), text
     stats_changed = Signal(object)         # PlaybackStats
@@ -57,6 +72,7 @@ class Controller(QObject):
     _live_started = Signal(object, int)
     _still_done = Signal(object, int)
     _worker_message = Signal(str, str)
+    _preview_read = Signal(object, int, int, bool)   # Frame or None, index, epoch, then still
     _finished_note = Signal(str, int)
     _engine_result = Signal(object, str, bool)
     _source_result = Signal(object, str, bool, int)
@@ -68,6 +84,9 @@ class Controller(QObject):
         # "done" signal arrives, i.e. after every result it posted (same queue, in order).
         self._outstanding = 0
         self.worker = CountingWorker(on_added=self._count_job, on_done=self._job_done.emit)
+        # decodes the frames asked for, with a source of its own (never the models)
+        self.reader = CountingWorker(on_added=self._count_job, on_done=self._job_done.emit,
+                                     name="gui-reader")
         # --- GUI-thread state
         self._epoch = 0                    # bumped by every transport change: stale results drop
         self._playing = False
@@ -83,7 +102,11 @@ class Controller(QObject):
         self._open_start = 0
         self._frames_done = 0              # frames processed by earlier live pipelines
         self._closed = False
-        self._last_stats: tuple[float, int, int] | None = None   # (time, frames in, out)
+        self._target: int | None = None    # the frame asked for last (None: the one shown)
+        self._still_fresh = True           # the newest still request starts new tracks
+        self._live_shown_epoch = -1        # the epoch in which a live frame was last shown
+        # (pipeline, samples (time, frames in, frames out)) for the status bar's rates
+        self._rates: tuple[PosePipeline, deque] | None = None
         # --- worker-thread state (only touched inside jobs)
         self._w_engine: Engine | None = None
         self._w_source: Any = None
@@ -91,6 +114,9 @@ class Controller(QObject):
         self._w_tracker: Any = None
         self._w_live: PosePipeline | None = None
         self._w_paced: PacedSource | None = None
+        self._w_last_index: int | None = None  # the tracker's last frame (None: unknown)
+        # --- reader-thread state (only touched inside reader jobs)
+        self._r_source: Any = None
         # every pipeline that may have threads, so shutdown can stop them all
         self._active: set[PosePipeline] = set()
         self._active_lock = threading.Lock()
@@ -104,6 +130,7 @@ class Controller(QObject):
         self._live_started.connect(self._on_live_started)
         self._still_done.connect(self._on_still_done)
         self._worker_message.connect(self.message)
+        self._preview_read.connect(self._on_preview_read)
         self._finished_note.connect(self._on_finished_note)
         self._engine_result.connect(self._on_engine_result)
         self._source_result.connect(self._on_source_result)
@@ -123,7 +150,15 @@ class Controller(QObject):
 
     @property
     def current(self) -> PoseFrame | None:
+        """The newest processed frame shown (never a raw preview)."""
         return self._current
+
+    @property
+    def position(self) -> int | None:
+        """The frame asked for last (a seek or step not shown yet), else the one shown."""
+        if self._target is not None:
+            return self._target
+        return self._current.index if self._current is not None else None
 
     @property
     def source(self) -> SourceInfo | None:
@@ -193,6 +228,7 @@ class Controller(QObject):
             return
         self._w_engine = engine
         self._w_tracker = engine.tracker("batch")
+        self._w_last_index = None
         settle_garbage_collector()
         self.busy_changed.emit(False, "")
         self._engine_result.emit(engine_info(engine), "", resume)
@@ -227,7 +263,7 @@ class Controller(QObject):
             self._playing = False
             self.play()
         else:
-            self._request_still(self._current.index if self._current is not None else 0)
+            self._request_still(self.position or 0)
 
     # ---- sources -----------------------------------------------------------------------------
     def open_source(self, spec: str, autoplay: bool = False, start: int = 0) -> None:
@@ -263,6 +299,7 @@ class Controller(QObject):
         if self._w_source is not None:
             self._w_source.close()
         self._w_source, self._w_spec = source, spec
+        self._w_last_index = None
         if self._w_engine is not None:
             self._w_tracker = self._w_engine.tracker("batch")
 
@@ -276,6 +313,9 @@ class Controller(QObject):
             return
         self._source_info = info
         self._current = None
+        self._target = None
+        spec = None if info.is_live else info.spec      # a camera cannot be opened twice
+        self.reader.submit(lambda: self._job_reader_open(spec), key="reader-open")
         self.source_opened.emit(info)
         start = self._open_start
         if info.frame_count:
@@ -293,10 +333,15 @@ class Controller(QObject):
         if info is None or self._closed:
             return
         start, fresh = 0, True
-        if self._current is not None and not info.is_live:
-            start, fresh = self._current.index + 1, False   # resume: the same tracks go on
-            if info.frame_count and start >= info.frame_count:
-                start, fresh = 0, True                 # at the end: play again from the start
+        current, target = self._current, self._target
+        if not info.is_live:
+            if target is not None and (current is None or current.index != target):
+                start = target                         # asked for, not processed yet: from it
+            elif current is not None:
+                start, fresh = current.index + 1, False   # resume: the same tracks go on
+                if info.frame_count and start >= info.frame_count:
+                    start, fresh = 0, True             # at the end: play again from the start
+        self._target = None
         self._start_live(start, fresh)
 
     def _start_live(self, start: int, fresh: bool) -> None:
@@ -321,14 +366,19 @@ class Controller(QObject):
         info = self._source_info
         if info is None or info.is_live:
             return
+        index = max(0, int(index))
         if info.frame_count:
-            index = max(0, min(int(index), info.frame_count - 1))
+            index = min(index, info.frame_count - 1)
         if self._playing:
             # Restart the live pipeline at the frame rather than PosePipeline.seek: that one
             # is lost when the reader already reached the end, while a restart always works.
-            # The worker coalesces a burst of seeks (slider drag) into the newest one.
+            # The worker coalesces a burst of seeks (slider drag) into the newest one; the
+            # reader shows the raw frame meanwhile.
             self._forget_live()
+            self._set_target(index)
             self._start_live(index, fresh=True)
+            epoch = self._epoch
+            self.reader.submit(lambda: self._job_read(index, epoch, False), key="read")
             return
         self._request_still(index)
 
@@ -337,10 +387,11 @@ class Controller(QObject):
         if info is None or info.is_live:
             return
         self.pause()
-        base = self._current.index if self._current is not None else 0
-        index = base + int(delta)
+        # on the frame asked for last, not the one on screen: quick presses add up
+        base = self.position or 0
+        index = max(0, base + int(delta))
         if info.frame_count:
-            index = max(0, min(index, info.frame_count - 1))
+            index = min(index, info.frame_count - 1)
         self._request_still(index, fresh=delta != 1)   # one frame on: the tracks go on
 
     def seek_end(self) -> None:
@@ -388,6 +439,10 @@ class Controller(QObject):
         self._stop_live_gui()
         self.play()
 
+    def _set_target(self, index: int) -> None:
+        self._target = index
+        self.position_requested.emit(index)
+
     def _forget_live(self) -> None:
         """Stop polling the live pipeline (the worker stops it); keep its frame count."""
         if self._live is not None:
@@ -432,7 +487,11 @@ class Controller(QObject):
             # a reader still inside a read: close the source to free it, reopen on demand
             self._w_source.close()
             self._w_source = None
-        return self._newest_frame(live)
+        newest = self._newest_frame(live)
+        # the tracker's last frame: the newest one not yet handed over, else unknown
+        self._w_last_index = newest.index if newest is not None else None
+        release_free_memory()          # its threads' frames: back to the system (app.memory)
+        return newest
 
     @staticmethod
     def _newest_frame(pipeline: PosePipeline) -> PoseFrame | None:
@@ -504,22 +563,59 @@ class Controller(QObject):
                             PipelineConfig(mode="live", detect_every=engine.config.detect_every,
                                            keep_images=True, attention=attention))
 
-    def _job_still(self, index: int, attention: bool, epoch: int, fresh: bool) -> None:
-        """One frame through the pipeline (detector, pose, tracker) while paused."""
+    def _job_still(self, index: int, attention: bool, epoch: int, fresh: bool,
+                   frame: Frame | None = None) -> None:
+        """One frame through the pipeline (detector, pose, tracker) while paused; `frame`
+        when the reader already decoded it."""
         self._stop_live_worker()
         if epoch != self._epoch or self._closed or self._w_engine is None:
             return
+        # the tracks go on only one step (or a few) after the tracker's last frame: a burst
+        # of requests may have replaced the one that started new tracks
+        last = self._w_last_index
+        if not fresh and last is not None and not 0 < index - last <= MAX_CONTINUE_GAP:
+            fresh = True
         if fresh and self._w_tracker is not None:
             self._w_tracker.reset()
         engine = self._w_engine
-        frame = self._read_frame(index)
+        if frame is None:
+            frame = self._read_frame(index)
         if frame is None:
             return
         if self._w_tracker is None:
             self._w_tracker = engine.tracker("batch")
         result = self._still_step(engine, frame, index, attention)
+        self._w_last_index = index if result is not None else None
         if result is not None and epoch == self._epoch and not self._closed:
             self._still_done.emit(result, epoch)
+
+    # ---- reader jobs (the "gui-reader" thread) -------------------------------------------
+    def _job_reader_open(self, spec: str | None) -> None:
+        """The reader's own copy of the source (None: none, e.g. a camera)."""
+        old, self._r_source = self._r_source, None
+        if old is not None:
+            old.close()
+        if spec is None or self._closed:
+            return
+        from core.video import open_source
+        try:
+            self._r_source = open_source(spec)
+        except Exception as e:                       # noqa: BLE001 - the worker reads instead
+            log.warning("%s: no second reader for quick previews (%s)", spec, e)
+
+    def _job_read(self, index: int, epoch: int, then_still: bool) -> None:
+        """Decode frame `index` and hand it to the GUI thread at once (None: it could not be
+        read here; then the worker reads it itself)."""
+        if epoch != self._epoch or self._closed:
+            return                                   # something newer was asked for
+        frame = None
+        source = self._r_source
+        if source is not None:
+            try:
+                frame = source.read_at(index)
+            except Exception as e:                   # noqa: BLE001 - the worker reports it
+                log.debug("preview of frame %d failed: %s", index, e)
+        self._preview_read.emit(frame, index, epoch, then_still)
 
     def _read_frame(self, index: int) -> Frame | None:
         """Frame `index` of the worker's source; None when there is none or it failed
@@ -571,12 +667,32 @@ class Controller(QObject):
         self._still_done.emit(explained, epoch)
 
     def _request_still(self, index: int, fresh: bool = True) -> None:
+        """Show frame `index` while paused: the reader decodes it and the raw frame is shown
+        at once; then the worker processes it (detector, pose, tracker)."""
         info = self._source_info
         if info is not None and info.is_live:
             return                      # a camera has no frame to go back to
         self._epoch += 1
-        epoch, attention = self._epoch, self.attention_active
-        self.worker.submit(lambda: self._job_still(index, attention, epoch, fresh), key="still")
+        self._set_target(index)
+        self._still_fresh = fresh
+        epoch = self._epoch
+        self.reader.submit(lambda: self._job_read(index, epoch, True), key="read")
+
+    @Slot(object, int, int, bool)
+    def _on_preview_read(self, frame: Frame | None, index: int, epoch: int,
+                         then_still: bool) -> None:
+        if epoch != self._epoch or self._closed:
+            return                                   # a newer request replaced it
+        current = self._current
+        stale = self._playing and self._live_shown_epoch == epoch   # playback got there first
+        same = current is not None and frame is not None and current.index == frame.index
+        if frame is not None and not stale and not same:     # same: its pose is being redone
+            self.preview_ready.emit(PoseFrame(frame.index, frame.time_s, frame.size_hw,
+                                              image=frame.image))
+        if then_still and not self._playing:
+            attention, fresh = self.attention_active, self._still_fresh
+            self.worker.submit(lambda: self._job_still(index, attention, epoch, fresh, frame),
+                               key="still")
 
     # ---- GUI-thread slots --------------------------------------------------------------------
     @Slot(object, int)
@@ -619,6 +735,8 @@ class Controller(QObject):
         if ev is None:
             return
         if isinstance(ev, PoseFrame):
+            self._target = None
+            self._live_shown_epoch = self._epoch
             self._show(ev)
             return
         self._playback_ended(live, ev)
@@ -647,20 +765,28 @@ class Controller(QObject):
             self.message.emit("warning", note)
 
     def _update_stats(self) -> None:
+        """Input and processed rates over the last STATS_WINDOW_S seconds of this pipeline
+        (a slow model finishes less than a frame per timer tick: counting per tick read
+        0.0 fps most of the time)."""
         live = self._live
         if live is None:
-            self._last_stats = None
+            self._rates = None
             return
         now = time.monotonic()
         s = live.stats
-        prev = self._last_stats
-        self._last_stats = (now, s.frames_in, s.frames_out)
-        if prev is None or prev[0] == now:
+        if self._rates is None or self._rates[0] is not live:
+            self._rates = (live, deque())              # a new pipeline counts from 0
+        samples = self._rates[1]
+        samples.append((now, s.frames_in, s.frames_out))
+        while len(samples) > 2 and now - samples[1][0] >= STATS_WINDOW_S:
+            samples.popleft()
+        t0, in0, out0 = samples[0]
+        if now - t0 <= 0:
             return
-        dt = now - prev[0]
+        dt = now - t0
         self.stats_changed.emit(PlaybackStats(
-            input_fps=max(0, s.frames_in - prev[1]) / dt,
-            processed_fps=max(0, s.frames_out - prev[2]) / dt,
+            input_fps=max(0, s.frames_in - in0) / dt,
+            processed_fps=max(0, s.frames_out - out0) / dt,
             latency_ms=float(s.last_latency_ms), dropped=int(s.dropped)))
 
     # ---- closing -----------------------------------------------------------------------------
@@ -679,6 +805,8 @@ class Controller(QObject):
         ok = self._join_threads(pipelines, timeout)
         if self._w_source is not None and ok:
             self._w_source.close()
+        if self._r_source is not None and ok:
+            self._r_source.close()
         return ok
 
     def _join_threads(self, pipelines: list[PosePipeline], timeout: float) -> bool:
@@ -690,5 +818,7 @@ class Controller(QObject):
         ok = True
         for p in pipelines:
             ok &= p.stop(timeout=max(0.05, deadline - time.monotonic()))
+        self.reader.shutdown(0.0)                      # no new reads; joined below
         ok &= self.worker.shutdown(max(0.05, deadline - time.monotonic()))
+        ok &= self.reader.shutdown(max(0.05, deadline - time.monotonic()))
         return ok

@@ -8,10 +8,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QMenu, QPushButton, QSizePolicy,
-                               QSlider, QStyle, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import QPoint, QSettings, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QAbstractButton, QCheckBox, QComboBox, QDoubleSpinBox,
+                               QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QMenu, QPushButton, QSizePolicy, QSlider, QStyle,
+                               QToolButton, QToolTip, QVBoxLayout, QWidget)
 
 from core import catalogue
 from core.engine import EngineConfig
@@ -19,6 +20,9 @@ from core.keypoints import COCO_KEYPOINT_NAMES
 
 from .infos import EngineInfo, SourceInfo
 from .overlay import OverlaySettings
+from .pacing import DEFAULT_FOLDER_FPS
+from .timecode import GOTO_HELP, format_time, parse_position
+from .widgets import ElidedLabel, SeekSlider
 
 BROWSE = "__browse__"
 VIDEO_FILTER = ("Videos (*.mp4 *.mov *.avi *.mkv *.webm *.m4v *.mpg *.mpeg *.wmv *.flv);;"
@@ -60,12 +64,47 @@ MATRIX_TIP = ("The decoder's query-to-query attention of the first person (row: 
               "of the video. Click a row to explain that keypoint; hover for the values.")
 
 
-def format_time(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds:
-        return "--:--.---"
-    seconds = max(0.0, float(seconds))
-    m, s = divmod(seconds, 60.0)
-    return f"{int(m):02d}:{s:06.3f}"
+__all__ = ["BROWSE", "SettingsPanel", "SourceBar", "TransportBar", "format_time",
+           "start_dir"]
+
+
+def start_dir(folder: str | None) -> str:
+    """Where a file dialog opens: `folder` when it still exists, else the home folder (never
+    the working directory the program happened to start in)."""
+    if folder:
+        p = Path(folder).expanduser()
+        if p.is_absolute():
+            while not p.exists() and p.parent != p:   # a folder not made yet: its parent
+                p = p.parent
+            if p.is_file():
+                p = p.parent
+            if p.is_dir() and p.parent != p:
+                return str(p)
+    return str(Path.home())
+
+
+def _compact(combo: QComboBox, chars: int = 18) -> None:
+    """A combo box that asks for room for `chars` characters, not for its longest entry
+    (the model list's entries are long): the current entry is elided, the list opens as
+    wide as its entries, and the tooltip names the current entry in full."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+    combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def widen_list() -> None:
+        view = combo.view()
+        view.setMinimumWidth(view.sizeHintForColumn(0) + 2 * view.frameWidth() + 24)
+
+    def name_current(_: int = 0) -> None:
+        base = combo.property("base_tip") or ""
+        text = combo.currentText()
+        combo.setToolTip(f"{base}\n{text}" if base and text else base or text)
+
+    combo.setProperty("base_tip", combo.toolTip())
+    combo.model().rowsInserted.connect(lambda *_: widen_list())
+    combo.currentIndexChanged.connect(name_current)
+    widen_list()
+    name_current()
 
 
 def _combo_select(combo: QComboBox, data: str, label: str | None = None) -> None:
@@ -105,14 +144,17 @@ class SourceBar(QWidget):
         self.video_button.clicked.connect(self.browse_video)
         self.folder_button = QPushButton("Open image folder…")
         self.folder_button.clicked.connect(self.browse_folder)
-        self.recent_button = QToolButton()
-        self.recent_button.setText("Recent")
-        self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        # a push button sizes itself for its menu arrow (a tool button's arrow cut the text)
+        self.recent_button = QPushButton("Recent")
+        self.recent_button.setToolTip("Open a recently used source")
         self.recent_menu = QMenu(self)
         self.recent_button.setMenu(self.recent_menu)
-        self.current_label = QLabel("no source")
+        # elided in the middle (the size and frame count at the end stay readable), never
+        # widening the window; the whole text is the tooltip
+        self.current_label = ElidedLabel("no source", elide=Qt.TextElideMode.ElideMiddle,
+                                         min_chars=6)
         self.current_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.current_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.dialog_dir = ""          # where the file dialogs open (the last folder used)
         for w in (self.camera_combo, self.camera_button, refresh, self.video_button,
                   self.folder_button, self.recent_button, self.current_label):
             lay.addWidget(w)
@@ -154,13 +196,17 @@ class SourceBar(QWidget):
             self.open_requested.emit(str(spec))
 
     def browse_video(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a video", "", VIDEO_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open a video", start_dir(self.dialog_dir),
+                                              VIDEO_FILTER)
         if path:
+            self.dialog_dir = str(Path(path).parent)
             self.open_requested.emit(path)
 
     def browse_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of images",
+                                                start_dir(self.dialog_dir))
         if path:
+            self.dialog_dir = str(Path(path).parent)
             self.open_requested.emit(path)
 
 
@@ -168,7 +214,8 @@ class SourceBar(QWidget):
 
 
 class TransportBar(QWidget):
-    """Play/pause, single steps, Home/End, a frame-accurate slider, time and speed."""
+    """Play/pause, single steps, Home/End, a frame-accurate slider (a click jumps there), a
+    go-to field (a frame or a time), time and speed."""
 
     play_clicked = Signal()
     step_requested = Signal(int)
@@ -176,18 +223,24 @@ class TransportBar(QWidget):
     end_requested = Signal()
     seek_requested = Signal(int)
     speed_changed = Signal(float)
+    goto_finished = Signal()          # Enter in the go-to field went somewhere (or Escape)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(6, 2, 6, 4)
         self._add_buttons(lay)
-        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider = SeekSlider()
+        # a player's position bar: clicks and drags, never the keyboard focus (the arrows
+        # stay frame steps)
         self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.slider.setToolTip("Frame position")
+        self.slider.setToolTip("Frame position: click to jump there, drag to scrub")
+        self.slider.setMinimumWidth(80)
         lay.addWidget(self.slider, 1)
         self.time_label = self._build_time_label()
         lay.addWidget(self.time_label)
+        self.goto_edit = self._build_goto_edit()
+        lay.addWidget(self.goto_edit)
         self.speed_combo = self._build_speed_combo()
         lay.addWidget(self.speed_combo)
 
@@ -232,6 +285,15 @@ class TransportBar(QWidget):
         return label
 
     @staticmethod
+    def _build_goto_edit() -> QLineEdit:
+        edit = QLineEdit()
+        edit.setPlaceholderText("go to…")
+        edit.setToolTip(GOTO_HELP + " (Ctrl+G)")
+        edit.setClearButtonEnabled(False)
+        edit.setFixedWidth(edit.fontMetrics().horizontalAdvance("00:00:00.000") + 16)
+        return edit
+
+    @staticmethod
     def _build_speed_combo() -> QComboBox:
         combo = QComboBox()
         combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -257,6 +319,24 @@ class TransportBar(QWidget):
         self._seek_timer.timeout.connect(lambda: self.seek_requested.emit(self.slider.value()))
         self.slider.valueChanged.connect(self._slider_moved)
         self.slider.sliderReleased.connect(self._slider_released)
+        self.goto_edit.returnPressed.connect(self.go_to_typed)
+
+    def go_to_typed(self) -> bool:
+        """Seek to the frame or time typed in the go-to field; False (and a hint beside the
+        field) when it is neither or there is nothing to seek in."""
+        index = None
+        if self.slider.isEnabled():
+            index = parse_position(self.goto_edit.text(), self._fps or DEFAULT_FOLDER_FPS,
+                                   self._count)
+        if index is None:
+            QToolTip.showText(self.goto_edit.mapToGlobal(QPoint(0, self.goto_edit.height())),
+                              GOTO_HELP if self.slider.isEnabled() else
+                              "Open a video or an image folder first.", self.goto_edit)
+            return False
+        self.goto_edit.clear()
+        self.seek_requested.emit(index)
+        self.goto_finished.emit()
+        return True
 
     @property
     def dragging(self) -> bool:
@@ -282,6 +362,7 @@ class TransportBar(QWidget):
         self.slider.setPageStep(max(1, int(round(self._fps or 10))))
         self.slider.blockSignals(False)
         self.slider.setEnabled(seekable)
+        self.goto_edit.setEnabled(seekable)
         for b in (self.home_button, self.back_button, self.forward_button, self.end_button):
             b.setEnabled(seekable)
         self.play_button.setEnabled(info is not None)
@@ -324,8 +405,10 @@ def _slider(lo: int, hi: int, value: int, tip: str) -> QSlider:
     s = QSlider(Qt.Orientation.Horizontal)
     s.setRange(lo, hi)
     s.setValue(value)
-    s.setToolTip(tip)
-    s.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    s.setToolTip(tip + " (click or Tab to it, then the arrow keys; Esc: back to the video)")
+    # Qt's convention: a click (or Tab) gives the slider the focus, then the arrows, Home/End
+    # and Page Up/Down move it (app.keys keeps them from the player's shortcuts)
+    s.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
     return s
 
 
@@ -345,6 +428,8 @@ class SettingsPanel(QWidget):
         self._point_set = False
         self._last_model = "auto"
         self._last_detector = "auto"
+        self._layer_choice = -1         # the attention layer chosen: an index, -1 the last
+        self.dialog_dir = ""            # where the checkpoint dialogs open
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         self.model_group = self._build_model_group()
@@ -357,6 +442,10 @@ class SettingsPanel(QWidget):
 
         self._connect_engine_controls()
         self._connect_overlay_controls()
+        # check boxes and buttons take the focus from Tab only: a mouse click leaves it where
+        # it was, so Space still plays the video after ticking a box
+        for b in self.findChildren(QAbstractButton):
+            b.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self._update_labels()
         self._attention_tips = {w: w.toolTip() for w in (
             self.attention_check, self.keypoint_combo, self.layer_combo, self.delta_slider,
@@ -397,9 +486,16 @@ class SettingsPanel(QWidget):
         self.strength_spin.setValue(1.0)
         self.strength_spin.setToolTip("Smoothing strength (0 = off)")
         form.addRow("Strength", self.strength_spin)
+        for combo in (self.model_combo, self.detector_combo, self.device_combo):
+            _compact(combo)
         self.model_status = QLabel("")
         self.model_status.setWordWrap(True)
-        self.model_status.setStyleSheet("color: palette(mid);")
+        # the window's own text colour (palette(mid) was grey on grey), a little smaller
+        font = self.model_status.font()
+        if font.pointSizeF() > 0:
+            font.setPointSizeF(font.pointSizeF() * 0.92)
+        self.model_status.setFont(font)
+        self.model_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow(self.model_status)
         return group
 
@@ -407,7 +503,8 @@ class SettingsPanel(QWidget):
         """What is drawn of each person, and the confidence threshold."""
         group = QGroupBox("Skeleton overlay")
         form = QFormLayout(group)
-        self.skeleton_check = QCheckBox("Skeleton (bones by side, joints by confidence)")
+        self.skeleton_check = QCheckBox("Skeleton")
+        self.skeleton_check.setToolTip("Bones coloured by side, joints by confidence")
         self.skeleton_check.setChecked(True)
         self.ids_check = QCheckBox("Track id labels")
         self.ids_check.setChecked(True)
@@ -482,7 +579,7 @@ class SettingsPanel(QWidget):
         for s in (self.threshold_slider, self.delta_slider, self.opacity_slider):
             s.valueChanged.connect(lambda _: self._emit_overlay())
         self.keypoint_combo.currentIndexChanged.connect(lambda _: self._keypoint_changed())
-        self.layer_combo.currentIndexChanged.connect(lambda _: self._emit_overlay())
+        self.layer_combo.currentIndexChanged.connect(self._layer_changed)
         self.scale_combo.currentIndexChanged.connect(lambda _: self._emit_overlay())
         self.matrix_check.toggled.connect(lambda _: self._emit_overlay())
         self.attention_check.toggled.connect(self._attention_changed)
@@ -558,6 +655,7 @@ class SettingsPanel(QWidget):
         decoder = kind == "decoder"
         if kind != self._attention_kind and kind and self._attention_kind:
             self._set_layers(0)            # encoder <-> decoder layers: start at the last again
+            self._layer_choice = -1
         self._attention_kind = kind
         self.attention_group.setEnabled(has)
         self.attention_group.setTitle("Attention (TFPose decoder)" if decoder
@@ -616,36 +714,48 @@ class SettingsPanel(QWidget):
                  f"Right-click or “Clear point” to go back to keypoints.")
 
     def _set_layers(self, n: int) -> None:
-        keep = self.layer_combo.currentData()
+        """n layers to choose from; the chosen one stays (the last stays the last)."""
+        keep = self._layer_choice
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
         for i in range(n):
             self.layer_combo.addItem(f"{i + 1}" + (" (last)" if i == n - 1 else ""), i)
         if n:
-            self.layer_combo.setCurrentIndex(n - 1 if keep is None or keep >= n else keep)
+            self.layer_combo.setCurrentIndex(n - 1 if keep < 0 or keep >= n else keep)
         self.layer_combo.blockSignals(False)
+
+    def _layer_changed(self, _: int) -> None:
+        layer, n = self.layer_combo.currentData(), self.layer_combo.count()
+        if layer is not None:
+            self._layer_choice = -1 if int(layer) == n - 1 else int(layer)
+        self._emit_overlay()
 
     # ---- reactions ---------------------------------------------------------------------------
     def _model_activated(self, _: int) -> None:
         if self.model_combo.currentData() == BROWSE:
-            path, _f = QFileDialog.getOpenFileName(self, "TransPose or TFPose checkpoint", "",
+            here = self.dialog_dir or (self._last_model if "/" in self._last_model else "")
+            path, _f = QFileDialog.getOpenFileName(self, "TransPose or TFPose checkpoint",
+                                                   start_dir(here),
                                                    "PyTorch checkpoints (*.pth *.pt *.tar *.ckpt);;"
                                                    "All files (*)")
             if not path:
                 _combo_select(self.model_combo, self._last_model)
                 return
             _combo_select(self.model_combo, path, _file_label(path))
+            self.dialog_dir = str(Path(path).parent)
         self._last_model = str(self.model_combo.currentData())
         self._emit_engine()
 
     def _detector_activated(self, _: int) -> None:
         if self.detector_combo.currentData() == BROWSE:
-            path, _f = QFileDialog.getOpenFileName(self, "YOLOX ONNX person detector", "",
+            path, _f = QFileDialog.getOpenFileName(self, "YOLOX ONNX person detector",
+                                                   start_dir(self.dialog_dir),
                                                    "ONNX models (*.onnx);;All files (*)")
             if not path:
                 _combo_select(self.detector_combo, self._last_detector)
                 return
             _combo_select(self.detector_combo, f"onnx:{path}", _file_label(f"onnx:{path}"))
+            self.dialog_dir = str(Path(path).parent)
         self._last_detector = str(self.detector_combo.currentData())
         self._emit_engine()
 
@@ -686,6 +796,8 @@ class SettingsPanel(QWidget):
         s.setValue("overlay/threshold", self.threshold_slider.value())
         s.setValue("attention/on", self.attention_check.isChecked())
         s.setValue("attention/keypoint", int(self.keypoint_combo.currentData()))
+        s.setValue("attention/layer", self._layer_choice)
+        s.setValue("dialogs/model_dir", self.dialog_dir)
         s.setValue("attention/delta", self.delta_slider.value())
         s.setValue("attention/opacity", self.opacity_slider.value())
         s.setValue("attention/scale", str(self.scale_combo.currentData()))
@@ -721,6 +833,8 @@ class SettingsPanel(QWidget):
         self.threshold_slider.setValue(get("overlay/threshold", 30, int))
         self.attention_check.setChecked(get("attention/on", False, bool))
         kp = get("attention/keypoint", -1, int)
+        self._layer_choice = get("attention/layer", -1, int)
+        self.dialog_dir = get("dialogs/model_dir", "")
         self.keypoint_combo.setCurrentIndex(max(0, self.keypoint_combo.findData(kp)))
         self.delta_slider.setValue(get("attention/delta", 0, int))
         self.opacity_slider.setValue(get("attention/opacity", 60, int))

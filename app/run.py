@@ -178,6 +178,11 @@ def run_gui(args: argparse.Namespace | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from .main_window import APPLICATION, ORGANIZATION, MainWindow
+    from .memory import limit_malloc_arenas
+    from .pyside_compat import guard_singletons
+
+    guard_singletons()          # before any other Qt call: see app.pyside_compat
+    limit_malloc_arenas()       # before the worker threads start: see app.memory
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     qInstallMessageHandler(_qt_message)

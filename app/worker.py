@@ -82,9 +82,10 @@ class CountingWorker(JobWorker):
     Controller.idle). `on_added` runs in submit() for each job added (not for one that
     replaced a pending job); `on_done` runs on the worker after every job."""
 
-    def __init__(self, on_added: Callable[[], None], on_done: Callable[[], None]) -> None:
+    def __init__(self, on_added: Callable[[], None], on_done: Callable[[], None],
+                 name: str = "gui-worker") -> None:
         self._on_added = on_added
-        super().__init__(on_done=on_done)
+        super().__init__(name=name, on_done=on_done)
 
     def submit(self, fn: Callable[[], None], key: str | None = None) -> bool:
         added = super().submit(fn, key)

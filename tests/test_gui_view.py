@@ -50,12 +50,6 @@ def open_clip(qtbot, w, index: int = 0) -> None:
     qtbot.waitUntil(lambda: settled(w) and w.controller.current.index == index, timeout=40_000)
 
 
-def wire_viewport(w) -> None:
-    """What the main window connects for a sharp zoom (harmless when it already does)."""
-    w.view.viewport_changed.connect(w.renderer.set_viewport)
-    w.view.viewport_changed.connect(lambda _v: w.rerender())
-
-
 def wheel(widget, pos: QPointF, notches: float) -> None:
     """One wheel turn at `pos` (120 units a notch, up = zoom in), as the mouse sends it."""
     ev = QWheelEvent(QPointF(pos), widget.mapToGlobal(QPointF(pos)), QPoint(0, 0),
@@ -133,8 +127,7 @@ def show_rendered(view: VideoView, frame: PoseFrame, settings: OverlaySettings,
 
 # ---- zoom and pan -----------------------------------------------------------------------------
 def test_wheel_zooms_about_the_cursor_drag_pans_and_double_click_resets(qtbot, window):
-    w, v = window, window.view
-    wire_viewport(w)
+    w, v = window, window.view          # the window wires the view's zoom to its renderer
     open_clip(qtbot, w)
     s0 = v.view_scale
     assert v.zoom == 1.0 and s0 is not None
@@ -246,14 +239,17 @@ def test_click_on_a_person_selects_their_track_and_it_stays_on_the_next_frame(qt
     x0, y0 = (int(round(t)) for t in m.to_display(np.asarray(now.box[:2], float)))
     edge = frame_img[max(0, y0 - 2):y0 + 3, x0 + 5:x0 + 40].reshape(-1, 3).astype(int)
     assert (np.abs(edge - np.array(SELECTED_COLOR)).sum(axis=1) < 60).any()
-    # Shift+click asks to select/follow whatever the attention mode
-    with qtbot.waitSignal(v.person_clicked, timeout=2_000) as sig:
-        qtbot.mouseClick(v, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier,
-                         pos=ipos(v.image_to_widget(bx + bw / 2, by + bh / 2)))
-    assert sig.args[0] == pytest.approx(bx + bw / 2, abs=2)
-    # Esc asks to stop following
+    # Esc stops following
     with qtbot.waitSignal(v.deselect_requested, timeout=2_000):
         qtbot.keyClick(v, Qt.Key.Key_Escape)
+    assert w.angles_panel.selected_track is None
+    # Shift+click selects/follows whatever the attention mode
+    with qtbot.waitSignal(v.person_clicked, timeout=2_000) as sig:
+        qtbot.mouseClick(v, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier,
+                         pos=ipos(v.image_to_widget(now.box[0] + now.box[2] / 2,
+                                                    now.box[1] + now.box[3] / 2)))
+    assert sig.args[0] == pytest.approx(float(now.box[0] + now.box[2] / 2), abs=2)
+    assert w.angles_panel.selected_track == person.track_id
 
 
 def test_a_followed_person_is_kept_in_a_zoomed_view(qtbot, view):
@@ -307,6 +303,23 @@ def test_three_clicks_in_measure_mode_read_the_angle_and_two_a_distance(qtbot, v
     assert not view.measuring
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPoint(400, 300))
     assert len(plain) == 1                                # a plain click again
+
+
+def test_the_view_menu_measures_and_the_status_bar_reads_it(qtbot, window):
+    w, v = window, window.view
+    open_clip(qtbot, w)
+    w.measure_action.trigger()                            # View > Measure
+    assert v.measuring and w.measure_action.isChecked()
+    assert "click two points" in w.message_label.text()
+    s = v.view_scale
+    a = ipos(v.image_to_widget(*(t / 2 for t in w.last_rendered.mapping.image_hw[::-1])))
+    qtbot.mouseClick(v, Qt.MouseButton.LeftButton, pos=a)
+    qtbot.mouseClick(v, Qt.MouseButton.LeftButton, pos=a + QPoint(0, 60))
+    assert f"distance {60 / s:.1f} px" in w.message_label.text()
+    v.setFocus()
+    qtbot.keyClick(v, Qt.Key.Key_Escape)                 # Esc ends it: the menu follows
+    assert not v.measuring and not w.measure_action.isChecked()
+    assert w.message_label.text() == ""
 
 
 def test_measure_geometry():
@@ -439,7 +452,7 @@ def test_legend_in_the_window_follows_the_delta_slider(qtbot, window, random_tp_
         pytest.skip("every keypoint's attention peaks above the delta slider's top")
     assert w.view.attention_message == ""
     panel.delta_slider.setValue(int(np.floor(peak / DELTA_MAX * DELTA_STEPS)) + 1)
-    qtbot.waitUntil(lambda: settled(w) and "hides all attention" in w.view.attention_message,
-                    timeout=20_000)
+    qtbot.waitUntil(lambda: settled(w) and "hides all attention" in w.view.attention_message
+                    and AttentionLegend.HIDDEN in states, timeout=20_000)
     assert f"{peak:.4f}" in w.view.attention_message
-    assert AttentionLegend.HIDDEN in states and AttentionLegend.SHOWN in states
+    assert AttentionLegend.SHOWN in states
