@@ -32,14 +32,17 @@ def test_detector_runs_on_schedule_and_boxes_follow_keypoints():
     assert out[0].timings_ms["detect"] > 0 and out[1].timings_ms["detect"] == 0
 
 
-def test_reset_runs_the_detector_on_the_next_frame():
-    class Nobody:
-        calls = 0
+class Nobody:
+    """A detector that finds nobody and counts its calls."""
+    calls = 0
 
-        def __call__(self, image):
-            from core.types import Detections
-            self.calls += 1
-            return Detections()
+    def __call__(self, image):
+        from core.types import Detections
+        self.calls += 1
+        return Detections()
+
+
+def test_reset_runs_the_detector_on_the_next_frame():
     det = Nobody()
     tracker = PassTracker()
     step = PoseStep(det, FakePose(), tracker, StepConfig(detect_every=5))
@@ -107,13 +110,6 @@ class FadingPose(FakePose):
 
 
 def test_an_empty_scene_is_searched_on_the_schedule_not_every_frame():
-    class Nobody:
-        calls = 0
-
-        def __call__(self, image):
-            from core.types import Detections
-            self.calls += 1
-            return Detections()
     det = Nobody()
     step = PoseStep(det, FakePose(), PassTracker(), StepConfig(detect_every=5))
     for f in frames(11):
