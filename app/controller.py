@@ -559,9 +559,8 @@ class Controller(QObject):
         # The GUI shares one tracker between playback and still frames; it is the engine's
         # "batch" tracker (people shown from their first frame) so that a paused or seeked
         # frame shows everyone at once instead of waiting for confirmations.
-        return PosePipeline(paced, engine.detector, engine.pose, self._w_tracker,
-                            PipelineConfig(mode="live", detect_every=engine.config.detect_every,
-                                           keep_images=True, attention=attention))
+        return engine.pipeline(paced, mode="live", keep_images=True, attention=attention,
+                               tracker=self._w_tracker)
 
     def _job_still(self, index: int, attention: bool, epoch: int, fresh: bool,
                    frame: Frame | None = None) -> None:

@@ -64,12 +64,16 @@ class Engine:
             attention=attention).step_config())
 
     def pipeline(self, source, *, mode: PipelineMode = "batch", keep_images: bool = False,
-                 attention: bool = False, queue_size: int = 8) -> PosePipeline:
+                 attention: bool = False, queue_size: int = 8,
+                 tracker: PoseTracker | None = None) -> PosePipeline:
+        """The threaded pipeline on `source` with this engine's models; `tracker`: one to go
+        on with (the GUI shares one between playback and still frames), else a fresh one."""
         fpb = self.config.frames_per_batch
         if fpb <= 0:
             device = getattr(getattr(self.pose, "device", None), "type", "cpu")
             fpb = 8 if device == "cuda" else 1     # on a GPU, several frames' crops per batch
-        return PosePipeline(source, self.detector, self.pose, self.tracker(mode), PipelineConfig(
+        tracker = tracker if tracker is not None else self.tracker(mode)
+        return PosePipeline(source, self.detector, self.pose, tracker, PipelineConfig(
             mode=mode, detect_every=self.config.detect_every, keep_images=keep_images,
             attention=attention, queue_size=max(queue_size, 2 * fpb), frames_per_batch=fpb))
 
