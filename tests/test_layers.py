@@ -92,3 +92,47 @@ def test_the_rules_see_a_violation(tmp_path):
     found = imports(f, "core.pose.probe")
     assert "core.step" in found and "PySide6.QtCore" in found
     assert under("core.step", ORCHESTRATION) and not under("core.stepper", ORCHESTRATION)
+
+
+def module_level_imports(path: Path, known: set[str]) -> set[str]:
+    """The core modules a file imports when it is imported (not inside functions)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    name = module_name(path)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    out: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            mod = (".".join(package[:len(package) - node.level + 1]
+                            + ([node.module] if node.module else []))
+                   if node.level else node.module or "")
+            for a in node.names:
+                full = f"{mod}.{a.name}"
+                out.add(full if full in known else mod)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out & known
+
+
+def test_no_import_cycles_at_module_level():
+    graph = {module_name(p): p for p in CORE_FILES}
+    known = set(graph)
+    edges = {m: module_level_imports(p, known) - {m} for m, p in graph.items()}
+    # depth-first search for a back edge
+    state: dict[str, int] = {}
+
+    def visit(m: str, trail: list[str]) -> list[str] | None:
+        state[m] = 1
+        for n in sorted(edges[m]):
+            if state.get(n) == 1:
+                return trail + [m, n]
+            if n not in state:
+                found = visit(n, trail + [m])
+                if found:
+                    return found
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state:
+            cycle = visit(m, [])
+            assert cycle is None, f"import cycle: {' -> '.join(cycle)}"
