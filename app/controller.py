@@ -28,7 +28,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from core.engine import Engine, EngineConfig, build_engine
 from core.errors import StudioError
-from core.pipeline import PipelineConfig, PipelineError, PipelineFinished, PosePipeline
+from core.pipeline import PipelineError, PipelineFinished, PosePipeline
 from core.step import PoseStep, StepConfig, explain
 from core.types import Frame, PoseFrame
 

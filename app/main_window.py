@@ -24,7 +24,7 @@ from .controller import Controller, EngineInfo, PlaybackStats, SourceInfo
 from .keys import PlayerKeys
 from .memory import limit_malloc_arenas
 from .overlay import OverlaySettings
-from .panels import SettingsPanel, SourceBar, TransportBar
+from .panels import SettingsPanel, SourceBar, TransportBar, nearest_existing
 from .pyside_compat import guard_singletons
 from .renderer import FrameRenderer, RenderedFrame
 from .video_view import VideoView
@@ -132,14 +132,8 @@ class _Follow(QObject):
 def usable_out_dir(folder: str) -> bool:
     """Whether files can be written to `folder` (it exists and is writable, or its nearest
     existing parent is, so the export can create it)."""
-    if not folder:
-        return False
-    p = Path(folder).expanduser()
-    while not p.exists():
-        if p.parent == p:
-            return False
-        p = p.parent
-    return p.is_dir() and os.access(p, os.W_OK | os.X_OK)
+    p = nearest_existing(folder) if folder else None
+    return p is not None and p.is_dir() and os.access(p, os.W_OK | os.X_OK)
 
 
 class MainWindow(QMainWindow):

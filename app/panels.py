@@ -6,6 +6,7 @@ OverlaySettings); the main window wires them to the controller.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, QSettings, Qt, QTimer, Signal
@@ -65,21 +66,29 @@ MATRIX_TIP = ("The decoder's query-to-query attention of the first person (row: 
 
 
 __all__ = ["BROWSE", "SettingsPanel", "SourceBar", "TransportBar", "format_time",
-           "start_dir"]
+           "nearest_existing", "start_dir"]
+
+
+def nearest_existing(folder: str | os.PathLike) -> Path | None:
+    """`folder` when it exists, else its nearest existing parent (a folder not made yet);
+    None when not even the root exists."""
+    p = Path(folder).expanduser()
+    while not p.exists():
+        if p.parent == p:
+            return None
+        p = p.parent
+    return p
 
 
 def start_dir(folder: str | None) -> str:
     """Where a file dialog opens: `folder` when it still exists, else the home folder (never
     the working directory the program happened to start in)."""
-    if folder:
-        p = Path(folder).expanduser()
-        if p.is_absolute():
-            while not p.exists() and p.parent != p:   # a folder not made yet: its parent
-                p = p.parent
-            if p.is_file():
-                p = p.parent
-            if p.is_dir() and p.parent != p:
-                return str(p)
+    if folder and Path(folder).expanduser().is_absolute():
+        p = nearest_existing(folder)
+        if p is not None and p.is_file():
+            p = p.parent
+        if p is not None and p.is_dir() and p.parent != p:
+            return str(p)
     return str(Path.home())
 
 

@@ -177,12 +177,9 @@ def run_gui(args: argparse.Namespace | None = None) -> int:
     from PySide6.QtCore import QSettings, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
 
+    # MainWindow() guards against PySide6's None leak and caps malloc arenas before any
+    # worker thread starts (app.pyside_compat, app.memory)
     from .main_window import APPLICATION, ORGANIZATION, MainWindow
-    from .memory import limit_malloc_arenas
-    from .pyside_compat import guard_singletons
-
-    guard_singletons()          # before any other Qt call: see app.pyside_compat
-    limit_malloc_arenas()       # before the worker threads start: see app.memory
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     qInstallMessageHandler(_qt_message)

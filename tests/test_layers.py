@@ -22,23 +22,32 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports(path: Path, name: str | None = None) -> set[str]:
-    """Every module a file imports (relative imports resolved against its module `name`,
-    by default its place in the repository)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+def _package(path: Path, name: str | None = None) -> list[str]:
+    """The package a file's relative imports start from (its module `name`, by default its
+    place in the repository)."""
     package = (name or module_name(path)).split(".")
-    if path.name != "__init__.py":
-        package = package[:-1]
+    return package if path.name == "__init__.py" else package[:-1]
+
+
+def _from_module(node: ast.ImportFrom, package: list[str]) -> str:
+    """The module a `from ... import` statement reads, relative imports resolved."""
+    if not node.level:
+        return node.module or ""
+    return ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module
+                                                                 else []))
+
+
+def imports(path: Path, name: str | None = None) -> set[str]:
+    """Every module a file imports, also inside functions (`from m import x` counts as both
+    m and m.x)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    package = _package(path, name)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package[:len(package) - node.level + 1]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
+            mod = _from_module(node, package)
             found.add(mod)
             found.update(f"{mod}.{a.name}" for a in node.names)
     return found
@@ -97,14 +106,11 @@ def test_the_rules_see_a_violation(tmp_path):
 def module_level_imports(path: Path, known: set[str]) -> set[str]:
     """The core modules a file imports when it is imported (not inside functions)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    name = module_name(path)
-    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    package = _package(path)
     out: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.ImportFrom):
-            mod = (".".join(package[:len(package) - node.level + 1]
-                            + ([node.module] if node.module else []))
-                   if node.level else node.module or "")
+            mod = _from_module(node, package)
             for a in node.names:
                 full = f"{mod}.{a.name}"
                 out.add(full if full in known else mod)
