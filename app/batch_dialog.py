@@ -1,6 +1,6 @@
 """Batch annotation from the GUI: the queue dialog and the current video's export.
 
-Both run `core.commands.annotate.annotate_one` on a worker thread with their own engine, so
+Both run `core.batch.job.annotate_one` on a worker thread with their own engine, so
 their CSV/JSON/overlay files are exactly those of `main.py annotate` (same names from
 `outputs_for`, same writers). Cancelling stops the running pipeline at once; annotate_one
 then removes that input's unfinished outputs, as on Ctrl-C in the CLI.
@@ -137,7 +137,7 @@ class BatchRunner(QObject):
             return True
 
     def _run(self) -> None:
-        from core.commands.annotate import annotate_one, outputs_for
+        from core.batch.job import annotate_one, outputs_for
         n = len(self.inputs)
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)

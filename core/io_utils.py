@@ -5,6 +5,7 @@ import json
 import math
 import os
 import secrets
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,11 @@ from .errors import InputError
 
 _UMASK: int | None = None
 _UMASK_LOCK = threading.Lock()
+
+
+def log(message: str) -> None:
+    """Progress and status go to stderr so stdout stays clean for results."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def file_mode() -> int:

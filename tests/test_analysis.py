@@ -362,7 +362,7 @@ def test_bad_options_fail_before_any_work(tmp_path, monkeypatch, capsys, args, m
 
 
 def test_config_round_trip_and_cli_override(tmp_path, monkeypatch, capsys):
-    from core.commands.annotate_config import read_config_file, resolve_config
+    from core.batch.config import read_config_file, resolve_config
     first = tmp_path / "first.toml"
     rc = main.main(["annotate", str(CLIP), "--out", str(tmp_path / "o"), "--filter",
                     "butterworth", "--cutoff", "5", "--fill-gaps", "4", "--angles",

@@ -230,12 +230,12 @@ def test_world_landmarks_reach_the_json(tmp_path):
     """BlazePose's 3-D world keypoints (metres, origin between the hips) are exported per
     person in the JSON; the 2-D keypoints are unchanged."""
     import json
-    from core.commands import annotate
+    from core.batch.job import annotate_one
     from core.engine import EngineConfig, build_engine
     clip = ROOT / "tests" / "data" / "clip_person.mp4"
     engine = build_engine(EngineConfig(model="mediapipe"), progress=False)
     paths = {"csv": tmp_path / "c.csv", "json": tmp_path / "c.json"}
-    annotate.annotate_one(engine, str(clip), paths, None)
+    annotate_one(engine, str(clip), paths, None)
     doc = json.loads(paths["json"].read_text())
     people = [p for f in doc["frames"] for p in f["people"]]
     assert people and all("world" in p for p in people)

@@ -220,7 +220,7 @@ def _image_folder(tmp_path: Path, n: int = 3) -> Path:
 
 
 def test_batch_queue_two_files_and_a_folder_match_annotate(qtbot, window, tmp_path):
-    from core.commands.annotate import outputs_for
+    from core.batch.job import outputs_for
     import main as cli
 
     folder = _image_folder(tmp_path)

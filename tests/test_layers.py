@@ -79,9 +79,6 @@ def test_stages_do_not_import_what_orchestrates_them():
     assert not wrong, f"lower layers import higher ones: {wrong}"
 
 
-@pytest.mark.xfail(strict=True, reason="known: core.batch (local, ray_backend) runs "
-                   "core.commands.annotate.annotate_one; the per-input annotation should move "
-                   "below the commands (core.batch or core.export) and this mark go")
 def test_only_main_and_the_gui_import_the_commands():
     wrong = {}
     for path in CORE_FILES:

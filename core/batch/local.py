@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..commands.common import log
+from ..io_utils import log
 
 PROGRESS_EVERY_S = 0.1
 
@@ -29,13 +29,13 @@ def _worker_main(wid: int, device: str | None, config: Any, if_locked: str, task
                  events: Any, n_workers: int = 1) -> None:
     """A worker process: load the model, then annotate inputs until the queue says stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent decides; SIGTERM stops us
-    from ..batch.signals import termination_as_interrupt
-    from ..commands.annotate import (InputResult, _quiet_source_warnings, annotate_one,
+    from .signals import termination_as_interrupt
+    from .job import (InputResult, quiet_source_warnings, annotate_one,
                                      busy_result, engine_config)
-    from ..batch.locks import OutputBusy
+    from .locks import OutputBusy
     from ..engine import build_engine
     from ..errors import StudioError
-    with termination_as_interrupt(), _quiet_source_warnings():
+    with termination_as_interrupt(), quiet_source_warnings():
         try:
             import torch
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, n_workers)))
@@ -81,7 +81,7 @@ def _worker_main(wid: int, device: str | None, config: Any, if_locked: str, task
                 current = None
         except KeyboardInterrupt as e:
             if current is not None:
-                from ..batch.signals import interrupt_reason
+                from .signals import interrupt_reason
                 events.put(("result", wid, current["key"],
                             InputResult(current["path"], "cancelled",
                                         message=f"interrupted ({interrupt_reason(e)})")))
@@ -91,7 +91,7 @@ def _worker_main(wid: int, device: str | None, config: Any, if_locked: str, task
 
 def run_workers(todo: list, config: Any, options: Any,
                 record: Callable[[Any, Any], None]) -> None:
-    from ..commands.annotate import InputResult, _progress_bar
+    from .job import InputResult, progress_bar
 
     devices = list(options.devices)
     n = options.workers or len(devices) or 1
@@ -114,7 +114,7 @@ def run_workers(todo: list, config: Any, options: Any,
         procs.append(p)
     log(f"{n} worker processes" + (f" on {', '.join(d for d in worker_devices)}"
                                    if devices else "") + f" for {len(todo)} input(s)")
-    overall = _progress_bar(None, "all inputs", 0, True)
+    overall = progress_bar(None, "all inputs", 0, True)
     bars: dict[int, Any] = {}
     frames_seen: dict[str, int] = {}
     current: dict[int, str | None] = {w: None for w in range(n)}
@@ -143,7 +143,7 @@ def run_workers(todo: list, config: Any, options: Any,
         elif kind == "start":
             current[wid] = key
             close_bar(wid)
-            bars[wid] = _progress_bar(None, Path(by_key[key].path).name[:30], 1 + wid, False)
+            bars[wid] = progress_bar(None, Path(by_key[key].path).name[:30], 1 + wid, False)
         elif kind == "progress":
             done, total = payload
             bar = bars.get(wid)

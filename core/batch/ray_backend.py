@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..commands.common import log
+from ..io_utils import log
 from ..errors import InputError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ class _Annotator:
         if os.path.isdir(cwd):
             os.chdir(cwd)
         logging.getLogger("core.video").setLevel(logging.ERROR)
-        from ..commands.annotate import engine_config
+        from .job import engine_config
         from ..engine import build_engine
         self.config = config
         self.if_locked = if_locked
@@ -75,8 +75,8 @@ class _Annotator:
         return self.engine.pose_description if self.engine is not None else f"error: {self.error}"
 
     def annotate(self, path: str, key: str, outputs: dict) -> Any:
-        from ..batch.locks import OutputBusy
-        from ..commands.annotate import InputResult, annotate_one, busy_result
+        from .locks import OutputBusy
+        from .job import InputResult, annotate_one, busy_result
         from ..errors import StudioError
         if self.engine is None:
             return InputResult(path, "failed", message=f"the model could not be loaded on "
@@ -122,19 +122,19 @@ def _init(ray: Any, address: str | None) -> bool:
 
 def run_ray(todo: list, config: Any, options: Any,
             record: Callable[[Any, Any], None]) -> None:
-    from ..commands.annotate import InputResult, _progress_bar
+    from .job import InputResult, progress_bar
     from .signals import reinstall
     ray = import_ray()
     started = _init(ray, options.ray or None)
     reinstall()              # ray.init replaced our SIGTERM handler with one that just exits
     try:
-        _run(ray, todo, config, options, record, InputResult, _progress_bar)
+        _run(ray, todo, config, options, record, InputResult, progress_bar)
     finally:
         if started:
             ray.shutdown()
 
 
-def _run(ray, todo, config, options, record, InputResult, _progress_bar) -> None:
+def _run(ray, todo, config, options, record, InputResult, progress_bar) -> None:
     gpu = str(config.device).startswith("cuda")
     cpus_total = int(ray.cluster_resources().get("CPU", 1))
     gpus_total = int(ray.cluster_resources().get("GPU", 0))
@@ -153,7 +153,7 @@ def _run(ray, todo, config, options, record, InputResult, _progress_bar) -> None
               for _ in range(n)]
     log(f"Ray: {n} worker actor(s) on a cluster of {cpus_total} CPU(s)"
         f"{f' and {gpus_total} GPU(s)' if gpus_total else ''} for {len(todo)} input(s)")
-    overall = _progress_bar(None, "all inputs", 0, True)
+    overall = progress_bar(None, "all inputs", 0, True)
     bars: dict[str, Any] = {}
     frames_seen: dict[str, int] = {}
     pending: dict[Any, tuple[Any, Any]] = {}          # task ref -> (item, actor)
@@ -167,7 +167,7 @@ def _run(ray, todo, config, options, record, InputResult, _progress_bar) -> None
                 item, actor = queue.pop(0), idle.pop(0)
                 ref = actor.annotate.remote(item.path, item.key, item.outputs)
                 pending[ref] = (item, actor)
-                bars[item.key] = _progress_bar(None, Path(item.path).name[:30],
+                bars[item.key] = progress_bar(None, Path(item.path).name[:30],
                                                1 + len(bars) % max(1, n), False)
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
             if not described:
@@ -203,7 +203,7 @@ def _run(ray, todo, config, options, record, InputResult, _progress_bar) -> None
                                              message="not run: every Ray worker died"))
                 queue.clear()
     except KeyboardInterrupt as e:
-        from ..commands.annotate import clean_unfinished
+        from .job import clean_unfinished
         from .signals import interrupt_reason
         # A running task of a (sync) actor cannot be interrupted: stop the actors outright,
         # then remove what they left unfinished (their locks go with their processes).

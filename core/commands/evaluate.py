@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..keypoints import COCO_KEYPOINT_NAMES
-from .common import log
+from ..io_utils import log
 from .. import catalogue
 
 

@@ -12,7 +12,7 @@ from ..keypoints import COCO_KEYPOINT_NAMES, keypoint_index
 from ..pose.attention import AttentionMaps
 from ..types import PoseEstimate, validate_boxes
 from ..visualization import blend_heatmap, draw_decoder_attention, draw_skeleton
-from .common import log
+from ..io_utils import log
 from .. import catalogue
 
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from ..errors import InputError
-from .common import log
+from ..io_utils import log
 from .. import catalogue
 
 

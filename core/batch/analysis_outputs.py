@@ -17,7 +17,7 @@ from ..export import ExportMetadata, KeypointCsvWriter, OverlayVideoWriter
 from ..export.analysis_sinks import (write_analysis_json, write_openpose, write_trc,
                                      write_wide_csv)
 from ..types import PoseFrame
-from .annotate_config import AnnotateConfig, with_absolute_paths, write_config
+from .config import AnnotateConfig, with_absolute_paths, write_config
 
 
 class AngleOverlayVideoWriter(OverlayVideoWriter):
