@@ -435,9 +435,28 @@ def test_camera_close_from_another_thread(fake_camera):
     assert src.stopped_reason is None            # stopped on request, not by failure
 
 
-def test_list_cameras_finds_none_here():
-    cams = list_cameras()
-    assert isinstance(cams, list) and all(c.startswith("camera:") for c in cams)
+def test_list_cameras_probes_the_device_nodes_and_keeps_those_that_open(tmp_path,
+                                                                         monkeypatch):
+    import sys
+    import core.video.camera as camera
+    for name in ("video0", "video2", "video10", "videoX", "video2.lock"):
+        (tmp_path / name).touch()
+    probed = []
+
+    class FakeCapture:
+        def __init__(self, index, backend):
+            probed.append(index)
+            self.index = index
+
+        def isOpened(self):
+            return self.index == 2          # video0 exists but is not a capture device
+
+        def release(self):
+            pass
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(camera.cv2, "VideoCapture", FakeCapture)
+    assert list_cameras(devices=tmp_path) == ["camera:2"]
+    assert sorted(probed) == [0, 2]         # video10 is past max_index, videoX not a node
 
 
 # ---------------------------------------------------------------------------------------------

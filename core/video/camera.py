@@ -180,11 +180,12 @@ class CameraSource(FrameSource):
             self._cap = None
 
 
-def list_cameras(max_index: int = 8) -> list[str]:
-    """Specs (`camera:N`) of the cameras OpenCV can open, probing indices below max_index."""
+def list_cameras(max_index: int = 8, devices: Path = Path("/dev")) -> list[str]:
+    """Specs (`camera:N`) of the cameras OpenCV can open, probing indices below max_index
+    (on Linux only those with a `video<N>` node in `devices`)."""
     if sys.platform.startswith("linux"):
         # Only probe device nodes that exist: quick, and no noise about missing ones.
-        nodes = (int(m.group(1)) for p in Path("/dev").glob("video*")
+        nodes = (int(m.group(1)) for p in Path(devices).glob("video*")
                  if (m := re.fullmatch(r"video(\d+)", p.name)))
         indices = sorted(i for i in nodes if i < max_index)
     else:
