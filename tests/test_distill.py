@@ -69,6 +69,31 @@ def test_soft_targets_and_cross_entropy():
     assert torch.allclose(ce_best, entropy, atol=1e-4)
 
 
+def test_per_joint_sigma_sharpens_targets_and_keeps_heatmap_peaks_near_one():
+    """joint_sigma: a sharper target for some joints (the face), and the softmax head's
+    heatmaps scaled per joint so a joint that matches its target still peaks near 1."""
+    from core.models import TransPoseConfig
+    joints = torch.tensor([[[20.0, 30.0], [20.0, 30.0]]])
+    target, _ = soft_targets(joints, torch.ones(1, 2), (64, 48), sigma=[1.0, 2.0])
+    sharp, wide = target[0].max(-1).values.tolist()
+    assert sharp == pytest.approx(1 / (2 * np.pi * 1.0), rel=0.02)
+    assert wide == pytest.approx(1 / (2 * np.pi * 4.0), rel=0.02)
+    assert int(target[0, 0].argmax()) == int(target[0, 1].argmax()) == 30 * 48 + 20
+    with pytest.raises(ValueError, match="joint_sigma"):
+        TransPoseConfig(backbone="movenet", d_model=16, dim_feedforward=32, n_heads=2,
+                        n_layers=1, head_channels=(8,), output="softmax", joint_sigma=(1.0,))
+    from core.training.distill import DISTILL_CONFIGS
+    from core.models import build_model
+    cfg = DISTILL_CONFIGS["tp-m-micro"].replace(joint_sigma=(1.0,) * 5 + (2.0,) * 12)
+    assert cfg.sigmas()[:5] == (1.0,) * 5 and cfg.sigmas()[5:] == (2.0,) * 12
+    assert TransPoseConfig.from_dict(cfg.to_dict()) == cfg        # survives the checkpoint
+    model = build_model(cfg)
+    logits = torch.log(soft_targets(torch.full((1, 17, 2), 20.0), torch.ones(1, 17), (64, 48),
+                                    cfg.sigmas())[0].clamp_min(1e-30)).reshape(1, 17, 64, 48)
+    peaks = model.to_heatmaps(logits).flatten(2).max(-1).values[0]
+    assert torch.allclose(peaks, torch.ones(17), atol=0.03)
+
+
 def test_distill_trains_on_real_samples_and_resumes(tmp_path, people):
     logs: list[str] = []
     result = distill(_config(tmp_path), people, log=logs.append)
@@ -218,3 +243,20 @@ def test_skip_head_trains_from_a_warm_start(tmp_path, people):
     with pytest.raises(CheckpointError, match="encoder does not fit"):
         distill(_config(tmp_path / "c", stem=str(stem), model="tp-m-s16", init=str(plain.model_path),
                         epochs=1, max_steps_per_epoch=1), people, log=lambda m: None)
+
+
+def test_publish_as_renames_only_a_matching_config(tmp_path):
+    """A run made under an experimental name is published under the registered name when
+    only the name differs; weights unchanged, the trained name kept in meta."""
+    from core.models import build_model, save_checkpoint
+    from core.training.distill import DISTILL_CONFIGS, publish_as
+    model = build_model(DISTILL_CONFIGS["tp-m-micro"].replace(name="tp-m-micro-try3"))
+    src = save_checkpoint(model, tmp_path / "try.pth", {"epochs": 1})
+    out = publish_as(src, "tp-m-micro", tmp_path / "pub.pth")
+    raw = torch.load(out, map_location="cpu", weights_only=True)
+    assert raw["config"]["name"] == "tp-m-micro" and raw["meta"]["trained_as"] == "tp-m-micro-try3"
+    assert raw["meta"]["epochs"] == 1
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in raw["state_dict"].items())
+    with pytest.raises(InputError, match="more than the name"):
+        publish_as(src, "tp-m-s16", tmp_path / "bad.pth")
+    assert not (tmp_path / "bad.pth").exists()

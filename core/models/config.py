@@ -61,7 +61,10 @@ class TransPoseConfig(ConfigDict):
     output "heatmap": the head's maps are the heatmaps (official, trained with MSE);
     "softmax": the head gives logits trained with cross-entropy over each joint's positions,
     and the heatmaps are the softmax times 2*pi*sigma^2 (`softmax_sigma`, heatmap pixels),
-    so a confident joint peaks near 1 like an MSE-trained map.
+    so a confident joint peaks near 1 like an MSE-trained map. `joint_sigma` (optional, one
+    per joint) overrides it per joint: the eyes of a whole-body crop are 1-2 heatmap pixels
+    apart, and a sigma-2 target lets a head that hesitates between them put one peak in the
+    middle, so sharper face targets keep them apart.
     """
 
     name: str = "custom"
@@ -85,12 +88,13 @@ class TransPoseConfig(ConfigDict):
     skip_levels: tuple[str, ...] = ()
     output: str = "heatmap"
     softmax_sigma: float = 2.0
+    joint_sigma: tuple[float, ...] = ()
     dropout: float = 0.1
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     arch: ClassVar[str] = "TransPose"
     tuple_fields: ClassVar[tuple[str, ...]] = ("input_size", "resnet_blocks", "head_channels",
-                                               "skip_levels")
+                                               "skip_levels", "joint_sigma")
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -111,6 +115,11 @@ class TransPoseConfig(ConfigDict):
         object.__setattr__(self, "resnet_blocks", tuple(int(v) for v in self.resnet_blocks))
         object.__setattr__(self, "head_channels", tuple(int(v) for v in self.head_channels))
         object.__setattr__(self, "skip_levels", tuple(str(v) for v in self.skip_levels))
+        object.__setattr__(self, "joint_sigma", tuple(float(v) for v in self.joint_sigma))
+        if self.joint_sigma and (len(self.joint_sigma) != self.num_joints
+                                 or min(self.joint_sigma) <= 0):
+            raise ValueError(f"joint_sigma needs {self.num_joints} positive values, not "
+                             f"{self.joint_sigma}")
         if self.skip_levels:
             steps = [f"fpn{self.stride >> (i + 1)}" for i in range(len(self.head_channels))]
             if self.backbone != "movenet" or tuple(steps[:len(self.skip_levels)]) != \
@@ -124,6 +133,10 @@ class TransPoseConfig(ConfigDict):
         if self.backbone == "movenet":
             return 16 if self.stem_level == "fpn16" else 8
         return 8 if self.backbone == "resnet" else 4
+
+    def sigmas(self) -> tuple[float, ...]:
+        """The softmax head's target sigma of each joint (heatmap pixels)."""
+        return self.joint_sigma or (self.softmax_sigma,) * self.num_joints
 
     @property
     def feature_hw(self) -> tuple[int, int]:

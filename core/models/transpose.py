@@ -44,7 +44,8 @@ class TransPose(nn.Module):
             return head_out
         n, k, h, w = head_out.shape
         p = torch.softmax(head_out.float().reshape(n, k, h * w), dim=-1).reshape(n, k, h, w)
-        return (p * (2 * math.pi * self.config.softmax_sigma ** 2)).to(head_out.dtype)
+        peak = 2 * math.pi * torch.tensor(self.config.sigmas(), device=p.device) ** 2
+        return (p * peak.view(1, k, 1, 1)).to(head_out.dtype)
 
     def _forward(self, x: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor]]:
         out, attentions = self.head_from_features(self.features(x), need_weights)

@@ -25,6 +25,7 @@ view and cached on disk; the Transformer encoder and the heatmap head train on t
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -52,9 +53,17 @@ CACHE_VERSION = 1
 
 # TransPose-M configurations (backbone "movenet"); the shipped model is tp-m-s16.
 DISTILL_CONFIGS: dict[str, TransPoseConfig] = {
-    # stride-16 tokens: 16 x 12 = 192 at 256x192; heatmaps 64 x 48 (stride 4)
+    # stride-16 tokens: 16 x 12 = 192 at 256x192; heatmaps 64 x 48 (stride 4). The five face
+    # keypoints get sharper targets (sigma 1, the body 2): with sigma 2 the head put both
+    # eyes of a whole-body crop (1-2 heatmap pixels apart) near their middle.
     "tp-m-s16": TransPoseConfig(
         name="tp-m-s16", backbone="movenet", stem_level="fpn16", input_size=(192, 256),
+        d_model=128, dim_feedforward=256, n_heads=4, n_layers=2, head_channels=(64,),
+        output="softmax", softmax_sigma=2.0, joint_sigma=(1.0,) * 5 + (2.0,) * 12,
+        dropout=0.1),
+    # the first shipped recipe: sigma 2 for every joint (the warm start of tp-m-s16)
+    "tp-m-s16-sigma2": TransPoseConfig(
+        name="tp-m-s16-sigma2", backbone="movenet", stem_level="fpn16", input_size=(192, 256),
         d_model=128, dim_feedforward=256, n_heads=4, n_layers=2, head_channels=(64,),
         output="softmax", softmax_sigma=2.0, dropout=0.1),
     # the same tokens, and the stem's stride-8 and stride-4 levels fused into the head
@@ -362,14 +371,15 @@ def stem_runner(stem: torch.nn.Module) -> Callable[[torch.Tensor], tuple[np.ndar
 
 # ---------------------------------------------------------------------------- training
 def soft_targets(joints: torch.Tensor, weights: torch.Tensor, hw: tuple[int, int],
-                 sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised Gaussians (N, K, h*w) at the joints (heatmap pixels); weight 0 where the
-    joint is unlabelled or off the map."""
+                 sigma: float | Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised Gaussians (N, K, h*w) at the joints (heatmap pixels), of one sigma or one
+    per joint; weight 0 where the joint is unlabelled or off the map."""
     h, w = hw
     ys = torch.arange(h, dtype=torch.float32).view(1, 1, h, 1)
     xs = torch.arange(w, dtype=torch.float32).view(1, 1, 1, w)
     jx, jy = joints[..., 0, None, None], joints[..., 1, None, None]
-    g = torch.exp(-((xs - jx) ** 2 + (ys - jy) ** 2) / (2 * sigma * sigma)).flatten(2)
+    s = torch.as_tensor(sigma, dtype=torch.float32).reshape(1, -1, 1, 1)
+    g = torch.exp(-((xs - jx) ** 2 + (ys - jy) ** 2) / (2 * s * s)).flatten(2)
     inside = (joints[..., 0] >= -0.5) & (joints[..., 0] <= w - 0.5) & \
              (joints[..., 1] >= -0.5) & (joints[..., 1] <= h - 0.5) & \
              torch.isfinite(joints).all(-1)
@@ -451,7 +461,7 @@ class HeadTrainer:
     def _batch_loss(self, idx: torch.Tensor, data: CachedViews) -> torch.Tensor:
         logits, _ = self.model.head_from_features(data.inputs(idx))
         target, weight = soft_targets(data.joints[idx], data.weights[idx], self.hw,
-                                      self.cfg.softmax_sigma)
+                                      self.cfg.sigmas())
         return heatmap_ce(logits, target, weight)
 
     @torch.no_grad()
@@ -465,7 +475,7 @@ class HeadTrainer:
             idx = torch.arange(i, min(i + 128, len(self.val.features)))
             logits, _ = self.model.head_from_features(self.val.inputs(idx))
             target, weight = soft_targets(self.val.joints[idx], self.val.weights[idx],
-                                          self.hw, self.cfg.softmax_sigma)
+                                          self.hw, self.cfg.sigmas())
             losses.append(float(heatmap_ce(logits, target, weight)) * len(idx))
             d = (heatmap_argmax(logits) - self.val.joints[idx]).norm(dim=-1)
             m = weight >= 0.5
@@ -618,14 +628,46 @@ def export_from_checkpoint(run: str | os.PathLike, to: str | os.PathLike | None 
     return export_fp16(model.eval(), out, meta)
 
 
+def publish_as(model_path: str | os.PathLike, name: str, to: str | os.PathLike) -> Path:
+    """A finished model file saved under a registered config's name (how a run made under
+    an experimental name becomes tp-m-s16): the architecture and the targets must be the
+    registered ones; the weights are untouched and meta records the name it was trained as."""
+    from ..io_utils import atomic_write_bytes
+    path = Path(model_path)
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+        trained = TransPoseConfig.from_dict(raw["config"])
+    except Exception as e:  # noqa: BLE001 - one clear message for any unreadable file
+        raise CheckpointError(f"{path}: not a TransPose Studio model file "
+                              f"({type(e).__name__})") from None
+    target = DistillConfig(out="", model=name).model_config()
+    if trained.replace(name=target.name) != target:
+        raise InputError(f"{path}: its config ({trained.name}) differs from {target.name} in "
+                         f"more than the name")
+    raw["config"] = target.to_dict()
+    raw["meta"] = {**raw.get("meta", {}), "trained_as": trained.name}
+    buf = io.BytesIO()
+    torch.save(raw, buf)
+    return atomic_write_bytes(to, buf.getvalue())
+
+
 if __name__ == "__main__":
     import argparse
-    p = argparse.ArgumentParser(description="export a TransPose-M run's last finished epoch")
-    p.add_argument("run", help="the run's --out folder")
+    p = argparse.ArgumentParser(description="export a TransPose-M run's last finished epoch, "
+                                            "or (--as) publish a model under a config's name")
+    p.add_argument("run", help="the run's --out folder (or, with --as, a model .pth)")
     p.add_argument("--to", help="output .pth (default RUN/model-epochN.pth)")
+    p.add_argument("--as", dest="name", metavar="CONFIG",
+                   help="save the model file RUN as config CONFIG (same architecture and "
+                        "targets), to --to")
     a = p.parse_args()
     try:
-        print(export_from_checkpoint(a.run, a.to))
+        if a.name:
+            if not a.to:
+                raise InputError("--as needs --to")
+            print(publish_as(a.run, a.name, a.to))
+        else:
+            print(export_from_checkpoint(a.run, a.to))
     except (InputError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(1)
