@@ -36,10 +36,6 @@ class InputResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def input_stem(inp: str) -> str:
-    return default_key(inp)
-
-
 def outputs_for(inp: str, out_dir: Path, overlay: bool,
                 formats: tuple[str, ...] = DEFAULT_FORMATS,
                 analysis_run: bool = False, key: str | None = None) -> dict[str, Path]:
@@ -47,7 +43,7 @@ def outputs_for(inp: str, out_dir: Path, overlay: bool,
     they are only known after the run). An analysis run also writes `<stem>.config.toml`,
     last, which marks the input as done. `key` (from the batch plan: the stem, or a path
     mirroring the input's folders) names the outputs; default: the input's stem."""
-    key = key or input_stem(inp)
+    key = key or default_key(inp)
     folder = out_dir / Path(key).parent
     stem = Path(key).name
     out_dir = folder
@@ -92,7 +88,7 @@ def annotate_one(engine: Engine, inp: str, outputs: dict[str, Path], overall,
     if not outputs:
         raise InputError(f"{inp}: no output format chosen")
     first = next(iter(outputs.values()))
-    stem_path = first.parent / output_stem(first)
+    stem_path = first.parent / _output_stem(first)
     try:
         first.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -122,7 +118,7 @@ def clean_unfinished(outputs: dict[str, Path], wait_s: float = 0.0) -> None:
     """After a worker was stopped from outside: remove its temporary files for these
     outputs, unless another run holds their lock (then they may be that run's)."""
     first = next(iter(outputs.values()))
-    lock = OutputLock(first.parent / (output_stem(first) + ".lock"))
+    lock = OutputLock(first.parent / (_output_stem(first) + ".lock"))
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -145,7 +141,7 @@ def _remove_stale_parts(outputs: dict[str, Path]) -> None:
     lost node): with the lock ours, no live run can be writing them."""
     import re
     first = next(iter(outputs.values()))
-    stem = output_stem(first)
+    stem = _output_stem(first)
     names = "|".join([re.escape(p.name) for p in outputs.values()] +
                      [re.escape(stem) + r"\.person\d+\.(?:csv|trc)"])
     pattern = re.compile(rf"(?:{names})\.\d+-[0-9a-f]+\.part")
@@ -154,7 +150,7 @@ def _remove_stale_parts(outputs: dict[str, Path]) -> None:
             remove_output(part)
 
 
-def output_stem(path: Path) -> str:
+def _output_stem(path: Path) -> str:
     name = path.name
     for suffix in (".overlay.mp4", ".config.toml", ".openpose", ".csv", ".json"):
         if name.endswith(suffix):
@@ -223,7 +219,7 @@ def _annotate_locked(engine: Engine, inp: str, outputs: dict[str, Path], overall
         sinks.clear()
         if analysis is not None:
             from .analysis_outputs import write_analysis_outputs
-            write_analysis_outputs(inp, output_stem(outputs["config"]), collected, outputs,
+            write_analysis_outputs(inp, _output_stem(outputs["config"]), collected, outputs,
                                    meta, config, analysis, written)
             written.clear()
         warnings = list(dict.fromkeys(getattr(source, "warnings", [])))

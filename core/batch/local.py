@@ -30,8 +30,8 @@ def _worker_main(wid: int, device: str | None, config: Any, if_locked: str, task
     """A worker process: load the model, then annotate inputs until the queue says stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent decides; SIGTERM stops us
     from .signals import termination_as_interrupt
-    from .job import (InputResult, quiet_source_warnings, annotate_one,
-                                     busy_result, engine_config)
+    from .job import (InputResult, annotate_one, busy_result, engine_config,
+                      quiet_source_warnings)
     from .locks import OutputBusy
     from ..engine import build_engine
     from ..errors import StudioError
@@ -236,16 +236,13 @@ def run_workers(todo: list, config: Any, options: Any,
 
 def _remove_parts(todo: list, pid: int | None) -> None:
     """A worker that died cannot remove its temporary files: they carry its pid."""
+    from .job import remove_output
     if pid is None:
         return
     folders = {p.parent for b in todo for p in b.outputs.values()}
     for folder in folders:
         for part in folder.glob(f"*.{pid}-*.part"):
             try:
-                if part.is_dir():
-                    import shutil
-                    shutil.rmtree(part, ignore_errors=True)
-                else:
-                    part.unlink(missing_ok=True)
+                remove_output(part)
             except OSError:
                 pass
