@@ -241,17 +241,20 @@ class PosePipeline:
             self._seek_to = int(index)
             self._generation += 1
 
-    def stop(self, timeout: float = 2.0) -> bool:
-        """Stop every worker; True when all joined within the timeout."""
+    def stop(self, timeout: float | None = 2.0) -> bool:
+        """Stop every worker; True when all joined within the timeout (None: wait until
+        they have, which is what a process about to exit needs)."""
         self._stop.set()
         self._running.set()
         try:
             self.source.close()        # unblocks a reader waiting on a camera
         except Exception:
             pass
-        deadline = time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
+            if t.ident is None:        # start() was interrupted before this one started
+                continue
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._threads)
 
     def __enter__(self) -> "PosePipeline":
@@ -293,9 +296,9 @@ class PosePipeline:
 
     def run(self, on_frame: Callable[[PoseFrame], None] | None = None) -> PipelineFinished:
         """Blocking batch run; raises the first stage error as its original exception."""
-        if not self._threads:
-            self.start()
         try:
+            if not self._threads:
+                self.start()         # in the try: an interrupt can land while threads start
             for ev in self.events():
                 if isinstance(ev, PoseFrame):
                     if on_frame is not None:
@@ -305,7 +308,11 @@ class PosePipeline:
                 elif isinstance(ev, PipelineFinished):
                     return ev
         finally:
-            self.stop()
+            # Wait for the workers to finish the frame in hand, however long a loaded machine
+            # takes: a daemon thread still inside onnxruntime when the interpreter exits (an
+            # interrupted batch run) is unwound through C++ frames that forbid it, and the
+            # process aborts ("terminate called without an active exception").
+            self.stop(timeout=None)
         return PipelineFinished(self.stats.frames_out, self.stats.dropped, True)
 
     # ---- stages --------------------------------------------------------------------

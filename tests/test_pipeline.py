@@ -181,6 +181,42 @@ def test_callback_exception_propagates_and_threads_stop():
                    if t.name.startswith("pose-pipeline-"))
 
 
+def _pipeline_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("pose-pipeline-")]
+
+
+def test_interrupt_while_threads_start_leaves_none_running(monkeypatch):
+    # SIGTERM lands in Thread.start()'s wait for the new thread: a worker already started
+    # must still be stopped and joined (one left inside onnxruntime at interpreter exit
+    # aborts the process: "terminate called without an active exception")
+    real_start, started = threading.Thread.start, []
+
+    def start_then_interrupt(self):
+        real_start(self)
+        started.append(self.name)
+        if len(started) == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(threading.Thread, "start", start_then_interrupt)
+    p = _pipeline(ListSource(10_000, delay=0.001))
+    with pytest.raises(KeyboardInterrupt):
+        p.run()
+    assert len(started) == 2 and not _pipeline_threads()
+
+
+def test_interrupted_run_waits_for_a_slow_model_call():
+    # the model is inside a 2.5 s call when the consumer is interrupted: run() returns only
+    # once that call has ended and every worker has exited (no timeout cuts the wait short)
+    p = _pipeline(ListSource(100), pose=FakePose(delay=2.5))
+
+    def interrupt(frame):
+        raise KeyboardInterrupt
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        p.run(interrupt)
+    assert time.monotonic() - t0 > 4.5           # frame 0 (2.5 s), then frame 1's call
+    assert not _pipeline_threads()
+
+
 def test_boxes_from_keypoints_ignores_weak_points_and_flags_lost():
     kp = np.array([[[10, 10], [20, 30], [30, 50], [500, 500]]], np.float32)
     sc = np.array([[0.9, 0.9, 0.9, 0.1]], np.float32)
