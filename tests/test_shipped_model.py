@@ -58,6 +58,25 @@ def test_astronaut_keypoints_land_where_people_put_them(estimator):
     assert kp[5, 0] > kp[6, 0]             # her left shoulder is on the image's right
 
 
+
+def test_scores_are_confidences_between_0_and_1(estimator):
+    # the shipped model's heatmaps peak above 1 (a head sharper than its sigma-1 face
+    # targets); the keypoint score is that peak, capped at 1
+    from core.detection import create_detector
+    detector = create_detector("auto")
+    peaks, scores = [], []
+    for path in PHOTOS:
+        img = cv2.imread(str(path))
+        boxes = detector(img).boxes
+        *_, crops = estimator._prepare(img, boxes)
+        peaks.append(estimator.heatmaps(crops)[0].flatten(2).amax(-1).numpy().ravel())
+        scores.append(estimator(img, boxes).scores.ravel())
+    peaks, scores = np.concatenate(peaks), np.concatenate(scores)
+    assert (peaks > 1.0).any()                 # so the cap is needed on these photos
+    assert scores.min() >= 0.0 and scores.max() <= 1.0
+    np.testing.assert_allclose(scores, np.minimum(peaks, 1.0), atol=1e-6)
+
+
 def _attention_of_confident_keypoints(estimator):
     from core.detection import create_detector
     detector = create_detector("auto")
