@@ -245,13 +245,15 @@ class TransPoseEstimator(TopDownEstimator):
                 input_size=size, centers=centers, scales=scales,
                 keypoint_tokens=tokens_from_heatmap_coords(coords_hm, self.model_config.feature_hw,
                                                            size))
-        # The score is the heatmap's peak. Softmax models scale their maps by 2*pi*sigma^2 so
-        # that a target-shaped peak is 1, and a head sharper than its target peaks above it
-        # (37-50% of the shipped model's face keypoints on the Sports2D clip, up to 1.39);
-        # the outputs promise a confidence in 0..1 (docs/formats.md).
+        if self.model_config.output == "softmax":
+            # The score is the heatmap's peak. Softmax models scale their maps by
+            # 2*pi*sigma^2 so that a target-shaped peak is 1, and a head sharper than its
+            # target peaks above it (37-50% of the shipped model's face keypoints on the
+            # Sports2D clip, up to 1.39); the outputs promise a confidence in 0..1. The
+            # official models keep the official maxvals (trained weights stay near 1).
+            scores = np.minimum(scores, 1.0)
         return PoseEstimate(boxes=b, keypoints=coords.astype(np.float32),
-                            scores=np.clip(scores, 0.0, 1.0).astype(np.float32),
-                            attention=maps)
+                            scores=scores.astype(np.float32), attention=maps)
 
 
 class TFPoseEstimator(TopDownEstimator):
