@@ -203,18 +203,28 @@ def test_interrupt_while_threads_start_leaves_none_running(monkeypatch):
     assert len(started) == 2 and not _pipeline_threads()
 
 
-def test_interrupted_run_waits_for_a_slow_model_call():
-    # the model is inside a 2.5 s call when the consumer is interrupted: run() returns only
-    # once that call has ended and every worker has exited (no timeout cuts the wait short)
-    p = _pipeline(ListSource(100), pose=FakePose(delay=2.5))
+def test_interrupted_run_waits_for_the_model_call_in_progress():
+    # the consumer is interrupted while the model is inside frame 1's 2.5 s call: run()
+    # returns only once that call has ended and every worker has exited (no timeout cuts
+    # the wait short; the old 2 s one left the worker inside the call)
+    entered, finished = threading.Event(), []
+
+    class SlowPose(FakePose):
+        def __call__(self, image, boxes=None, *, attention=False):
+            frame = int(image[0, 0, 0])
+            if frame == 1:
+                entered.set()
+            out = super().__call__(image, boxes, attention=attention)
+            finished.append(frame)
+            return out
+    p = _pipeline(ListSource(100), pose=SlowPose(delay=2.5))
 
     def interrupt(frame):
+        assert entered.wait(30), "frame 1 never reached the model"
         raise KeyboardInterrupt
-    t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         p.run(interrupt)
-    assert time.monotonic() - t0 > 4.5           # frame 0 (2.5 s), then frame 1's call
-    assert not _pipeline_threads()
+    assert 1 in finished and not _pipeline_threads()
 
 
 def test_boxes_from_keypoints_ignores_weak_points_and_flags_lost():

@@ -58,7 +58,6 @@ def test_astronaut_keypoints_land_where_people_put_them(estimator):
     assert kp[5, 0] > kp[6, 0]             # her left shoulder is on the image's right
 
 
-
 def test_scores_are_confidences_between_0_and_1(estimator):
     # the shipped model's heatmaps peak above 1 (a head sharper than its sigma-1 face
     # targets); the keypoint score is that peak, capped at 1
