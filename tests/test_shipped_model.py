@@ -76,6 +76,25 @@ def test_scores_are_confidences_between_0_and_1(estimator):
     np.testing.assert_allclose(scores, np.minimum(peaks, 1.0), atol=1e-6)
 
 
+
+def test_shipped_model_crops_with_opencv_official_architectures_exactly(estimator):
+    from core.models import build_model, get_config
+    from core.pose.preprocess import affine_matrix, box_to_center_scale, crop_person
+    img = cv2.imread(str(PHOTOS[1]))
+    box = [150, 40, 180, 420]
+    size = estimator.model_config.input_size
+    assert estimator.crop_method == "opencv"
+    *_, crops = estimator._prepare(img, [box])
+    c, s = box_to_center_scale(box, size)
+    by_opencv = cv2.warpAffine(img, affine_matrix(c, s, size), size, flags=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(crops[0], by_opencv[..., ::-1])        # BGR in, RGB crop
+    assert not np.array_equal(crop_person(img, c, s, size, "exact"), by_opencv)
+    official = TransPoseEstimator(build_model(get_config("tp-r-a3")), EstimatorConfig(device="cpu"))
+    assert official.crop_method == "exact"
+    forced = TransPoseEstimator(build_model(get_config("tp-r-a3")),
+                                EstimatorConfig(device="cpu", crop="opencv"))
+    assert forced.crop_method == "opencv"
+
 def _attention_of_confident_keypoints(estimator):
     from core.detection import create_detector
     detector = create_detector("auto")

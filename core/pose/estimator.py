@@ -24,8 +24,8 @@ from .attention import AttentionMaps, tokens_from_heatmap_coords
 from .decoder_attention import DecoderAttention
 from ..types import PoseEstimate, validate_boxes  # noqa: F401 - re-exported (older imports)
 from .postprocess import decode_heatmaps, flip_back, heatmap_to_image
-from .preprocess import (BOX_PADDING, box_to_center_scale, crop_person, normalise_on_device,
-                         to_input_tensor)
+from .preprocess import (BOX_PADDING, CropMethod, box_to_center_scale, crop_person,
+                         normalise_on_device, to_input_tensor)
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,11 @@ class EstimatorConfig:
     # onnxruntime are installed (about 1.5-2x faster here than PyTorch's eager kernels),
     # "torch" always in PyTorch, "onnxruntime" insists (an error when unavailable).
     stem_runtime: Literal["auto", "torch", "onnxruntime"] = "auto"
+    # How a person is cut out (core.pose.preprocess.crop_person): "auto" is "exact" for the
+    # official architectures (their outputs match the official code's) and "opencv" for
+    # TransPose-M, whose accuracy is the same either way (public set: mean OKS 0.597 both,
+    # AP 0.406 / 0.405) and which saves 4-7 ms a person on a CPU.
+    crop: Literal["auto", "exact", "opencv"] = "auto"
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -90,6 +95,8 @@ class TopDownEstimator:
             model = fuse_for_inference(model, channels_last=self.device.type == "cpu")
         self.model = model.to(self.device).eval()
         self._use_stem_runtime(config.stem_runtime)
+        self.crop_method: CropMethod = config.crop if config.crop != "auto" else (
+            "opencv" if getattr(self.model_config, "backbone", "") == "movenet" else "exact")
         self.weights_name = weights_name
         if self.device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
             torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
@@ -172,8 +179,8 @@ class TopDownEstimator:
         scales = np.array([s for _, s in cs], dtype=np.float32).reshape(-1, 2)
         # Crop the frame as it is and swap the channels of the small crops (bit-identical to
         # cropping an RGB copy, without copying the whole frame for every person).
-        crops = np.stack([crop_person(image, c, s, size) for c, s in cs]) if len(b) else \
-            np.zeros((0, size[1], size[0], 3), np.uint8)
+        crops = np.stack([crop_person(image, c, s, size, self.crop_method) for c, s in cs]) \
+            if len(b) else np.zeros((0, size[1], size[0], 3), np.uint8)
         if self.config.color == "bgr":
             crops = np.ascontiguousarray(crops[..., ::-1])
         return b, centers, scales, crops

@@ -15,6 +15,8 @@ with exact bilinear arithmetic, which agrees with the official fixtures to 1 lev
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import cv2
 import numpy as np
 import torch
@@ -104,10 +106,22 @@ def warp_bilinear(image: np.ndarray, matrix: np.ndarray, output_size: tuple[int,
     return out.reshape(out_h, out_w, *image.shape[2:])
 
 
+CropMethod = Literal["exact", "opencv"]
+
+
 def crop_person(image_rgb: np.ndarray, center: np.ndarray, scale: np.ndarray,
-                input_size: tuple[int, int]) -> np.ndarray:
-    """Affine crop of one person, uint8 RGB (H, W, 3); outside the image is black."""
-    return warp_bilinear(image_rgb, affine_matrix(center, scale, input_size), input_size)
+                input_size: tuple[int, int], method: CropMethod = "exact") -> np.ndarray:
+    """Affine crop of one person, uint8 (H, W, 3); outside the image is black.
+
+    "exact": exact bilinear arithmetic (the official fixtures' values; 4-7 ms a crop here);
+    "opencv": cv2.warpAffine (1/32-pixel fixed point, up to a few levels off on some
+    pixels; about 0.3 ms), for models not held to the official outputs."""
+    matrix = affine_matrix(center, scale, input_size)
+    if method == "opencv":
+        return cv2.warpAffine(image_rgb, matrix, (int(input_size[0]), int(input_size[1])),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                              borderValue=0)
+    return warp_bilinear(image_rgb, matrix, input_size)
 
 
 def to_input_tensor(crops_rgb: np.ndarray) -> torch.Tensor:
