@@ -76,7 +76,6 @@ def test_scores_are_confidences_between_0_and_1(estimator):
     np.testing.assert_allclose(scores, np.minimum(peaks, 1.0), atol=1e-6)
 
 
-
 def test_shipped_model_crops_with_opencv_official_architectures_exactly(estimator):
     from core.models import build_model, get_config
     from core.pose.preprocess import affine_matrix, box_to_center_scale, crop_person
@@ -94,6 +93,7 @@ def test_shipped_model_crops_with_opencv_official_architectures_exactly(estimato
     forced = TransPoseEstimator(build_model(get_config("tp-r-a3")),
                                 EstimatorConfig(device="cpu", crop="opencv"))
     assert forced.crop_method == "opencv"
+
 
 def _attention_of_confident_keypoints(estimator):
     from core.detection import create_detector
