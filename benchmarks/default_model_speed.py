@@ -14,7 +14,9 @@ image, network, decoding), on a real photo with one person box
   teacher and the baseline, its own square crop);
 * ``tp-m``: our shipped TransPose-M without flip test, stem in onnxruntime (the product's
   default on a CPU) and in PyTorch (``stem_runtime="torch"``);
-* ``tp-m flip``: the same with flip test (two forward passes, averaged).
+* ``tp-m flip``: the same with flip test (the crop and its mirror image in one batch,
+  averaged): by default the onnxruntime stem runs the two as parallel single-threaded
+  parts; "one call" is the same batch in one multi-threaded call, as before.
 
 All forms are warmed up, then timed in turn with the order rotating every repeat, so the
 load of the machine hits them alike; the ratio column is median / MoveNet's median. The
@@ -71,12 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         forms["movenet"] = lambda: movenet(image, boxes)
     else:
         print(f"{args.movenet} is absent: timing TransPose-M alone", file=sys.stderr)
-    for label, runtime, flip in (("tp-m (stem onnxruntime)", "auto", False),
-                                 ("tp-m (stem torch)", "torch", False),
-                                 ("tp-m flip (stem onnxruntime)", "auto", True),
-                                 ("tp-m flip (stem torch)", "torch", True)):
+    for label, runtime, flip, split in (
+            ("tp-m (stem onnxruntime)", "auto", False, True),
+            ("tp-m (stem torch)", "torch", False, True),
+            ("tp-m flip (stem onnxruntime)", "auto", True, True),
+            ("tp-m flip (onnxruntime, one call)", "auto", True, False),
+            ("tp-m flip (stem torch)", "torch", True, True)):
         est = TopDownEstimator.from_weights(weights, EstimatorConfig(
-            device="cpu", flip_test=flip, stem_runtime=runtime))
+            device="cpu", flip_test=flip, stem_runtime=runtime, split_batches=split))
         forms[label] = (lambda e=est: e(image, boxes))
     times = time_interleaved(forms, args.warmup, args.repeats, Timer(torch.device("cpu")))
     rows = {name: summarise(t, 1) for name, t in times.items()}

@@ -95,6 +95,32 @@ def test_shipped_model_crops_with_opencv_official_architectures_exactly(estimato
     assert forced.crop_method == "opencv"
 
 
+def test_stem_split_into_parallel_parts_gives_the_same_keypoints():
+    """A batch of crops split into parallel single-threaded onnxruntime calls (the
+    default with 2+ threads) gives the keypoints of one multi-threaded call."""
+    from core.models.mobilenet_fpn import OnnxRuntimeStem, onnxruntime_available
+    if not onnxruntime_available():
+        pytest.skip("onnx/onnxruntime are not installed")
+    img = cv2.imread(str(PHOTOS[0]))
+    boxes = [[11, 20, 368, 507], [60, 40, 250, 400], [0, 0, 511, 511]]   # 3 crops + mirrors
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        split = TopDownEstimator.from_weights(SHIPPED, EstimatorConfig(device="cpu"))
+        whole = TopDownEstimator.from_weights(SHIPPED, EstimatorConfig(device="cpu",
+                                                                       split_batches=False))
+    finally:
+        torch.set_num_threads(threads)
+    assert isinstance(split.model.stem, OnnxRuntimeStem)
+    assert split.model.stem._parts == 2 and whole.model.stem._parts == 1
+    a, b = split(img, boxes), whole(img, boxes)
+    assert split.model.stem._pool is not None          # the split path ran
+    np.testing.assert_allclose(a.keypoints, b.keypoints, atol=0.05)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-3)
+    single = split(img, boxes[:1])                      # one crop + mirror: two parts
+    np.testing.assert_allclose(single.keypoints, a.keypoints[:1], atol=0.05)
+
+
 def _attention_of_confident_keypoints(estimator):
     from core.detection import create_detector
     detector = create_detector("auto")

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -179,10 +181,18 @@ class OnnxRuntimeStem(nn.Module):
     2-core machine onnxruntime runs this stem about 1.5-2x faster. The graph is an export
     of this very module (features equal to ~1e-4), cached on disk by the weights' digest so
     only the first use pays the export (a few seconds).
+
+    With ``threads`` > 1 a batch of several crops is split into ``threads`` parts, each run
+    at once by a single-threaded session (data parallelism): onnxruntime's own intra-op
+    threads wait for each other after every layer, and on the 2-core machine two
+    single-threaded calls on halves of the batch took 27 ms where one 2-thread call took
+    34 ms (1 person + mirror), 143 against 161 ms for 5 people
+    (``benchmarks/default_model_speed.py`` measures it in the product). A single crop keeps
+    the multi-threaded session.
     """
 
-    def __init__(self, stem: MoveNetStem, threads: int = 0, cache_dir: str | None = None
-                 ) -> None:
+    def __init__(self, stem: MoveNetStem, threads: int = 0, cache_dir: str | None = None,
+                 split_batches: bool = True) -> None:
         super().__init__()
         import os
         from pathlib import Path
@@ -209,11 +219,15 @@ class OnnxRuntimeStem(nn.Module):
                                                    for o in self.outputs}},
                                   dynamo=False)
             os.replace(tmp, path)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or max(1, min(2, os.cpu_count() or 1))
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.threads = threads or max(1, min(2, os.cpu_count() or 1))
+        self.session = _cpu_session(ort, path, self.threads)
         self.path = path
+        # data parallelism (class docstring): one single-threaded session shared by the
+        # parts (onnxruntime's run is thread-safe and releases the GIL) and threads - 1
+        # helpers; the calling thread runs the first part itself
+        self._parts = self.threads if split_batches and self.threads > 1 else 1
+        self._single = _cpu_session(ort, path, 1) if self._parts > 1 else None
+        self._pool = None
 
     @property
     def out_channels(self) -> int:
@@ -224,9 +238,34 @@ class OnnxRuntimeStem(nn.Module):
         return self._stride
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
-        ys = self.session.run(self.outputs, {"x": x.detach().float().contiguous().cpu().numpy()})
+        xs = x.detach().float().contiguous().cpu().numpy()
+        if self._parts > 1 and len(xs) > 1:
+            ys = self._run_split(xs)
+        else:
+            ys = self.session.run(self.outputs, {"x": xs})
         out = tuple(torch.from_numpy(y).to(x.dtype) for y in ys)
         return out if self.skips else out[0]
+
+    def _run_split(self, xs: np.ndarray) -> list[np.ndarray]:
+        from concurrent.futures import ThreadPoolExecutor
+        if self._pool is None:
+            # joined at interpreter exit (concurrent.futures), so no call is left inside
+            # onnxruntime while Python finalises
+            self._pool = ThreadPoolExecutor(self._parts - 1, thread_name_prefix="stem-part")
+        parts = np.array_split(xs, min(self._parts, len(xs)))
+        run = self._single.run
+        futures = [self._pool.submit(run, self.outputs, {"x": p}) for p in parts[1:]]
+        first = run(self.outputs, {"x": parts[0]})
+        results = [first] + [f.result() for f in futures]
+        return [np.concatenate([r[i] for r in results]) for i in range(len(self.outputs))]
+
+
+def _cpu_session(ort, path, threads: int):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    # idle threads sleep instead of spinning: they would take the CPU from the other stages
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def stem_digest(state_dict: dict[str, Tensor]) -> str:
