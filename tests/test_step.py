@@ -117,6 +117,34 @@ def test_an_empty_scene_is_searched_on_the_schedule_not_every_frame():
     assert det.calls == 3                                   # frames 0, 5, 10
 
 
+class TilingDetector(OneBoxDetector):
+    """OneBoxDetector with a (stand-in) detect_tiled, recording which form each pass used."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms = []
+
+    def __call__(self, image):
+        self.forms.append("whole")
+        return super().__call__(image)
+
+    def detect_tiled(self, image):
+        self.forms.append("tiled")
+        return super().__call__(image)
+
+
+def test_tiles_only_while_nobody_is_followed():
+    det = TilingDetector()
+    step = PoseStep(det, FakePose(), PassTracker(), StepConfig(detect_every=5))
+    for f in frames(11):
+        step(f)
+    # frame 0: nobody known yet -> tiles; frames 5 and 10: the person is followed -> whole
+    assert det.forms == ["tiled", "whole", "whole"]
+    step.reset()                                                 # a seek: nobody known again
+    step(frames(12)[11])
+    assert det.forms[-1] == "tiled"
+
+
 def test_a_person_lost_after_being_followed_brings_the_detector_back_at_once():
     det = OneBoxDetector()
     # frame 3: followed since frame 0, then lost -> detector on frame 4 (not 5)

@@ -79,10 +79,14 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return iou
 
 
-def nms(boxes_xywh: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarray:
+def nms(boxes_xywh: np.ndarray, scores: np.ndarray, iou_thr: float,
+        containment: float | None = None) -> np.ndarray:
     """Greedy hard NMS: indices of the kept boxes, highest score first.
 
-    A box is dropped when its IoU with an already kept, higher-scoring box exceeds iou_thr.
+    A box is dropped when its IoU with an already kept, higher-scoring box exceeds iou_thr,
+    or (with ``containment``) when more than that fraction of the smaller box's area lies
+    inside the kept one: merging passes over tiles, a tile that cuts a person sees a
+    smaller one.
     """
     boxes = np.asarray(boxes_xywh, np.float64).reshape(-1, 4)
     scores = np.asarray(scores, np.float64).reshape(-1)
@@ -95,8 +99,18 @@ def nms(boxes_xywh: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarra
         keep.append(i)
         if order.size == 1:
             break
-        iou = box_iou(boxes[i:i + 1], boxes[order[1:]])[0]
-        order = order[1:][iou <= iou_thr]
+        rest = order[1:]
+        iou = box_iou(boxes[i:i + 1], boxes[rest])[0]
+        dup = iou > iou_thr
+        if containment is not None:
+            area_i = boxes[i, 2] * boxes[i, 3]
+            area_r = boxes[rest, 2] * boxes[rest, 3]
+            inter = iou * (area_i + area_r) / (1.0 + iou)       # IoU -> intersection
+            with np.errstate(divide="ignore", invalid="ignore"):
+                inside = np.where(np.minimum(area_i, area_r) > 0,
+                                  inter / np.minimum(area_i, area_r), 0.0)
+            dup |= inside > containment
+        order = rest[~dup]
     return np.asarray(keep, np.int64)
 
 
