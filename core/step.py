@@ -9,9 +9,10 @@ in the spirit of rtmlib's ``PoseTracker``:
   detector back at once; one lost right after a detector pass (a false detection, or a
   pose too weak to follow) is dropped until the next scheduled pass, and an empty scene is
   searched on the schedule too, not on every frame (both used to re-run the detector on
-  most frames of crowded or empty footage). With ``keep_undetected`` a followed person the
-  detector misses stays while their pose stays confident (detectors miss backlit, leaping
-  or lying people);
+  most frames of crowded or empty footage). While nobody is followed, a detector that has
+  ``detect_tiled`` (YOLOX) also searches tiles of a wide frame. With ``keep_undetected``
+  a followed person the detector misses stays while their pose stays confident
+  (detectors miss backlit, leaping or lying people);
 * **pose** on all of the frame's boxes in one batch (several frames at once when the
   detector runs on every frame and the backend has ``predict_many``);
 * **pose NMS**: poses that are not people (under 3 confident keypoints) or repeat another

@@ -30,7 +30,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
