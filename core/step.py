@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .detection.base import box_iou
+from .detection.base import box_iou, detect_thoroughly
 from .pose.nms import pose_nms
 from .types import Frame, PersonDetector, PoseBackend, PoseEstimate, PoseFrame, Tracker
 
@@ -178,11 +178,10 @@ class PoseStep:
         afterwards."""
         self.stage = "detector"
         t0 = time.perf_counter()
-        tiled = getattr(self.detector, "detect_tiled", None)
         # Nobody followed into this frame (a still frame, a video's first frame, an empty
         # scene): the detector alone says who is there, so it looks harder where it can
         # (tiles). Followed people are kept by their keypoints, so other passes stay cheap.
-        det = (tiled(frame.image) if tiled is not None and not len(self._followed)
+        det = (detect_thoroughly(self.detector, frame.image) if not len(self._followed)
                else self.detector(frame.image))
         ms = (time.perf_counter() - t0) * 1e3
         self.detector_runs += 1

@@ -169,6 +169,10 @@ def test_pause_resume_and_seek():
     assert p.stop()
 
 
+def _pipeline_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("pose-pipeline-")]
+
+
 def test_callback_exception_propagates_and_threads_stop():
     p = _pipeline(ListSource(100))
 
@@ -177,12 +181,7 @@ def test_callback_exception_propagates_and_threads_stop():
             raise KeyError("sink failed")
     with pytest.raises(KeyError):
         p.run(boom)
-    assert not any(t.is_alive() for t in threading.enumerate()
-                   if t.name.startswith("pose-pipeline-"))
-
-
-def _pipeline_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("pose-pipeline-")]
+    assert not any(t.is_alive() for t in _pipeline_threads())
 
 
 def test_interrupt_while_threads_start_leaves_none_running(monkeypatch):

@@ -82,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
                          f"no attention to show")
     boxes = args.box
     if detector is not None:
+        from ..detection.base import detect_thoroughly
         # one image: nobody is known to be there, so look as hard as the step does on a
         # video's first frame (YOLOX adds tiles on wide frames)
-        tiled = getattr(detector, "detect_tiled", None)
-        found = tiled(image) if tiled is not None else detector(image)
+        found = detect_thoroughly(detector, image)
         log(f"detector: {getattr(detector, 'description', detector.name)}: "
             f"{len(found)} people")
         if not len(found):

@@ -62,8 +62,9 @@ def check_image(image: Any) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M) IoU between (N, 4) and (M, 4) boxes given as x, y, w, h."""
+def _intersections(a: np.ndarray, b: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, M) intersection areas of (N, 4) and (M, 4) x, y, w, h boxes, and their areas."""
     a = np.asarray(a, np.float64).reshape(-1, 4)
     b = np.asarray(b, np.float64).reshape(-1, 4)
     ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
@@ -73,10 +74,25 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
     area_a = np.clip(a[:, 2], 0, None) * np.clip(a[:, 3], 0, None)
     area_b = np.clip(b[:, 2], 0, None) * np.clip(b[:, 3], 0, None)
+    return inter, area_a, area_b
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) IoU between (N, 4) and (M, 4) boxes given as x, y, w, h."""
+    inter, area_a, area_b = _intersections(a, b)
     union = area_a[:, None] + area_b[None] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = np.where(union > 0, inter / union, 0.0)
     return iou
+
+
+def box_containment(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) share of the smaller box's area that lies inside the other (x, y, w, h):
+    1 when one box is inside the other, whatever their sizes (IoU is low then)."""
+    inter, area_a, area_b = _intersections(a, b)
+    smaller = np.minimum(area_a[:, None], area_b[None])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(smaller > 0, inter / smaller, 0.0)
 
 
 def nms(boxes_xywh: np.ndarray, scores: np.ndarray, iou_thr: float,
@@ -103,15 +119,17 @@ def nms(boxes_xywh: np.ndarray, scores: np.ndarray, iou_thr: float,
         iou = box_iou(boxes[i:i + 1], boxes[rest])[0]
         dup = iou > iou_thr
         if containment is not None:
-            area_i = boxes[i, 2] * boxes[i, 3]
-            area_r = boxes[rest, 2] * boxes[rest, 3]
-            inter = iou * (area_i + area_r) / (1.0 + iou)       # IoU -> intersection
-            with np.errstate(divide="ignore", invalid="ignore"):
-                inside = np.where(np.minimum(area_i, area_r) > 0,
-                                  inter / np.minimum(area_i, area_r), 0.0)
-            dup |= inside > containment
+            dup |= box_containment(boxes[i:i + 1], boxes[rest])[0] > containment
         order = rest[~dup]
     return np.asarray(keep, np.int64)
+
+
+def detect_thoroughly(detector: Any, image: np.ndarray) -> Detections:
+    """The detector's most thorough pass, for when nobody is known to be in the image (a
+    still frame, a video's first frame): ``detect_tiled`` where the detector has it (YOLOX:
+    tiles of a wide frame beside the whole), else its plain call."""
+    tiled = getattr(detector, "detect_tiled", None)
+    return tiled(image) if tiled is not None else detector(image)
 
 
 def clip_boxes(boxes_xywh: np.ndarray, width: int, height: int) -> np.ndarray:

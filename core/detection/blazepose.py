@@ -65,7 +65,8 @@ from core.errors import InputError
 from core.tflite import load_interpreter, mediapipe_model_path
 from core.types import Detections
 
-from .base import PersonDetector, box_iou, check_image, clip_boxes, config_from_kwargs, make_detections, nms
+from .base import (PersonDetector, box_containment, box_iou, check_image, clip_boxes,
+                   config_from_kwargs, make_detections, nms)
 
 INPUT_SIZE = 224
 NUM_BOXES = 2254
@@ -341,12 +342,7 @@ class BlazePoseDetector(PersonDetector):
             if rest.size == 0:
                 break
             iou = box_iou(circles[i:i + 1], circles[rest])[0]
-            inter = box_iou(body[i:i + 1], body[rest])[0]   # IoU -> intersection below
-            a_i = body[i, 2] * body[i, 3]
-            a_r = body[rest, 2] * body[rest, 3]
-            inter = inter * (a_i + a_r) / (1.0 + inter)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                contain = np.where(np.minimum(a_i, a_r) > 0, inter / np.minimum(a_i, a_r), 0.0)
+            contain = box_containment(body[i:i + 1], body[rest])[0]
             dup = (iou > self.config.tile_merge_iou) | (contain > self.config.tile_merge_containment)
             order = rest[~dup]
         return np.asarray(keep, np.int64)
