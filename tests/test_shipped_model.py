@@ -67,7 +67,7 @@ def test_scores_are_confidences_between_0_and_1(estimator):
     for path in PHOTOS:
         img = cv2.imread(str(path))
         boxes = detector(img).boxes
-        *_, crops = estimator._prepare(img, boxes)
+        crops = estimator._prepare(img, boxes).crops
         peaks.append(estimator.heatmaps(crops)[0].flatten(2).amax(-1).numpy().ravel())
         scores.append(estimator(img, boxes).scores.ravel())
     peaks, scores = np.concatenate(peaks), np.concatenate(scores)
@@ -83,7 +83,7 @@ def test_shipped_model_crops_with_opencv_official_architectures_exactly(estimato
     box = [150, 40, 180, 420]
     size = estimator.model_config.input_size
     assert estimator.crop_method == "opencv"
-    *_, crops = estimator._prepare(img, [box])
+    crops = estimator._prepare(img, [box]).crops
     c, s = box_to_center_scale(box, size)
     by_opencv = cv2.warpAffine(img, affine_matrix(c, s, size), size, flags=cv2.INTER_LINEAR)
     np.testing.assert_array_equal(crops[0], by_opencv[..., ::-1])        # BGR in, RGB crop

@@ -210,6 +210,11 @@ def test_crop_coordinates_map_back_to_the_box(tmp_path):
     side = s[0] * 200
     span = w_in * (side - 1) / (w_in - 1)
     np.testing.assert_allclose(img[2] - img[1], [span, span], rtol=1e-5)
+    # a crop turned by 90 degrees (a person lying with the head to the right): same
+    # centre, the crop's diagonal turned clockwise on screen
+    turned = est._to_image(uv, c[None], s[None], np.array([90.0], np.float32))[0]
+    np.testing.assert_allclose(turned[0], c, atol=1e-3)
+    np.testing.assert_allclose(turned[2] - turned[1], [-span, span], rtol=1e-4)
 
 
 def test_estimates_and_explanation_arrays(tmp_path):

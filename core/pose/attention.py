@@ -30,6 +30,7 @@ class AttentionMaps:
     centers: np.ndarray                  # (people, 2) crop centers, image px
     scales: np.ndarray                   # (people, 2) crop scales (pixel_std units)
     keypoint_tokens: np.ndarray          # (people, K) token of each predicted keypoint
+    rotations: np.ndarray | None = None  # (people,) each crop's turn in degrees (None: 0)
 
     @property
     def num_layers(self) -> int:
@@ -45,9 +46,16 @@ class AttentionMaps:
 
     def select(self, keep: np.ndarray) -> "AttentionMaps":
         """The same maps for a subset of the people (e.g. after pose NMS)."""
+        rotations = None if self.rotations is None else self.rotations[keep]
         return dataclasses.replace(self, weights=self.weights[:, keep], centers=self.centers[keep],
-                                   scales=self.scales[keep],
+                                   scales=self.scales[keep], rotations=rotations,
                                    keypoint_tokens=self.keypoint_tokens[keep])
+
+    def crop_matrix(self, person: int, inverse: bool = False) -> np.ndarray:
+        """This person's crop: image -> network input (or back when inverse)."""
+        rot = 0.0 if self.rotations is None else float(self.rotations[person])
+        return affine_matrix(self.centers[person], self.scales[person], self.input_size,
+                             inverse=inverse, rotation=rot)
 
     def _layer(self, layer: int, head: int | None) -> np.ndarray:
         w = self.weights[layer]
@@ -55,7 +63,7 @@ class AttentionMaps:
 
     def token_at(self, person: int, xy_image: tuple[float, float]) -> int:
         """Token index of an image point, through this person's crop."""
-        t = affine_matrix(self.centers[person], self.scales[person], self.input_size)
+        t = self.crop_matrix(person)
         x = t[0, 0] * xy_image[0] + t[0, 1] * xy_image[1] + t[0, 2]
         y = t[1, 0] * xy_image[0] + t[1, 1] * xy_image[1] + t[1, 2]
         h, w = self.grid_hw
@@ -100,8 +108,7 @@ class AttentionMaps:
         m = np.where(grid_map >= delta, grid_map, 0.0).astype(np.float32)
         in_w, in_h = self.input_size
         m = cv2.resize(m, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
-        inv = affine_matrix(self.centers[person], self.scales[person], self.input_size,
-                            inverse=True)
+        inv = self.crop_matrix(person, inverse=True)
         return cv2.warpAffine(m, inv, (int(image_hw[1]), int(image_hw[0])),
                               flags=cv2.INTER_LINEAR, borderValue=0)
 

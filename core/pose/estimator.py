@@ -22,6 +22,7 @@ from ..models import LoadedWeights, TransPose, load_weights
 from ..models.tfpose import TFPose
 from .attention import AttentionMaps, tokens_from_heatmap_coords
 from .decoder_attention import DecoderAttention
+from .orientation import turned_box_hulls
 from ..types import PoseEstimate, validate_boxes  # noqa: F401 - re-exported (older imports)
 from .postprocess import decode_heatmaps, flip_back, heatmap_to_image
 from .preprocess import (BOX_PADDING, CropMethod, box_to_center_scale, crop_person,
@@ -73,6 +74,18 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return table[precision]
 
 
+@dataclass(frozen=True)
+class PreparedCrops:
+    """One image's people, cut out for the network."""
+
+    boxes: np.ndarray                    # (N, 4) xywh as given (turned crops: the box in the
+                                         # person's own upright frame, about its centre)
+    centers: np.ndarray                  # (N, 2)
+    scales: np.ndarray                   # (N, 2)
+    rotations: np.ndarray | None         # (N,) degrees; None when every crop is upright
+    crops: np.ndarray                    # (N, H, W, 3) uint8 RGB
+
+
 class TopDownEstimator:
     """What every top-down network estimator shares: crop each person box, run the
     network in batches (with mirrored copies when flip_test is on), map back to the image.
@@ -83,6 +96,7 @@ class TopDownEstimator:
     """
 
     kind = "model"
+    rotates_crops = True   # __call__ takes rotations (core.step follows turned people)
     # the crop adds this much context around every box it is given (official: x1.25)
     box_padding = BOX_PADDING
 
@@ -171,41 +185,58 @@ class TopDownEstimator:
     def _infer(self, inputs: torch.Tensor | np.ndarray, explain: bool) -> Any:
         raise NotImplementedError
 
-    def _finish(self, b: np.ndarray, centers: np.ndarray, scales: np.ndarray, result: Any,
-                people: slice) -> PoseEstimate:
+    def _finish(self, crops: PreparedCrops, result: Any, people: slice) -> PoseEstimate:
         raise NotImplementedError
 
-    def _prepare(self, image: np.ndarray, boxes: Any) -> tuple[np.ndarray, ...]:
+    def _prepare(self, image: np.ndarray, boxes: Any, rotations: Any = None) -> PreparedCrops:
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
             raise InputError("image must be an HxWx3 uint8 array")
         b = validate_boxes(boxes, image.shape[:2])
+        rot = None
+        if rotations is not None:
+            rot = np.asarray(rotations, np.float32).reshape(-1)
+            if len(rot) != len(b) or not np.isfinite(rot).all():
+                raise InputError(f"{len(rot)} rotations for {len(b)} boxes (one finite angle "
+                                 f"in degrees per box)")
+            if not rot.any():
+                rot = None
         size = self.model_config.input_size
         cs = [box_to_center_scale(box, size) for box in b]
         centers = np.array([c for c, _ in cs], dtype=np.float32).reshape(-1, 2)
         scales = np.array([s for _, s in cs], dtype=np.float32).reshape(-1, 2)
+        turns = rot if rot is not None else np.zeros(len(b), np.float32)
         # Crop the frame as it is and swap the channels of the small crops (bit-identical to
         # cropping an RGB copy, without copying the whole frame for every person).
-        crops = np.stack([crop_person(image, c, s, size, self.crop_method) for c, s in cs]) \
+        crops = np.stack([crop_person(image, c, s, size, self.crop_method, float(r))
+                          for (c, s), r in zip(cs, turns)]) \
             if len(b) else np.zeros((0, size[1], size[0], 3), np.uint8)
         if self.config.color == "bgr":
             crops = np.ascontiguousarray(crops[..., ::-1])
-        return b, centers, scales, crops
+        return PreparedCrops(b, centers, scales, rot, crops)
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
-                 *, attention: bool = False) -> PoseEstimate:
-        return self.predict_many([(image, boxes)], attention=attention)[0]
+                 *, attention: bool = False, rotations: Sequence[float] | None = None
+                 ) -> PoseEstimate:
+        """rotations: per box, degrees the person leans clockwise (``body_angle``); their
+        crop is turned so that they stand upright in it. The returned boxes are then the
+        upright image boxes around the turned crops' boxes."""
+        return self.predict_many([(image, boxes, rotations)], attention=attention)[0]
 
-    def predict_many(self, requests: Sequence[tuple[np.ndarray, Any]], *, attention: bool = False
+    def predict_many(self, requests: Sequence[tuple[Any, ...]], *, attention: bool = False
                      ) -> list[PoseEstimate]:
-        """Several images (each with its boxes) through the network in shared batches.
-        attention=True adds the model's explanation to each PoseEstimate."""
-        prepared = [self._prepare(image, boxes) for image, boxes in requests]
-        crops = np.concatenate([p[3] for p in prepared]) if prepared else None
+        """Several images (each with its boxes, and optionally their rotations: requests
+        are (image, boxes) or (image, boxes, rotations)) through the network in shared
+        batches. attention=True adds the model's explanation to each PoseEstimate."""
+        prepared = [self._prepare(*request) for request in requests]
+        crops = np.concatenate([p.crops for p in prepared]) if prepared else None
         result = self._infer(crops, explain=attention and len(crops) > 0)
         out, start = [], 0
-        for b, centers, scales, _ in prepared:
-            end = start + len(b)
-            out.append(self._finish(b, centers, scales, result, slice(start, end)))
+        for p in prepared:
+            end = start + len(p.boxes)
+            est = self._finish(p, result, slice(start, end))
+            if p.rotations is not None:
+                est = dataclasses.replace(est, boxes=turned_box_hulls(p.boxes, p.rotations))
+            out.append(est)
             start = end
         return out
 
@@ -245,17 +276,19 @@ class TransPoseEstimator(TopDownEstimator):
         hm, att = self.heatmaps(inputs, attention=explain)
         return hm.numpy(), att
 
-    def _finish(self, b: np.ndarray, centers: np.ndarray, scales: np.ndarray,
-                result: tuple[np.ndarray, list[torch.Tensor]], people: slice) -> PoseEstimate:
+    def _finish(self, crops: PreparedCrops, result: tuple[np.ndarray, list[torch.Tensor]],
+                people: slice) -> PoseEstimate:
         hm = result[0][people]
         att = [a[people] for a in result[1]]
-        coords, scores, coords_hm = decode_heatmaps(hm, centers, scales, self.config.refine)
+        centers, scales = crops.centers, crops.scales
+        coords, scores, coords_hm = decode_heatmaps(hm, centers, scales, self.config.refine,
+                                                    crops.rotations)
         maps = None
         if att:
             size = self.model_config.input_size
             maps = AttentionMaps(
                 weights=torch.stack(att).numpy(), grid_hw=self.model_config.feature_hw,
-                input_size=size, centers=centers, scales=scales,
+                input_size=size, centers=centers, scales=scales, rotations=crops.rotations,
                 keypoint_tokens=tokens_from_heatmap_coords(coords_hm, self.model_config.feature_hw,
                                                            size))
         if self.model_config.output == "softmax":
@@ -265,7 +298,7 @@ class TransPoseEstimator(TopDownEstimator):
             # Sports2D clip, up to 1.39); the outputs promise a confidence in 0..1. The
             # official models keep the official maxvals (trained weights stay near 1).
             scores = np.minimum(scores, 1.0)
-        return PoseEstimate(boxes=b, keypoints=coords.astype(np.float32),
+        return PoseEstimate(boxes=crops.boxes, keypoints=coords.astype(np.float32),
                             scores=scores.astype(np.float32), attention=maps)
 
 
@@ -306,28 +339,30 @@ class TFPoseEstimator(TopDownEstimator):
             result["sample_weights"] = torch.cat(weights, 1).numpy()
         return result
 
-    def _to_image(self, uv: np.ndarray, centers: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    def _to_image(self, uv: np.ndarray, centers: np.ndarray, scales: np.ndarray,
+                  rotations: np.ndarray | None = None) -> np.ndarray:
         """(u, v) in [0, 1] of each person's crop, shape (N, ..., 2) -> image pixels."""
         w, h = self.model_config.input_size
         px = uv.astype(np.float64) * (w, h) - 0.5            # input pixels, centres at integers
         if px.size == 0:
             return px
         flat = px.reshape(len(px), -1, 2)
-        return heatmap_to_image(flat, centers, scales, (w, h)).reshape(px.shape)
+        return heatmap_to_image(flat, centers, scales, (w, h), rotations).reshape(px.shape)
 
-    def _finish(self, b: np.ndarray, centers: np.ndarray, scales: np.ndarray,
-                result: dict[str, np.ndarray], people: slice) -> PoseEstimate:
-        coords = self._to_image(result["coords"][people], centers, scales)
+    def _finish(self, crops: PreparedCrops, result: dict[str, np.ndarray], people: slice
+                ) -> PoseEstimate:
+        coords = self._to_image(result["coords"][people], crops.centers, crops.scales,
+                                crops.rotations)
         explanation = None
         if "joint_weights" in result:
             # sampling locations (layers, N, K, heads, levels, points, 2) -> image pixels
-            pts = np.stack([self._to_image(p, centers, scales)
+            pts = np.stack([self._to_image(p, crops.centers, crops.scales, crops.rotations)
                             for p in result["sample_points"][:, people]])
             explanation = DecoderAttention(
                 joint_weights=result["joint_weights"][:, people],
                 sample_points=pts.astype(np.float32),
                 sample_weights=result["sample_weights"][:, people])
-        return PoseEstimate(boxes=b, keypoints=coords.astype(np.float32),
+        return PoseEstimate(boxes=crops.boxes, keypoints=coords.astype(np.float32),
                             scores=result["scores"][people].astype(np.float32),
                             attention=explanation)
 

@@ -111,11 +111,14 @@ def quarter_offset_refine(heatmaps: np.ndarray, coords: np.ndarray) -> np.ndarra
 
 
 def heatmap_to_image(coords: np.ndarray, centers: np.ndarray, scales: np.ndarray,
-                     heatmap_size: tuple[int, int]) -> np.ndarray:
-    """Heatmap pixel coords (N, K, 2) -> image pixels (float64), per person's crop."""
+                     heatmap_size: tuple[int, int], rotations: np.ndarray | None = None
+                     ) -> np.ndarray:
+    """Heatmap pixel coords (N, K, 2) -> image pixels (float64), per person's crop
+    (turned by ``rotations[i]`` degrees when given, as the crop was)."""
     out = np.zeros(coords.shape, dtype=np.float64)
     for i in range(coords.shape[0]):
-        t = affine_matrix(centers[i], scales[i], heatmap_size, inverse=True)
+        rot = float(rotations[i]) if rotations is not None else 0.0
+        t = affine_matrix(centers[i], scales[i], heatmap_size, inverse=True, rotation=rot)
         out[i] = coords[i].astype(np.float64) @ t[:, :2].T + t[:, 2]
     return out
 
@@ -130,10 +133,12 @@ def flip_back(heatmaps_of_flipped: torch.Tensor | np.ndarray, num_joints: int | 
 
 
 def decode_heatmaps(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarray,
-                    refine: str = "dark") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    refine: str = "dark", rotations: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Heatmaps -> (image coords (N,K,2) float64, scores (N,K), heatmap coords (N,K,2)).
 
-    refine: "dark" (official) or "argmax" (integer peak + quarter-pixel offset).
+    refine: "dark" (official) or "argmax" (integer peak + quarter-pixel offset);
+    rotations: each crop's turn in degrees (None: upright crops).
     """
     heatmaps = np.ascontiguousarray(heatmaps, dtype=np.float32)
     if len(heatmaps) == 0:                     # nobody in the frame
@@ -147,4 +152,4 @@ def decode_heatmaps(heatmaps: np.ndarray, centers: np.ndarray, scales: np.ndarra
     else:
         raise ValueError(f"refine must be 'dark' or 'argmax', not {refine!r}")
     h, w = heatmaps.shape[2:]
-    return heatmap_to_image(coords, centers, scales, (w, h)), maxvals, coords
+    return heatmap_to_image(coords, centers, scales, (w, h), rotations), maxvals, coords

@@ -47,9 +47,11 @@ def affine_matrix(center: np.ndarray, scale: np.ndarray, output_size: tuple[int,
     """2x3 float64 matrix mapping image -> output (or output -> image when inverse).
 
     Built from three float32 point pairs through cv2.getAffineTransform, as the official
-    code does, so the matrix (and therefore the crop) matches it. `rotation` (degrees,
-    training augmentation) turns the source direction as the official
-    get_affine_transform does: the person turns counter-clockwise in the output.
+    code does, so the matrix (and therefore the crop) matches it. `rotation` (degrees;
+    training augmentation, and crops that follow a turned person) turns the source
+    direction as the official get_affine_transform does: the person turns
+    counter-clockwise in the output, so a person leaning clockwise by `rotation` degrees
+    (``core.keypoints.body_angle``) comes out upright.
     """
     src_w = np.float32(scale[0]) * np.float32(PIXEL_STD)
     out_w, out_h = output_size
@@ -110,13 +112,16 @@ CropMethod = Literal["exact", "opencv"]
 
 
 def crop_person(image_rgb: np.ndarray, center: np.ndarray, scale: np.ndarray,
-                input_size: tuple[int, int], method: CropMethod = "exact") -> np.ndarray:
+                input_size: tuple[int, int], method: CropMethod = "exact",
+                rotation: float = 0.0) -> np.ndarray:
     """Affine crop of one person, uint8 (H, W, 3); outside the image is black.
 
     "exact": exact bilinear arithmetic (the official fixtures' values; 4-7 ms a crop here);
     "opencv": cv2.warpAffine (1/32-pixel fixed point, up to a few levels off on some
-    pixels; about 0.3 ms), for models not held to the official outputs."""
-    matrix = affine_matrix(center, scale, input_size)
+    pixels; about 0.3 ms), for models not held to the official outputs.
+    rotation: degrees, as in `affine_matrix` (a person whose body leans by that angle,
+    ``body_angle``, comes out upright)."""
+    matrix = affine_matrix(center, scale, input_size, rotation=rotation)
     if method == "opencv":
         return cv2.warpAffine(image_rgb, matrix, (int(input_size[0]), int(input_size[1])),
                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
