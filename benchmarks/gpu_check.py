@@ -209,12 +209,12 @@ def end_to_end(device: str, video: Path, max_frames: int) -> dict[str, Any]:
         def __getattr__(self, name: str) -> Any:
             return getattr(pose, name)
 
-        def __call__(self, image, boxes=None, *, attention=False):
-            seen.append((image, boxes))
-            return pose(image, boxes, attention=attention)
+        def __call__(self, image, boxes=None, *, attention=False, rotations=None):
+            seen.append((image, boxes, rotations))
+            return pose(image, boxes, attention=attention, rotations=rotations)
 
         def predict_many(self, requests, *, attention=False):
-            seen.extend(requests)
+            seen.extend((r[0], r[1], None) for r in requests)
             return pose.predict_many(requests, attention=attention)
     engine.pose = Recording()                          # type: ignore[assignment]
     engine.pipeline(CvClip(video, 5)).run()            # warm-up (first-call allocations)
@@ -223,8 +223,8 @@ def end_to_end(device: str, video: Path, max_frames: int) -> dict[str, Any]:
     engine.pipeline(CvClip(video, max_frames)).run()
     e2e = time.perf_counter() - t0
     t0 = time.perf_counter()
-    for image, boxes in seen:
-        pose(image, boxes)
+    for image, boxes, rotations in seen:   # (the step's unflipped turned retries excluded)
+        pose(image, boxes, rotations=rotations)
     model_only = time.perf_counter() - t0
     return {"video": str(video), "frames": len(frames), "pose_calls": len(seen),
             "e2e_fps": len(frames) / e2e, "model_only_fps": len(frames) / model_only,

@@ -292,17 +292,23 @@ def empty_boxes_fail(backend: Any) -> str | None:
 
 
 class RecordingPose:
-    """Forwards to a pose backend and keeps (frame fingerprint, boxes) of every call.
+    """Forwards to a pose backend and keeps (frame fingerprint, boxes, rotations, flip) of
+    every call; ``without_flip()`` (the step's turned retries, live mode) records into the
+    same list with flip False, so the model-only replay does the same network work.
 
     With `empty_shortcut`, a call with zero boxes returns an empty PoseEstimate without
     reaching the backend (a workaround for backends that fail on it; counted and reported)."""
 
-    def __init__(self, inner: Any, record: bool = True, empty_shortcut: bool = False) -> None:
+    def __init__(self, inner: Any, record: bool = True, empty_shortcut: bool = False,
+                 flip: bool = True, calls: list | None = None) -> None:
         self._inner = inner
         self.record = record
         self.empty_shortcut = empty_shortcut
+        self.flip = flip
         self.shortcut_calls = 0
-        self.calls: list[list[tuple[int, np.ndarray]]] = []   # per call: [(fp, boxes)]
+        # per call: [(fp, boxes, rotations, flip)] (rotations: None for upright crops)
+        self.calls: list[list[tuple[int, np.ndarray | None, Any, bool]]] = \
+            calls if calls is not None else []
         if hasattr(inner, "predict_many"):
             self.predict_many = self._predict_many
 
@@ -311,24 +317,37 @@ class RecordingPose:
             raise AttributeError(name)
         return getattr(self._inner, name)
 
+    def without_flip(self) -> "RecordingPose":
+        inner = self._inner.without_flip()
+        if inner is self._inner:
+            return self
+        other = RecordingPose(inner, self.record, self.empty_shortcut, flip=False,
+                              calls=self.calls)
+        return other
+
     def _record(self, requests: Any) -> None:
         if not self.record:
             return
-        self.calls.append([(fingerprint(img), np.array(boxes, np.float32, copy=True).reshape(-1, 4)
-                            if boxes is not None else None) for img, boxes in requests])
+        self.calls.append([(fingerprint(r[0]), np.array(r[1], np.float32, copy=True).reshape(-1, 4)
+                            if r[1] is not None else None,
+                            None if len(r) < 3 or r[2] is None else np.array(r[2], np.float32),
+                            self.flip) for r in requests])
 
-    def __call__(self, image: np.ndarray, boxes: Any = None, *, attention: bool = False) -> Any:
-        self._record([(image, boxes)])
+    def __call__(self, image: np.ndarray, boxes: Any = None, *, attention: bool = False,
+                 rotations: Any = None) -> Any:
+        self._record([(image, boxes, rotations)])
         if self.empty_shortcut and boxes is not None and np.size(boxes) == 0:
             self.shortcut_calls += 1
             return _empty_estimate()
+        if rotations is not None:          # the step's turned crops (core.step follow_turns)
+            return self._inner(image, boxes, attention=attention, rotations=rotations)
         return self._inner(image, boxes, attention=attention)
 
     def _predict_many(self, requests: Any, *, attention: bool = False) -> Any:
         self._record(requests)
         if not self.empty_shortcut:
             return self._inner.predict_many(requests, attention=attention)
-        full = [i for i, (_, b) in enumerate(requests) if b is None or np.size(b)]
+        full = [i for i, r in enumerate(requests) if r[1] is None or np.size(r[1])]
         got = self._inner.predict_many([requests[i] for i in full], attention=attention) \
             if full else []
         out = [_empty_estimate() for _ in requests]
@@ -494,17 +513,17 @@ def model_only(engine: Any, video: Path, proxy: RecordingPose, det_proxy: Record
             images.append(f.image)
             fps_seen.setdefault(fingerprint(f.image), i)
     # pair every request of every call with a frame
-    calls: list[list[tuple[np.ndarray, np.ndarray | None]]] = []
+    calls: list[list[tuple[np.ndarray, np.ndarray | None, Any, bool]]] = []
     k = mismatched = 0
     for call in proxy.calls:
         reqs = []
-        for fp, boxes in call:
+        for fp, boxes, rotations, flip in call:
             idx = k if k < len(images) and fingerprint(images[k]) == fp else fps_seen.get(fp)
             if idx is None:
                 raise RuntimeError(f"{video.name}: pose call {len(calls)} matches no re-decoded "
                                    f"frame (decoding not deterministic?)")
             mismatched += idx != k
-            reqs.append((images[idx], boxes))
+            reqs.append((images[idx], boxes, rotations, flip))
             k += 1
         calls.append(reqs)
     det_images = []
@@ -536,14 +555,16 @@ def model_only(engine: Any, video: Path, proxy: RecordingPose, det_proxy: Record
     if is_transpose(backend):
         from core.pose.preprocess import to_input_tensor
         what = "TransPoseEstimator.heatmaps() on pre-cropped, pre-normalised batches"
-        tensors = []
+        tensors, backends = [], []
         for reqs in calls:
-            prepared = [backend._prepare(img, boxes) for img, boxes in reqs]
-            tensors.append(to_input_tensor(np.concatenate([p[3] for p in prepared])))
+            prepared = [backend._prepare(img, boxes, rotations)
+                        for img, boxes, rotations, _ in reqs]
+            tensors.append(to_input_tensor(np.concatenate([p.crops for p in prepared])))
+            backends.append(backend if all(r[3] for r in reqs) else backend.without_flip())
         del images, calls
 
         def work(i: int) -> None:
-            backend.heatmaps(tensors[i])
+            backends[i].heatmaps(tensors[i])
         n_calls = len(tensors)
         warm = next((i for i, t in enumerate(tensors) if len(t)), 0)
     else:
@@ -552,9 +573,13 @@ def model_only(engine: Any, video: Path, proxy: RecordingPose, det_proxy: Record
         skip_empty = getattr(engine, "empty_workaround", False)
 
         def work(i: int) -> None:
-            for img, boxes in calls[i]:
+            for img, boxes, rotations, flip in calls[i]:
                 if not (skip_empty and boxes is not None and np.size(boxes) == 0):
-                    backend(img, boxes)
+                    model = backend if flip else backend.without_flip()
+                    if rotations is None:
+                        model(img, boxes)
+                    else:
+                        model(img, boxes, rotations=rotations)
         n_calls = len(calls)
         warm = 0
     def time_model() -> tuple[list[float], list[float]]:

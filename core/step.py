@@ -13,6 +13,13 @@ in the spirit of rtmlib's ``PoseTracker``:
   ``detect_tiled`` (YOLOX) also searches tiles of a wide frame. With ``keep_undetected``
   a followed person the detector misses stays while their pose stays confident
   (detectors miss backlit, leaping or lying people);
+* **turned people** (``follow_turns``, with backends that take ``rotations``): a
+  followed person whose body leans beyond ``turn_start`` degrees (a cartwheel, a flip,
+  someone lying down) is cropped turned by their body angle, so they stand upright for
+  the network (core.pose.orientation), with a box measured along their body that does
+  not shrink faster than ``min_box_shrink`` while keypoints are missing. When a followed
+  pose collapses from one frame to the next (a body turning fast), the crop is tried
+  again a quarter turn either way and the better pose is kept;
 * **pose** on all of the frame's boxes in one batch (several frames at once when the
   detector runs on every frame and the backend has ``predict_many``);
 * **pose NMS**: poses that are not people (under 3 confident keypoints) or repeat another
@@ -36,6 +43,7 @@ import numpy as np
 
 from .detection.base import box_iou, detect_thoroughly
 from .pose.nms import pose_nms
+from .pose.orientation import body_angle, turned_box, turned_box_hulls, wrap_degrees
 from .types import Frame, PersonDetector, PoseBackend, PoseEstimate, PoseFrame, Tracker
 
 NO_BOXES = np.zeros((0, 4), np.float32)
@@ -53,10 +61,55 @@ class StepConfig:
                                      # detector alone decides)
     attention: bool = False          # keep the pose model's attention in each PoseFrame
     keep_images: bool = False        # keep the frame's image in each PoseFrame
+    follow_turns: bool = True        # crop followed people turned by their body angle
+                                     # (module docstring; backends with rotates_crops;
+                                     # only with detect_every > 1, which follows people)
+    turn_start: float = 50.0         # lean (degrees) from which a crop turns with the body
+    turn_stop: float = 30.0          # lean under which a turned crop goes back upright
+    min_box_shrink: float = 0.85     # a turned person's box keeps this share of its last
+                                     # size per frame while some keypoints are missing
+    turn_min_size: float = 96.0      # retries and holds only for people at least this tall
+                                     # (px, the box's longer side): turned crops of small
+                                     # people gave confident-looking noise
+    hold_frames: int = 8             # with follow_turns: a followed pose that collapses away
+                                     # from the frame's edge (where people leave) is looked
+                                     # for in its last box for up to this many frames
 
     def __post_init__(self) -> None:
         if self.detect_every < 1:
             raise ValueError("detect_every must be >= 1")
+        if not 0 <= self.turn_stop <= self.turn_start <= 180:
+            raise ValueError("need 0 <= turn_stop <= turn_start <= 180 degrees")
+        if not 0 <= self.min_box_shrink <= 1:
+            raise ValueError("min_box_shrink must lie in [0, 1]")
+        if self.hold_frames < 0:
+            raise ValueError("hold_frames must be >= 0")
+
+
+@dataclass
+class FollowPlan:
+    """The boxes the pose model gets for one frame, and what is known of each person."""
+
+    boxes: np.ndarray                # (N, 4) xywh; a turned person's box is in their frame
+    turns: np.ndarray                # (N,) crop rotation, degrees (0: upright crop)
+    counts: np.ndarray               # (N,) confident keypoints last frame (0: not followed)
+    held: np.ndarray                 # (N,) frames this box has been held after a collapse
+
+    @classmethod
+    def upright(cls, boxes: np.ndarray) -> "FollowPlan":
+        n = len(boxes)
+        return cls(boxes, np.zeros(n, np.float32), np.zeros(n, np.int64), np.zeros(n, np.int64))
+
+    @classmethod
+    def concat(cls, a: "FollowPlan", b: "FollowPlan") -> "FollowPlan":
+        return cls(*(np.concatenate([x, y]) for x, y in
+                     zip((a.boxes, a.turns, a.counts, a.held), (b.boxes, b.turns, b.counts, b.held))))
+
+    def __getitem__(self, rows) -> "FollowPlan":
+        return FollowPlan(self.boxes[rows], self.turns[rows], self.counts[rows], self.held[rows])
+
+    def __len__(self) -> int:
+        return len(self.boxes)
 
 
 @dataclass
@@ -98,6 +151,14 @@ class PoseStep:
     """source frame -> PoseFrame (module docstring). Not thread-safe: ``infer`` and
     ``track`` may run on two threads, but each from one thread at a time."""
 
+    # A followed pose "collapses" when it had at least this many confident keypoints and
+    # keeps under half of them. A turned retry must beat it by `_TURN_GAIN` confident
+    # keypoints, reach `_TURN_MIN` of them and a mean score of `_TURN_MEAN` (on the
+    # pedestrian clip, turned crops of small upright walkers gave 8-9 keypoints at a mean
+    # of 0.27-0.33; the back-flipping jumper's right turns 0.41-0.56); a body angle starts
+    # turning the crop only from a pose with that mean score too.
+    _COLLAPSE_FROM, _TURN_GAIN, _TURN_MIN, _TURN_MEAN = 6, 3, 6, 0.4
+
     def __init__(self, detector: PersonDetector, pose: PoseBackend, tracker: Tracker,
                  config: StepConfig = StepConfig()) -> None:
         self.detector = detector
@@ -105,10 +166,16 @@ class PoseStep:
         self.tracker = tracker
         self.config = config
         self.detector_runs = 0
+        self.turn_retries = 0            # collapsed poses tried again a quarter turn away
         self.stage = "detector"          # the stage now running (for error reports)
-        self._followed = NO_BOXES        # boxes that follow the last frame's people
+        self._followed = FollowPlan.upright(NO_BOXES)   # the last frame's people, followed
         self._since_detect = 0           # frames since the detector ran (0: run it now)
         self._lost = False               # someone followed was lost on the last frame
+
+    @property
+    def follows_turns(self) -> bool:
+        """Whether turned people get turned crops (config and backend both allow it)."""
+        return self.config.follow_turns and bool(getattr(self.pose, "rotates_crops", False))
 
     # ---- the whole step ------------------------------------------------------------
     def __call__(self, frame: Frame) -> PoseFrame:
@@ -120,7 +187,7 @@ class PoseStep:
         self.tracker.reset()
 
     def reset_inference(self) -> None:
-        self._followed = NO_BOXES
+        self._followed = FollowPlan.upright(NO_BOXES)
         self._since_detect = 0
         self._lost = False
 
@@ -143,8 +210,8 @@ class PoseStep:
         plans = []
         for frame in frames:
             if self._detector_due():
-                boxes, ms = self._detect(frame, self._followed if c.detect_every > 1 else None)
-                plans.append((frame, boxes, True, ms))
+                plan, ms = self._detect(frame, self._followed if c.detect_every > 1 else None)
+                plans.append((frame, plan, True, ms))
                 self._since_detect = 1
             else:
                 plans.append((frame, self._followed, False, 0.0))
@@ -152,30 +219,34 @@ class PoseStep:
         self.stage = "pose"
         t0 = time.perf_counter()
         if len(plans) > 1 and hasattr(self.pose, "predict_many"):
-            estimates = self.pose.predict_many([(f.image, b) for f, b, _, _ in plans],
+            estimates = self.pose.predict_many([(f.image, p.boxes) for f, p, _, _ in plans],
                                                attention=c.attention)
         else:
-            estimates = [self._pose(f.image, b) for f, b, _, _ in plans]
+            posed = [self._pose(f.image, p) for f, p, _, _ in plans]
+            estimates = [est for est, _ in posed]
+            plans = [(f, p, d, ms) for (f, _, d, ms), (_, p) in zip(plans, posed)]
         pose_ms = (time.perf_counter() - t0) * 1e3 / max(1, len(plans))
-        out = [FrameInference(f, b, self._dedupe(est), detected, ms, pose_ms)
-               for (f, b, detected, ms), est in zip(plans, estimates)]
-        last = out[-1]
-        est = last.estimate
-        followed = boxes_from_keypoints(
-            est.keypoints, est.scores, c.min_keypoint_score, c.box_margin,
-            last.frame.size_hw) if len(est.keypoints) else NO_BOXES
-        found = np.isfinite(followed).all(axis=1)
+        out, keeps = [], []
+        for (f, plan, detected, ms), est in zip(plans, estimates):
+            keep = self._dedupe(est)
+            keeps.append(keep)
+            out.append(FrameInference(f, turned_box_hulls(plan.boxes, plan.turns),
+                                      est if keep is None else est[keep], detected, ms, pose_ms))
+        last_plan = plans[-1][1]
         # lost: given to the pose model but not followed on (too weak to follow, or
-        # dropped by pose NMS as not a person); they come back through the detector
-        self._followed = followed[found]
-        self._lost = len(self._followed) < len(last.boxes)
+        # dropped by pose NMS as not a person), or held after a collapse; they come back
+        # through the detector
+        self._followed = self._follow(last_plan, estimates[-1], keeps[-1],
+                                      out[-1].frame.size_hw)
+        self._lost = int((self._followed.held == 0).sum()) < len(last_plan)
         self.stage = "detector"
         return out
 
-    def _detect(self, frame: Frame, followed: np.ndarray | None) -> tuple[np.ndarray, float]:
-        """Detector pass; `followed` boxes (people followed from the last frame) that no
-        detection overlaps are kept with keep_undetected; pose NMS removes any duplicate
-        afterwards."""
+    def _detect(self, frame: Frame, followed: FollowPlan | None) -> tuple[FollowPlan, float]:
+        """Detector pass; `followed` people (from the last frame) that no detection overlaps
+        are kept with keep_undetected; pose NMS removes any duplicate afterwards. A
+        detection of a followed person takes on what is known of them; one of a turned
+        person is replaced by their turned box (an upright box cuts a turned body badly)."""
         self.stage = "detector"
         t0 = time.perf_counter()
         # Nobody followed into this frame (a still frame, a video's first frame, an empty
@@ -186,29 +257,179 @@ class PoseStep:
         ms = (time.perf_counter() - t0) * 1e3
         self.detector_runs += 1
         c = self.config
-        boxes = det.boxes[np.argsort(-det.scores)[: c.max_people]]
-        if c.keep_undetected and followed is not None and len(followed):
-            if len(boxes):
-                followed = followed[box_iou(followed, boxes).max(axis=1) < 0.3]
-            if len(followed):
-                boxes = np.concatenate([boxes, followed.astype(boxes.dtype)])[: c.max_people]
-        return boxes, ms
+        plan = FollowPlan.upright(
+            det.boxes[np.argsort(-det.scores)[: c.max_people]].astype(np.float32))
+        if followed is None or not len(followed):
+            return plan, ms
+        overlap = (box_iou(turned_box_hulls(followed.boxes, followed.turns), plan.boxes)
+                   if len(plan) else np.zeros((len(followed), 0)))
+        if len(plan):
+            who, best = overlap.argmax(axis=0), overlap.max(axis=0)
+            for j in np.flatnonzero(best >= 0.3):
+                f = who[j]
+                plan.counts[j], plan.held[j] = followed.counts[f], followed.held[f]
+                if followed.turns[f]:
+                    plan.boxes[j], plan.turns[j] = followed.boxes[f], followed.turns[f]
+        if c.keep_undetected:
+            missed = overlap.max(axis=1) < 0.3 if len(plan) else np.ones(len(followed), bool)
+            if missed.any():
+                plan = FollowPlan.concat(plan, followed[missed])[: c.max_people]
+        return plan, ms
 
-    def _pose(self, image: np.ndarray, boxes: np.ndarray) -> PoseEstimate:
-        if len(boxes) == 0:
-            return self.pose(image, NO_BOXES)
-        return self.pose(image, boxes, attention=self.config.attention)
+    def _pose(self, image: np.ndarray, plan: FollowPlan) -> tuple[PoseEstimate, FollowPlan]:
+        """Pose for one frame's plan; a followed pose that collapsed is tried again turned
+        (then the plan that was used comes back with the new turns)."""
+        if len(plan) == 0:
+            return self.pose(image, NO_BOXES), plan
+        if not self.follows_turns:
+            return self.pose(image, plan.boxes, attention=self.config.attention), plan
+        est = self._pose_turned(image, plan)
+        retried = self._retry_turned(image, plan, est)
+        if retried is not None:
+            plan = retried
+            est = self._pose_turned(image, plan)
+        return est, plan
 
-    def _dedupe(self, est: PoseEstimate) -> PoseEstimate:
-        """Drop poses that are not people (< 3 confident keypoints) or repeat another."""
+    def _pose_turned(self, image: np.ndarray, plan: FollowPlan) -> PoseEstimate:
+        turns = plan.turns if plan.turns.any() else None
+        return self.pose(image, plan.boxes, attention=self.config.attention, rotations=turns)
+
+    def _retry_turned(self, image: np.ndarray, plan: FollowPlan, est: PoseEstimate
+                      ) -> FollowPlan | None:
+        """People followed with a good pose whose pose collapsed on this frame (a body
+        turning fast): their crop a quarter turn either way, without the flip test; the
+        plan with the turns that gave clearly more keypoints, or None."""
+        thr = self.config.min_keypoint_score
+        now = (est.scores >= thr).sum(axis=1)
+        rows = np.flatnonzero(self._collapsed_alone(plan, now, image.shape[:2]))
+        if not len(rows):
+            return None
+        self.turn_retries += len(rows)
+        probe = self.pose.without_flip() if hasattr(self.pose, "without_flip") else self.pose
+        # a quarter turn either way, and upright for a turned crop; a box turned by about a
+        # quarter swaps what is along and across the body
+        tries = [(r, turn, swap) for r in rows
+                 for turn, swap in ((plan.turns[r] + 90, True), (plan.turns[r] - 90, True),
+                                    (0.0, 45 < abs(wrap_degrees(plan.turns[r])) < 135))
+                 if turn != 0 or plan.turns[r] != 0]
+        boxes = plan.boxes[[r for r, _, _ in tries]].copy()
+        swap = np.array([q for _, _, q in tries])
+        centre = boxes[:, :2] + boxes[:, 2:] / 2
+        boxes[swap, 2:] = boxes[swap][:, [3, 2]]
+        boxes[:, :2] = centre - boxes[:, 2:] / 2
+        turns = np.array([wrap_degrees(t) for _, t, _ in tries], np.float32)
+        got = probe(image, boxes, rotations=turns)
+        counts, means = (got.scores >= thr).sum(axis=1), got.scores.mean(axis=1)
+        order = np.lexsort((means, counts))              # most keypoints, then mean
+        out = FollowPlan(plan.boxes.copy(), plan.turns.copy(), plan.counts, plan.held)
+        changed: set[int] = set()
+        for j in order[::-1]:
+            r = tries[j][0]
+            if (r not in changed and means[j] >= self._TURN_MEAN
+                    and counts[j] >= max(self._TURN_MIN, now[r] + self._TURN_GAIN)):
+                out.boxes[r], out.turns[r] = boxes[j], turns[j]
+                changed.add(r)
+        return out if changed else None
+
+    def _follow(self, plan: FollowPlan, est: PoseEstimate, keep: np.ndarray | None,
+                image_hw: tuple[int, int]) -> FollowPlan:
+        """The next frame's plan from this frame's poses (`est`: a row per plan row; `keep`:
+        the rows pose NMS kept, None for all): a box around each kept person's confident
+        keypoints; people with fewer than 3 are lost. Upright people get upright boxes
+        clipped to the frame. With follow_turns a person leaning beyond turn_start gets a
+        turned box, and a followed pose that collapsed keeps its box for up to hold_frames
+        frames (module docstring)."""
+        c = self.config
+        n = len(plan)
+        if n == 0:
+            return FollowPlan.upright(NO_BOXES)
+        thr = c.min_keypoint_score
+        counts = (est.scores >= thr).sum(axis=1)
+        kept = np.zeros(n, bool)
+        kept[np.arange(n) if keep is None else keep] = True
+        boxes = np.full((n, 4), np.nan, np.float32)
+        if kept.any():
+            boxes[kept] = boxes_from_keypoints(est.keypoints[kept], est.scores[kept], thr,
+                                               c.box_margin, image_hw)
+        out = FollowPlan(boxes, np.zeros(n, np.float32), counts, np.zeros(n, np.int64))
+        if not self.follows_turns:
+            return out[np.isfinite(boxes).all(axis=1)]
+        h, w = image_hw
+        collapsed = self._collapsed_alone(plan, counts, image_hw)
+        for i in range(n):
+            # (a row pose NMS dropped with 3 or more keypoints repeated another person)
+            if collapsed[i] and plan.held[i] < c.hold_frames and (kept[i] or counts[i] < 3):
+                out.boxes[i], out.turns[i] = plan.boxes[i], plan.turns[i]
+                out.counts[i], out.held[i] = plan.counts[i], plan.held[i] + 1
+                continue
+            if not kept[i]:
+                continue
+            angle = body_angle(est.keypoints[i], est.scores[i], thr)
+            if not plan.turns[i] and (est.scores[i].mean() < self._TURN_MEAN
+                                      or max(boxes[i, 2:]) < c.turn_min_size):
+                angle = None                     # too unsure or small a pose to turn on
+            turn = self._next_turn(plan.turns[i], angle)
+            if turn == 0 and plan.turns[i] == 0:
+                continue                         # upright and staying so: as above
+            box = turned_box(est.keypoints[i], est.scores[i], thr, turn, c.box_margin)
+            if box is not None and counts[i] < est.keypoints.shape[1]:
+                box = self._no_faster_shrink(box, plan.boxes[i])
+            if box is not None and not (0 <= box[0] + box[2] / 2 < w
+                                        and 0 <= box[1] + box[3] / 2 < h):
+                box = None                       # gone out of the frame
+            out.boxes[i] = np.nan if box is None else box
+            out.turns[i] = turn
+        return out[np.isfinite(out.boxes).all(axis=1)]
+
+    def _collapsed_alone(self, plan: FollowPlan, counts: np.ndarray,
+                         image_hw: tuple[int, int]) -> np.ndarray:
+        """(N,) bool: followed people whose pose collapsed on this frame (from at least
+        _COLLAPSE_FROM confident keypoints to under half) away from the frame's edge
+        (where people leave) and from everyone else (a person hidden behind another comes
+        back through the detector), tall enough to be seen well (turn_min_size): worth
+        trying turned crops and holding their box."""
+        out = (plan.counts >= self._COLLAPSE_FROM) & (counts < np.maximum(3, plan.counts // 2))
+        if not out.any():
+            return out
+        hulls = turned_box_hulls(plan.boxes, plan.turns)
+        h, w = image_hw
+        x, y, bw, bh = hulls.T
+        out &= (x > 2) & (y > 2) & (x + bw < w - 2) & (y + bh < h - 2)
+        out &= np.maximum(bw, bh) >= self.config.turn_min_size
+        if len(hulls) > 1:
+            overlap = box_iou(hulls, hulls)
+            np.fill_diagonal(overlap, 0.0)
+            out &= overlap.max(axis=1) <= 0.3
+        return out
+
+    def _next_turn(self, turn: float, angle: float | None) -> float:
+        """The crop's turn for the next frame: the body angle once it leans beyond
+        turn_start (and until it is back under turn_stop); unknown angle: as it was."""
+        if angle is None:
+            return float(turn)
+        limit = self.config.turn_stop if turn else self.config.turn_start
+        return angle if abs(angle) >= limit else 0.0
+
+    def _no_faster_shrink(self, box: np.ndarray, before: np.ndarray) -> np.ndarray:
+        """A box from a partly seen body is smaller than the body: its length along the
+        body keeps at least min_box_shrink of the last box's longer side (the crop's scale
+        follows the longer side; the last box may have been upright or turned otherwise)."""
+        length = max(float(box[3]), self.config.min_box_shrink * float(max(before[2:])))
+        centre = box[:2] + box[2:] / 2
+        wh = np.array([box[2], length], np.float32)
+        return np.concatenate([centre - wh / 2, wh]).astype(np.float32)
+
+    def _dedupe(self, est: PoseEstimate) -> np.ndarray | None:
+        """Rows to keep: poses that are people (>= 3 confident keypoints) and do not repeat
+        another; None when every row stays."""
         if len(est.keypoints) == 0:
-            return est
+            return None
         c = self.config
         keep = pose_nms(est.keypoints, est.scores, est.boxes, c.pose_nms_oks,
                         c.min_keypoint_score)
         if len(keep) == len(est.keypoints) and np.array_equal(keep, np.arange(len(keep))):
-            return est
-        return est[keep]
+            return None
+        return keep
 
     # ---- second half: tracking -------------------------------------------------------
     def track(self, inferred: FrameInference,

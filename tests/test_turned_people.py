@@ -1,0 +1,212 @@
+"""People who are not upright (lying, upside down, turning): body angles, turned crops in
+the estimator, and the step following a real person through half a turn."""
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+
+from core.pose.orientation import body_angle, turned_box, turned_box_hulls, wrap_degrees
+from core.types import Frame
+
+from conftest import DATA, ROOT
+
+PHOTO = DATA / "detection/basketball1.png"     # the man on the left stands, whole body
+SHIPPED = ROOT / "resources/models/tp-m-s16.pth"
+
+
+def _turn_points(points: np.ndarray, degrees: float, centre) -> np.ndarray:
+    """Turn image points clockwise on screen (y down) by `degrees` about `centre`."""
+    t = np.radians(degrees)
+    d = points - centre
+    return np.stack([d[:, 0] * np.cos(t) - d[:, 1] * np.sin(t),
+                     d[:, 0] * np.sin(t) + d[:, 1] * np.cos(t)], 1) + centre
+
+
+def _standing(height: float = 200.0) -> np.ndarray:
+    """A standing COCO skeleton, 17 points, head up, centred on (0, 0)."""
+    y = np.array([-.45, -.47, -.47, -.45, -.45, -.3, -.3, -.1, -.1, .05, .05,
+                  .05, .05, .28, .28, .5, .5]) * height
+    x = np.array([0, -.03, .03, -.06, .06, -.12, .12, -.16, .16, -.18, .18,
+                  -.08, .08, -.08, .08, -.08, .08]) * height
+    return np.stack([x, y], 1)
+
+
+def test_body_angle_follows_the_body_round_a_full_turn():
+    pts, scores = _standing(), np.ones(17)
+    for degrees in (0, 30, 90, 135, 180, -90, -45):
+        turned = _turn_points(pts, degrees, np.zeros(2))
+        assert body_angle(turned, scores, 0.3) == pytest.approx(wrap_degrees(degrees), abs=1e-6)
+    # measured from the lowest part seen: ankles, else knees, else hips
+    for hidden in ([15, 16], [13, 14, 15, 16]):
+        partial = scores.copy()
+        partial[hidden] = 0.1
+        assert body_angle(_turn_points(pts, 90, np.zeros(2)), partial, 0.3) == pytest.approx(90)
+    for hidden in ([5, 6], [11, 12, 13, 14, 15, 16]):
+        partial = scores.copy()
+        partial[hidden] = 0.1
+        assert body_angle(pts, partial, 0.3) is None       # no shoulder, or nothing below
+    assert body_angle(pts[:16], scores[:16], 0.3) is None   # not the COCO layout
+    # bending forward (the upper body 60 degrees over about the hips, the legs upright)
+    # is not a turned body
+    bent = pts.copy()
+    hips = pts[[11, 12]].mean(0)
+    bent[:11] = _turn_points(pts[:11], 60, hips)
+    assert abs(body_angle(bent, scores, 0.3)) < 35
+    assert wrap_degrees(-180) == 180 and wrap_degrees(270) == -90
+
+
+def test_turned_box_is_measured_along_the_body():
+    pts, scores, pivot = _standing(200), np.ones(17), np.array([50.0, 20.0])
+    upright = turned_box(pts, scores, 0.3, 0.0, 1.0)
+    lying = turned_box(_turn_points(pts, 90, pivot), scores, 0.3, 90.0, 1.0)
+    # the same width across the body and length along it, about the turned centre
+    np.testing.assert_allclose(lying[2:], upright[2:], atol=1e-3)
+    centre = (upright[:2] + upright[2:] / 2)[None]
+    np.testing.assert_allclose(lying[:2] + lying[2:] / 2, _turn_points(centre, 90, pivot)[0],
+                               atol=1e-3)
+    # its upright hull swaps width and height
+    hull = turned_box_hulls(lying[None], np.array([90.0]))[0]
+    np.testing.assert_allclose(hull[2:], lying[2:][::-1], atol=1e-3)
+    few = np.zeros(17)
+    few[:2] = 1
+    assert turned_box(pts, few, 0.3, 0.0, 1.25) is None
+
+
+@pytest.fixture(scope="module")
+def estimator():
+    from core.pose.estimator import TransPoseEstimator
+    if not SHIPPED.is_file():
+        pytest.skip("the shipped TransPose-M file is missing")
+    return TransPoseEstimator.from_weights(SHIPPED, progress=False)
+
+
+@pytest.fixture(scope="module")
+def standing_man(estimator):
+    """The photo, the left man's box (YOLOX's) and his upright pose."""
+    from core.detection import create_detector
+    img = cv2.imread(str(PHOTO))
+    boxes = create_detector("auto")(img).boxes
+    box = boxes[np.argmin(boxes[:, 0])]
+    est = estimator(img, [box])
+    assert (est.scores[0] >= 0.3).sum() == 17
+    return img, box, est
+
+
+def test_a_turned_crop_finds_a_person_lying_or_upside_down(estimator, standing_man):
+    """The real photo turned by 90 and 180 degrees (exactly, no resampling): with the crop
+    turned as the body is, the keypoints are the upright ones turned, within 3 px; the
+    upright crop of the same person is off by 10 px and more."""
+    img, (x, y, w, h), upright = standing_man
+    hgt, wid = img.shape[:2]
+    cases = {
+        90: (cv2.ROTATE_90_CLOCKWISE, lambda p: np.stack([hgt - 1 - p[..., 1], p[..., 0]], -1)),
+        180: (cv2.ROTATE_180, lambda p: np.stack([wid - 1 - p[..., 0], hgt - 1 - p[..., 1]], -1)),
+    }
+    for degrees, (code, move) in cases.items():
+        image = cv2.rotate(img, code)
+        expected = move(upright.keypoints[0])
+        cx, cy = move(np.array([x + w / 2, y + h / 2]))
+        in_his_frame = [cx - w / 2, cy - h / 2, w, h]    # width across, height along him
+        hull = turned_box_hulls(np.array([in_his_frame]), np.array([degrees]))[0]
+        turned = estimator(image, [in_his_frame], rotations=[degrees])
+        plain = estimator(image, [hull])
+        turned_err = np.median(np.linalg.norm(turned.keypoints[0] - expected, axis=1))
+        plain_err = np.median(np.linalg.norm(plain.keypoints[0] - expected, axis=1))
+        assert (turned.scores[0] >= 0.3).sum() == 17
+        assert turned_err < 3.0, degrees
+        assert plain_err > 10.0, degrees
+        # the estimate's box is the upright box around the turned one
+        np.testing.assert_allclose(turned.boxes[0], hull, atol=1e-3)
+
+
+def test_attention_of_a_turned_crop_maps_to_the_image(estimator, standing_man):
+    """token_at (image -> token through the turned crop) agrees with the keypoint tokens
+    (from heatmap coordinates) as often as for an upright crop, and a keypoint's
+    dependency area drawn on the turned photo is the upright one's, turned."""
+    img, (x, y, w, h), _ = standing_man
+    image = cv2.rotate(img, cv2.ROTATE_90_CLOCKWISE)
+    cx, cy = img.shape[0] - 1 - (y + h / 2), x + w / 2
+    est = estimator(image, [[cx - w / 2, cy - h / 2, w, h]], rotations=[90], attention=True)
+    maps = est.attention
+    assert maps.rotations is not None and maps.rotations[0] == 90
+    tokens = [maps.token_at(0, tuple(k)) for k in est.keypoints[0]]
+    assert np.mean(np.array(tokens) == maps.keypoint_tokens[0]) >= 0.8
+    upright = estimator(img, [[x, y, w, h]], attention=True).attention
+
+    def centre_of_mass(m: np.ndarray) -> np.ndarray:
+        ys, xs = np.indices(m.shape)
+        return np.array([(xs * m).sum(), (ys * m).sum()]) / m.sum()
+
+    for keypoint in (0, 9, 15):                  # nose, left wrist, left ankle
+        shown = maps.to_image(maps.dependency_area(0, keypoint), 0, image.shape[:2])
+        expected = cv2.rotate(upright.to_image(upright.dependency_area(0, keypoint), 0,
+                                               img.shape[:2]), cv2.ROTATE_90_CLOCKWISE)
+        assert np.linalg.norm(centre_of_mass(shown) - centre_of_mass(expected)) < 5.0
+    # subsetting keeps each person's turn
+    assert maps.select(np.array([0])).rotations[0] == 90
+
+
+def _spinning(img: np.ndarray, degrees: float, index: int) -> Frame:
+    """The photo's left part on a grey canvas, turned clockwise about the canvas centre."""
+    canvas = np.full((800, 800, 3), 90, np.uint8)
+    canvas[160:640, 250:550] = img[:, :300]
+    m = cv2.getRotationMatrix2D((400.0, 400.0), -degrees, 1.0)
+    return Frame(index, index / 30.0, cv2.warpAffine(canvas, m, (800, 800),
+                                                     borderValue=(90, 90, 90)))
+
+
+def test_the_step_follows_a_person_turning_upside_down():
+    """A real person turning 15 degrees a frame from upright to upside down, shipped model
+    and detector: with turned crops (the default) someone is followed with at least 14
+    confident keypoints on every frame and the crop turns with him; with upright crops
+    only, he is lost once he lies beyond ~90 degrees."""
+    from core.catalogue import shipped_weights
+    from core.engine import EngineConfig, build_engine
+    if shipped_weights() is None:
+        pytest.skip("the shipped TransPose-M file is missing")
+    engine = build_engine(EngineConfig(), progress=False)
+    img = cv2.imread(str(PHOTO))
+    frames = [_spinning(img, 15 * i, i) for i in range(13)]        # 0 .. 180 degrees
+
+    def best_counts(follow_turns: bool) -> tuple[list[int], list[float]]:
+        step = engine.step()
+        step.config = dataclasses.replace(step.config, follow_turns=follow_turns)
+        counts, turns = [], []
+        for f in frames:
+            people = step(f).people
+            counts.append(max((int(np.isfinite(p.keypoints).all(1).sum()) for p in people),
+                              default=0))
+            turns.append(float(np.abs(step._followed.turns).max(initial=0)))
+        return counts, turns
+
+    counts, turns = best_counts(True)
+    assert min(counts) >= 14, counts
+    assert turns[-1] > 150                                 # cropped upside down at the end
+    plain, _ = best_counts(False)
+    assert max(plain[-4:]) < 10, plain                     # 135-180 degrees: lost
+
+
+def test_turned_crops_change_nothing_for_people_who_stay_upright():
+    """On the upright test clip every frame's people are the same with and without
+    turned crops (the feature only acts on leaning or collapsing poses)."""
+    from core.catalogue import shipped_weights
+    from core.engine import EngineConfig, build_engine
+    from core.video import open_source
+    if shipped_weights() is None:
+        pytest.skip("the shipped TransPose-M file is missing")
+    engine = build_engine(EngineConfig(), progress=False)
+    results = []
+    for follow_turns in (True, False):
+        step = engine.step()
+        step.config = dataclasses.replace(step.config, follow_turns=follow_turns)
+        with open_source(DATA / "clip_person.mp4") as src:
+            results.append([step(f) for f in src])
+        if follow_turns:
+            assert step.turn_retries == 0
+    for a, b in zip(*results):
+        assert [p.track_id for p in a.people] == [p.track_id for p in b.people]
+        for pa, pb in zip(a.people, b.people):
+            np.testing.assert_array_equal(pa.keypoints, pb.keypoints)
