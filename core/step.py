@@ -117,11 +117,12 @@ class FrameInference:
     """A frame after detector and pose, before tracking (what ``infer`` hands ``track``)."""
 
     frame: Frame
-    boxes: np.ndarray                # (N, 4) xywh the pose model saw
+    boxes: np.ndarray                # (N, 4) xywh the pose model saw (upright hulls)
     estimate: PoseEstimate           # one row per kept person (after pose NMS)
     detected: bool                   # whether the detector ran on this frame
     detect_ms: float = 0.0
     pose_ms: float = 0.0
+    turned: FollowPlan | None = None  # per estimate row, the turned crops (None: upright)
 
 
 def boxes_from_keypoints(keypoints: np.ndarray, scores: np.ndarray, min_score: float,
@@ -230,8 +231,10 @@ class PoseStep:
         for (f, plan, detected, ms), est in zip(plans, estimates):
             keep = self._dedupe(est)
             keeps.append(keep)
+            rows = plan if keep is None else plan[keep]
             out.append(FrameInference(f, turned_box_hulls(plan.boxes, plan.turns),
-                                      est if keep is None else est[keep], detected, ms, pose_ms))
+                                      est if keep is None else est[keep], detected, ms, pose_ms,
+                                      rows if rows.turns.any() else None))
         last_plan = plans[-1][1]
         # lost: given to the pose model but not followed on (too weak to follow, or
         # dropped by pose NMS as not a person), or held after a collapse; they come back
@@ -438,6 +441,11 @@ class PoseStep:
         t0 = time.perf_counter()
         frame = inferred.frame
         people = tuple(self.tracker.update(inferred.estimate, frame.time_s))
+        if inferred.turned is not None:          # say how each turned person was cropped
+            t = inferred.turned
+            people = tuple(dataclasses.replace(p, turn=float(t.turns[p.row]),
+                                               crop_box=t.boxes[p.row].copy())
+                           if 0 <= p.row < len(t) and t.turns[p.row] else p for p in people)
         track_ms = (time.perf_counter() - t0) * 1e3
         c = self.config
         return PoseFrame(
@@ -456,8 +464,13 @@ def explain(pose: PoseBackend, frame: PoseFrame) -> PoseFrame:
         raise ValueError("explain needs the frame's image (keep_images=True)")
     if not frame.people:
         return frame
-    boxes = np.stack([np.asarray(p.box, np.float32) for p in frame.people])
-    estimate = pose(frame.image, boxes, attention=True)
+    boxes = np.stack([np.asarray(p.box if p.crop_box is None else p.crop_box, np.float32)
+                      for p in frame.people])
+    turns = np.array([p.turn for p in frame.people], np.float32)
+    if turns.any() and getattr(pose, "rotates_crops", False):
+        estimate = pose(frame.image, boxes, attention=True, rotations=turns)
+    else:
+        estimate = pose(frame.image, boxes, attention=True)
     if estimate.attention is None:
         return frame
     people = tuple(dataclasses.replace(p, row=i) for i, p in enumerate(frame.people))

@@ -98,6 +98,10 @@ class PersonPose:
     row: int = -1              # this person's row in the frame's PoseEstimate (attention)
     world: np.ndarray | None = None  # (K, 3) metres, hip-centred, as the model gave them
                                      # (unsmoothed; NaN where the 2-D keypoint is missing)
+    turn: float = 0.0          # degrees the pose model's crop was turned (core.step:
+                               # people lying, flipping); 0 for an upright crop
+    crop_box: np.ndarray | None = None   # (4,) the box that crop was cut from, in the
+                                         # person's own frame when turned; None: `box`
 
 
 @dataclass(frozen=True)

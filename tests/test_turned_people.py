@@ -210,3 +210,32 @@ def test_turned_crops_change_nothing_for_people_who_stay_upright():
         assert [p.track_id for p in a.people] == [p.track_id for p in b.people]
         for pa, pb in zip(a.people, b.people):
             np.testing.assert_array_equal(pa.keypoints, pb.keypoints)
+
+
+def test_a_paused_frame_explains_a_turned_person_through_the_turned_crop():
+    """explain() (the GUI's paused view asking for attention afterwards) crops each person
+    as the step did: the turned person's PersonPose says how, and the attention it brings
+    back is the step's own for that frame."""
+    from core.catalogue import shipped_weights
+    from core.engine import EngineConfig, build_engine
+    from core.step import explain
+    if shipped_weights() is None:
+        pytest.skip("the shipped TransPose-M file is missing")
+    engine = build_engine(EngineConfig(), progress=False)
+    img = cv2.imread(str(PHOTO))
+    plain = engine.step(keep_images=True)
+    with_maps = engine.step(keep_images=True, attention=True)
+    for i in range(11):                                    # 0 .. 150 degrees
+        frame = _spinning(img, 15 * i, i)
+        shown, reference = plain(frame), with_maps(frame)
+    def most_seen(people):
+        return max(range(len(people)), key=lambda i: np.isfinite(people[i].keypoints).all(1).sum())
+
+    person = shown.people[most_seen(shown.people)]
+    assert abs(person.turn) > 100 and person.crop_box is not None
+    explained = explain(engine.pose, shown)
+    maps, ref = explained.attention, reference.attention
+    mine = explained.people[most_seen(shown.people)].row
+    ref_row = reference.people[most_seen(reference.people)].row
+    assert maps.rotations[mine] == pytest.approx(person.turn)
+    np.testing.assert_array_equal(maps.keypoint_tokens[mine], ref.keypoint_tokens[ref_row])
