@@ -28,8 +28,9 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from core.errors import DownloadError, InputError, StudioError
+from core.errors import DownloadError, InputError
 from core.models import zoo
+from core.onnx_session import cpu_session, first_line
 from core.types import Detections
 
 from .base import PersonDetector, check_image, clip_boxes, config_from_kwargs, make_detections, nms
@@ -157,23 +158,8 @@ class YoloxDetector(PersonDetector):
         self.description = f"YOLOX {self.path.name} via {self.config.runtime} ({size}x{size}{threads})"
 
     def _load_onnxruntime(self) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise StudioError("The onnxruntime package is not installed (pip install onnxruntime); "
-                              "it runs the YOLOX detector (or give it runtime='opencv').") from None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(self.config.num_threads)
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        if not self.config.spin:
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(self.path), opts,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise InputError(f"{self.path}: not an ONNX model onnxruntime can load (is it a YOLOX "
-                             f".onnx export?): {_first_line(e)}") from None
+        self.session = cpu_session(self.path, self.config.num_threads, spin=self.config.spin,
+                                   what="the YOLOX person detector (a YOLOX .onnx export)")
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = list(inputs[0].shape) if len(inputs) == 1 else []
         if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3) \
@@ -240,7 +226,7 @@ class YoloxDetector(PersonDetector):
                 out = self.session.run(None, {self._input_name: blob})[0]
             except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
                 raise InputError(f"{self.path}: onnxruntime could not run this model on a "
-                                 f"{size}x{size} input ({_first_line(e)}).") from None
+                                 f"{size}x{size} input ({first_line(e)}).") from None
         else:
             self.net.setInput(blob)
             try:
@@ -283,8 +269,3 @@ class YoloxDetector(PersonDetector):
         keep = nms(b, s, self.config.nms_iou, self.config.tile_containment)
         return make_detections(b[keep][: self.config.max_detections],
                                s[keep][: self.config.max_detections], self.config.min_box_size)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -196,7 +196,7 @@ class OnnxRuntimeStem(nn.Module):
         import os
         from pathlib import Path
 
-        import onnxruntime as ort
+        from ..onnx_session import cpu_session
         self.level, self.skips = stem.level, stem.skips
         self._out_channels, self._stride = stem.out_channels, stem.stride
         self.outputs = ["y"] + [f"skip{i}" for i in range(len(self.skips))]
@@ -219,13 +219,14 @@ class OnnxRuntimeStem(nn.Module):
                                   dynamo=False)
             os.replace(tmp, path)
         self.threads = threads or max(1, min(2, os.cpu_count() or 1))
-        self.session = _cpu_session(ort, path, self.threads)
+        self.session = cpu_session(path, self.threads, what="the TransPose-M stem")
         self.path = path
         # data parallelism (class docstring): one single-threaded session shared by the
         # parts (onnxruntime's run is thread-safe and releases the GIL) and threads - 1
         # helpers; the calling thread runs the first part itself
         self._parts = self.threads if split_batches and self.threads > 1 else 1
-        self._single = _cpu_session(ort, path, 1) if self._parts > 1 else None
+        self._single = (cpu_session(path, 1, what="the TransPose-M stem")
+                        if self._parts > 1 else None)
         self._pool = None
 
     @property
@@ -257,14 +258,6 @@ class OnnxRuntimeStem(nn.Module):
         first = run(self.outputs, {"x": parts[0]})
         results = [first] + [f.result() for f in futures]
         return [np.concatenate([r[i] for r in results]) for i in range(len(self.outputs))]
-
-
-def _cpu_session(ort, path, threads: int):
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    # idle threads sleep instead of spinning: they would take the CPU from the other stages
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def stem_digest(state_dict: dict[str, Tensor]) -> str:

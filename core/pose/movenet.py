@@ -47,6 +47,7 @@ import numpy as np
 
 from ..errors import InputError, StudioError
 from ..keypoints import NUM_KEYPOINTS
+from ..onnx_session import cpu_session
 from ..types import PoseEstimate, validate_boxes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,23 +104,8 @@ class MoveNetEstimator:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such MoveNet .onnx model file")
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise StudioError("the onnxruntime package is not installed (pip install "
-                              "onnxruntime); it runs the MoveNet ONNX model") from None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, int(config.num_threads))
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        if not config.spin:
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(self.path), opts,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise StudioError(f"{self.path}: not a loadable ONNX model ({first})") from None
+        self.session = cpu_session(self.path, config.num_threads, spin=config.spin,
+                                   what="the MoveNet pose model")
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = list(inputs[0].shape) if len(inputs) == 1 else []
         if len(shape) != 4 or shape[3] != 3 or not isinstance(shape[1], int) \
