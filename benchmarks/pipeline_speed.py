@@ -460,7 +460,7 @@ def _batch_once(engine: Any, video: Path, max_frames: int
     pipe.stop()
     st = pipe.stats
     n = st.frames_out
-    crops = [sum(len(b) if b is not None else 1 for _, b in call) for call in proxy.calls]
+    crops = [sum(len(r[1]) if r[1] is not None else 1 for r in call) for call in proxy.calls]
     res = {
         "video": video.name, "size_hw": list(src.size_hw), "video_fps": src.fps,
         "frames": n, "wall_s": wall, "e2e_fps": n / wall if wall > 0 else float("nan"),
@@ -505,7 +505,10 @@ def model_only(engine: Any, video: Path, proxy: RecordingPose, det_proxy: Record
     """Time the pose backend alone on the recorded calls (frames re-decoded, paired by order
     and checked by fingerprint), on a worker thread like the pipeline (or the main one)."""
     backend = engine.pose
-    n_frames = sum(len(c) for c in proxy.calls)
+    # one frame per run of requests with the same fingerprint (the step may call the model
+    # again on a frame: a turned retry, then the frame with the new turns)
+    prints = [r[0] for call in proxy.calls for r in call]
+    n_frames = sum(1 for i, fp in enumerate(prints) if i == 0 or fp != prints[i - 1])
     images: list[np.ndarray] = []
     fps_seen: dict[int, int] = {}
     with open_clip(video, n_frames) as src:
@@ -515,9 +518,13 @@ def model_only(engine: Any, video: Path, proxy: RecordingPose, det_proxy: Record
     # pair every request of every call with a frame
     calls: list[list[tuple[np.ndarray, np.ndarray | None, Any, bool]]] = []
     k = mismatched = 0
+    last_fp = None
     for call in proxy.calls:
         reqs = []
         for fp, boxes, rotations, flip in call:
+            if fp == last_fp:
+                k -= 1                       # the same frame again (see n_frames)
+            last_fp = fp
             idx = k if k < len(images) and fingerprint(images[k]) == fp else fps_seen.get(fp)
             if idx is None:
                 raise RuntimeError(f"{video.name}: pose call {len(calls)} matches no re-decoded "
