@@ -19,7 +19,8 @@ in the spirit of rtmlib's ``PoseTracker``:
   the network (core.pose.orientation), with a box measured along their body that does
   not shrink faster than ``min_box_shrink`` while keypoints are missing. When a followed
   pose collapses from one frame to the next (a body turning fast), the crop is tried
-  again a quarter turn either way and the better pose is kept;
+  again a quarter turn either way and the better pose is kept, and the collapsed person's
+  box is held for up to ``hold_frames`` frames until a crop finds them again;
 * **pose** on all of the frame's boxes in one batch (several frames at once when the
   detector runs on every frame and the backend has ``predict_many``);
 * **pose NMS**: poses that are not people (under 3 confident keypoints) or repeat another
