@@ -101,13 +101,15 @@ class FollowPlan:
         n = len(boxes)
         return cls(boxes, np.zeros(n, np.float32), np.zeros(n, np.int64), np.zeros(n, np.int64))
 
+    def _columns(self) -> list[np.ndarray]:
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
     @classmethod
     def concat(cls, a: "FollowPlan", b: "FollowPlan") -> "FollowPlan":
-        return cls(*(np.concatenate([x, y]) for x, y in
-                     zip((a.boxes, a.turns, a.counts, a.held), (b.boxes, b.turns, b.counts, b.held))))
+        return cls(*(np.concatenate([x, y]) for x, y in zip(a._columns(), b._columns())))
 
     def __getitem__(self, rows) -> "FollowPlan":
-        return FollowPlan(self.boxes[rows], self.turns[rows], self.counts[rows], self.held[rows])
+        return FollowPlan(*(x[rows] for x in self._columns()))
 
     def __len__(self) -> int:
         return len(self.boxes)

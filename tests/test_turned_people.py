@@ -149,6 +149,16 @@ def test_attention_of_a_turned_crop_maps_to_the_image(estimator, standing_man):
     assert maps.select(np.array([0])).rotations[0] == 90
 
 
+@pytest.fixture(scope="module")
+def engine():
+    """The shipped model and detector, all defaults (what annotate and the GUI use)."""
+    from core.catalogue import shipped_weights
+    from core.engine import EngineConfig, build_engine
+    if shipped_weights() is None:
+        pytest.skip("the shipped TransPose-M file is missing")
+    return build_engine(EngineConfig(), progress=False)
+
+
 def _spinning(img: np.ndarray, degrees: float, index: int) -> Frame:
     """The photo's left part on a grey canvas, turned clockwise about the canvas centre."""
     canvas = np.full((800, 800, 3), 90, np.uint8)
@@ -158,16 +168,11 @@ def _spinning(img: np.ndarray, degrees: float, index: int) -> Frame:
                                                      borderValue=(90, 90, 90)))
 
 
-def test_the_step_follows_a_person_turning_upside_down():
+def test_the_step_follows_a_person_turning_upside_down(engine):
     """A real person turning 15 degrees a frame from upright to upside down, shipped model
     and detector: with turned crops (the default) someone is followed with at least 14
     confident keypoints on every frame and the crop turns with him; with upright crops
     only, he is lost once he lies beyond ~90 degrees."""
-    from core.catalogue import shipped_weights
-    from core.engine import EngineConfig, build_engine
-    if shipped_weights() is None:
-        pytest.skip("the shipped TransPose-M file is missing")
-    engine = build_engine(EngineConfig(), progress=False)
     img = cv2.imread(str(PHOTO))
     frames = [_spinning(img, 15 * i, i) for i in range(13)]        # 0 .. 180 degrees
 
@@ -189,15 +194,10 @@ def test_the_step_follows_a_person_turning_upside_down():
     assert max(plain[-4:]) < 10, plain                     # 135-180 degrees: lost
 
 
-def test_turned_crops_change_nothing_for_people_who_stay_upright():
+def test_turned_crops_change_nothing_for_people_who_stay_upright(engine):
     """On the upright test clip every frame's people are the same with and without
     turned crops (the feature only acts on leaning or collapsing poses)."""
-    from core.catalogue import shipped_weights
-    from core.engine import EngineConfig, build_engine
     from core.video import open_source
-    if shipped_weights() is None:
-        pytest.skip("the shipped TransPose-M file is missing")
-    engine = build_engine(EngineConfig(), progress=False)
     results = []
     for follow_turns in (True, False):
         step = engine.step()
@@ -212,16 +212,11 @@ def test_turned_crops_change_nothing_for_people_who_stay_upright():
             np.testing.assert_array_equal(pa.keypoints, pb.keypoints)
 
 
-def test_a_paused_frame_explains_a_turned_person_through_the_turned_crop():
+def test_a_paused_frame_explains_a_turned_person_through_the_turned_crop(engine):
     """explain() (the GUI's paused view asking for attention afterwards) crops each person
     as the step did: the turned person's PersonPose says how, and the attention it brings
     back is the step's own for that frame."""
-    from core.catalogue import shipped_weights
-    from core.engine import EngineConfig, build_engine
     from core.step import explain
-    if shipped_weights() is None:
-        pytest.skip("the shipped TransPose-M file is missing")
-    engine = build_engine(EngineConfig(), progress=False)
     img = cv2.imread(str(PHOTO))
     plain = engine.step(keep_images=True)
     with_maps = engine.step(keep_images=True, attention=True)
