@@ -321,9 +321,8 @@ class RecordingPose:
         inner = self._inner.without_flip()
         if inner is self._inner:
             return self
-        other = RecordingPose(inner, self.record, self.empty_shortcut, flip=False,
-                              calls=self.calls)
-        return other
+        return RecordingPose(inner, self.record, self.empty_shortcut, flip=False,
+                             calls=self.calls)
 
     def _record(self, requests: Any) -> None:
         if not self.record:
@@ -578,11 +577,13 @@ def model_only(engine: Any, video: Path, proxy: RecordingPose, det_proxy: Record
         what = f"{type(backend).__name__}(image, boxes), whole call (crop + model + decode)"
 
         skip_empty = getattr(engine, "empty_workaround", False)
+        # (resolved once: only backends with without_flip record unflipped calls)
+        unflipped = backend.without_flip() if hasattr(backend, "without_flip") else backend
 
         def work(i: int) -> None:
             for img, boxes, rotations, flip in calls[i]:
                 if not (skip_empty and boxes is not None and np.size(boxes) == 0):
-                    model = backend if flip else backend.without_flip()
+                    model = backend if flip else unflipped
                     if rotations is None:
                         model(img, boxes)
                     else:
