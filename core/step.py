@@ -26,7 +26,11 @@ in the spirit of rtmlib's ``PoseTracker``:
 * **pose NMS**: poses that are not people (under 3 confident keypoints) or repeat another
   are dropped, together with their rows of attention (``PoseEstimate[keep]``);
 * **tracking and smoothing** by the tracker, each person keeping the row of the estimate
-  it came from, so attention is linked to people by construction.
+  it came from, so attention is linked to people by construction. Each row also tells the
+  tracker whom the step followed into it (``FollowPlan.lineage``: a serial per detection,
+  passed on by following, holding and by the detection that best overlaps a followed
+  person), so a person whose pose changes too much between frames to match by similarity
+  keeps their id (core.tracking, stage 5).
 
 It is split in two halves, ``infer`` (detector + pose, the expensive part) and ``track``,
 so the threaded `core.pipeline.PosePipeline` can run them on two threads; used alone,
@@ -95,11 +99,14 @@ class FollowPlan:
     turns: np.ndarray                # (N,) crop rotation, degrees (0: upright crop)
     counts: np.ndarray               # (N,) confident keypoints last frame (0: not followed)
     held: np.ndarray                 # (N,) frames this box has been held after a collapse
+    lineage: np.ndarray              # (N,) which followed person the row continues: a serial
+                                     # the step gives each detection that starts one (-1: none)
 
     @classmethod
     def upright(cls, boxes: np.ndarray) -> "FollowPlan":
         n = len(boxes)
-        return cls(boxes, np.zeros(n, np.float32), np.zeros(n, np.int64), np.zeros(n, np.int64))
+        return cls(boxes, np.zeros(n, np.float32), np.zeros(n, np.int64), np.zeros(n, np.int64),
+                   np.full(n, -1, np.int64))
 
     def _columns(self) -> list[np.ndarray]:
         return [getattr(self, f.name) for f in dataclasses.fields(self)]
@@ -126,6 +133,8 @@ class FrameInference:
     detect_ms: float = 0.0
     pose_ms: float = 0.0
     turned: FollowPlan | None = None  # per estimate row, the turned crops (None: upright)
+    lineage: np.ndarray | None = None  # per estimate row, FollowPlan.lineage (the tracker's
+                                       # fallback when a pose changed too much to match)
 
 
 def boxes_from_keypoints(keypoints: np.ndarray, scores: np.ndarray, min_score: float,
@@ -175,6 +184,7 @@ class PoseStep:
         self._followed = FollowPlan.upright(NO_BOXES)   # the last frame's people, followed
         self._since_detect = 0           # frames since the detector ran (0: run it now)
         self._lost = False               # someone followed was lost on the last frame
+        self._lineages = 0               # FollowPlan.lineage serials handed out
 
     @property
     def follows_turns(self) -> bool:
@@ -237,7 +247,7 @@ class PoseStep:
             rows = plan if keep is None else plan[keep]
             out.append(FrameInference(f, turned_box_hulls(plan.boxes, plan.turns),
                                       est if keep is None else est[keep], detected, ms, pose_ms,
-                                      rows if rows.turns.any() else None))
+                                      rows if rows.turns.any() else None, rows.lineage))
         last_plan = plans[-1][1]
         # lost: given to the pose model but not followed on (too weak to follow, or
         # dropped by pose NMS as not a person), or held after a collapse; they come back
@@ -265,6 +275,8 @@ class PoseStep:
         c = self.config
         plan = FollowPlan.upright(
             det.boxes[np.argsort(-det.scores)[: c.max_people]].astype(np.float32))
+        plan.lineage[:] = self._lineages + np.arange(len(plan))
+        self._lineages += len(plan)
         if followed is None or not len(followed):
             return plan, ms
         overlap = (box_iou(turned_box_hulls(followed.boxes, followed.turns), plan.boxes)
@@ -274,6 +286,8 @@ class PoseStep:
             for j in np.flatnonzero(best >= 0.3):
                 f = who[j]
                 plan.counts[j], plan.held[j] = followed.counts[f], followed.held[f]
+                if overlap[f].argmax() == j:     # the detection that continues them
+                    plan.lineage[j] = followed.lineage[f]
                 if followed.turns[f]:
                     plan.boxes[j], plan.turns[j] = followed.boxes[f], followed.turns[f]
         if c.keep_undetected:
@@ -327,7 +341,7 @@ class PoseStep:
         got = probe(image, boxes, rotations=turns)
         counts, means = (got.scores >= thr).sum(axis=1), got.scores.mean(axis=1)
         order = np.lexsort((means, counts))              # most keypoints, then mean
-        out = FollowPlan(plan.boxes.copy(), plan.turns.copy(), plan.counts, plan.held)
+        out = dataclasses.replace(plan, boxes=plan.boxes.copy(), turns=plan.turns.copy())
         changed: set[int] = set()
         for j in order[::-1]:
             r = tries[j][0]
@@ -357,7 +371,8 @@ class PoseStep:
         if kept.any():
             boxes[kept] = boxes_from_keypoints(est.keypoints[kept], est.scores[kept], thr,
                                                c.box_margin, image_hw)
-        out = FollowPlan(boxes, np.zeros(n, np.float32), counts, np.zeros(n, np.int64))
+        out = FollowPlan(boxes, np.zeros(n, np.float32), counts, np.zeros(n, np.int64),
+                         plan.lineage.copy())
         if not self.follows_turns:
             return out[np.isfinite(boxes).all(axis=1)]
         h, w = image_hw
@@ -443,7 +458,8 @@ class PoseStep:
         """IDs and smoothing for an inferred frame -> the immutable PoseFrame."""
         t0 = time.perf_counter()
         frame = inferred.frame
-        people = tuple(self.tracker.update(inferred.estimate, frame.time_s))
+        people = tuple(self.tracker.update(inferred.estimate, frame.time_s,
+                                           lineage=inferred.lineage))
         if inferred.turned is not None:          # say how each turned person was cropped
             t = inferred.turned
             people = tuple(dataclasses.replace(p, turn=float(t.turns[p.row]),

@@ -154,6 +154,62 @@ def test_far_detection_does_not_steal_id():
     assert 1 in tracker.ids("confirmed") + tracker.ids("lost")   # 1 still waits for its person
 
 
+def lying(cx: float, cy: float, length: float, rng: np.random.Generator):
+    """(box, keypoints, scores) of the synthetic person lying on their side, head to the
+    right, centred on (cx, cy): the standing template turned a quarter."""
+    box = np.array([cx - length / 2, cy - 0.225 * length, length, 0.45 * length])
+    t = _TEMPLATE[:, ::-1].copy()                 # x along the body, y across it
+    t[:, 0] = 1.0 - t[:, 0]
+    kps = box[:2] + t * box[2:] + rng.normal(0, 1.5, (NUM_KEYPOINTS, 2))
+    return box, kps, rng.uniform(0.6, 0.95, NUM_KEYPOINTS)
+
+
+def test_lineage_keeps_an_id_through_a_pose_change_similarity_cannot_match():
+    """A person standing, then lying at the same place from one update to the next (too
+    different for OKS and IoU: a new person by similarity alone). With the caller's lineage
+    (the step followed the same person into that detection) the id stays; a lineage whose
+    box no longer overlaps the track's, or one that would make a tentative track, does
+    not count."""
+    rng = np.random.default_rng(21)
+    standing = [person(400, 100, 300, rng) for _ in range(3)]
+    down = lying(400, 340, 300, rng)
+
+    def ids_after(lineage_down, cfg=TrackerConfig(min_hits=1), frames=standing):
+        tracker = PoseTracker(cfg)
+        for f, p in enumerate(frames):
+            tracker.update(frame_of([p]), f / FPS, lineage=[7])
+        return [p.track_id for p in tracker.update(frame_of([down]), len(frames) / FPS,
+                                                   lineage=lineage_down)]
+
+    assert ids_after(None) == [2]                         # similarity alone: someone new
+    assert ids_after([-1]) == [2] and ids_after([8]) == [2]
+    assert ids_after([7]) == [1]                          # followed into it: the same person
+    # the same lineage far away (the boxes do not overlap): someone new
+    far = lying(1400, 340, 300, rng)
+    tracker = PoseTracker(TrackerConfig(min_hits=1))
+    for f, p in enumerate(standing):
+        tracker.update(frame_of([p]), f / FPS, lineage=[7])
+    assert [p.track_id for p in tracker.update(frame_of([far]), 0.1, lineage=[7])] == [2]
+    # a tentative track is confirmed by similarity only: two updates of min_hits=3, then
+    # the change of pose restarts the count (no id after three updates)
+    assert ids_after([7], TrackerConfig(min_hits=3), standing[:2]) == []
+
+
+def test_lineage_never_overrides_a_similarity_match():
+    """Two people walking apart with their lineages swapped on the last update: each keeps
+    the id similarity gives them."""
+    rng = np.random.default_rng(22)
+    tracker = PoseTracker(TrackerConfig(min_hits=1))
+    for f in range(4):
+        out = tracker.update(frame_of([person(300 - 5 * f, 100, 250, rng),
+                                       person(700 + 5 * f, 100, 250, rng)]), f / FPS,
+                             lineage=[0, 1])
+    assert [p.track_id for p in out] == [1, 2]
+    out = tracker.update(frame_of([person(280, 100, 250, rng), person(720, 100, 250, rng)]),
+                         4 / FPS, lineage=[1, 0])
+    assert {p.track_id: round(float(p.box[0])) < 500 for p in out} == {1: True, 2: False}
+
+
 def test_low_score_keypoints_are_nan_and_person_fields():
     rng = np.random.default_rng(5)
     tracker = PoseTracker(TrackerConfig(min_hits=1, kp_threshold=0.3))

@@ -23,7 +23,16 @@ Association (every update)
         3. the lost pool: confirmed tracks beyond max_age, still within reid_max_gap
            updates of their last match                       (gate reid_min_similarity)
         4. tentative tracks                                           (gate min_similarity)
-        5. detections still unmatched start tentative tracks (when they have at least
+        5. lineage (only when the caller gives one): a detection still unmatched that the
+           caller followed from a confirmed track's last match (core.step cuts each
+           person's next crop from their keypoints, or holds their box; its FollowPlan
+           lineage) continues that track if it is still unmatched and their boxes overlap
+           (IoU >= lineage_min_iou with the track's last or predicted box). It keeps an
+           id through a change of pose too fast for OKS (a flip seen every third frame, a
+           thin walker whose box doubles in width); it never overrides stages 1-4, and a
+           tentative track is confirmed by similarity only (a followed phantom would
+           otherwise become a person)
+        6. detections still unmatched start tentative tracks (when they have at least
            min_keypoints keypoints above kp_threshold)
 
 Life cycle (all counts are *updates*, i.e. processed frames, not seconds)
@@ -52,7 +61,7 @@ Time
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -76,6 +85,8 @@ class TrackerConfig:
     tentative_max_misses: int = 1      # consecutive misses a tentative track survives
     max_age: int = 10                  # updates a confirmed track may miss before deletion
     reid_max_gap: int = 30             # updates since its last match a track stays re-identifiable
+    lineage_min_iou: float = 0.1       # gate of the lineage fallback (stage 5): box IoU with
+    #                                  # the track's last or predicted box (> 1: off)
     min_keypoints: int = 3             # keypoints above kp_threshold to start a new track
     velocity_smoothing: float = 0.5    # EMA weight of the newest box-centre velocity
     sigmas: tuple[float, ...] | None = None   # OKS sigmas; None: COCO (K=17) or 0.07 each
@@ -97,6 +108,8 @@ class TrackerConfig:
             raise ValueError(f"strength must be >= 0, not {self.strength!r}")
         if self.min_hits < 1 or self.max_age < 0 or self.reid_max_gap < 0:
             raise ValueError("min_hits must be >= 1, max_age and reid_max_gap >= 0")
+        if not self.lineage_min_iou >= 0.0:
+            raise ValueError(f"lineage_min_iou must be >= 0, not {self.lineage_min_iou!r}")
         if not 0.0 <= self.oks_weight <= 1.0:
             raise ValueError(f"oks_weight must lie in [0, 1], not {self.oks_weight!r}")
 
@@ -114,7 +127,7 @@ class TrackInfo:
 
 class _Track:
     __slots__ = ("serial", "track_id", "state", "hits", "misses", "time_s", "box", "keypoints",
-                 "kp_scores", "velocity", "anchor", "smoother", "smoothed")
+                 "kp_scores", "velocity", "anchor", "smoother", "smoothed", "lineage")
 
     def __init__(self, serial, box, keypoints, kp_scores, time_s, smoother) -> None:
         self.serial = serial           # creation order; decides id order at confirmation
@@ -130,6 +143,7 @@ class _Track:
         self.anchor = _center(box)     # where the person is: median of confident keypoints
         self.smoother = smoother
         self.smoothed: np.ndarray | None = None     # (K, 2) smoother output of the last match
+        self.lineage = -1              # the caller's lineage of the last match (-1: none)
 
     def predict(self, time_s: float, horizon_s: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
         if self.velocity is None:
@@ -214,10 +228,15 @@ class PoseTracker:
         """Ids of the tracks in a state ('confirmed' includes coasting ones, or 'lost')."""
         return sorted(t.track_id for t in self._tracks if t.state == state)
 
-    def update(self, estimate: Any, time_s: float) -> list[PersonPose]:
+    def update(self, estimate: Any, time_s: float,
+               lineage: np.ndarray | Sequence[int] | None = None) -> list[PersonPose]:
         """One frame: a PoseEstimate (or anything with boxes/keypoints/scores, a mapping
         with those keys, or a (boxes, keypoints, scores[, box_scores]) tuple; None for no
-        people) at time_s seconds. Returns the confirmed people matched this frame."""
+        people) at time_s seconds. Returns the confirmed people matched this frame.
+
+        ``lineage`` (optional, one int per detection, -1 for none): which person the caller
+        followed into each detection (core.step's box following); stage 5 of the module
+        docstring. Without it the tracker matches by similarity alone."""
         cfg = self.config
         time_s = float(time_s)
         if self._last_time is not None and time_s < self._last_time:
@@ -247,11 +266,15 @@ class PoseTracker:
                 if cost[r, c] < _INF_COST:
                     det_track[int(free[c])] = tracks[r]
                     matched_det[free[c]] = True
+        lineage = (np.full(n, -1, np.int64) if lineage is None
+                   else np.asarray(lineage, np.int64).reshape(n))
+        self._match_lineage(lineage, matched_det, det_track, boxes, time_s)
 
         # update matched tracks (in creation order, so simultaneous confirmations get ids
         # in the order the people first appeared)
         for d, track in sorted(det_track.items(), key=lambda item: item[1].serial):
             self._observe(track, boxes[d], kps[d], scores[d], valid[d], time_s)
+            track.lineage = int(lineage[d])
         matched_tracks = {id(t) for t in det_track.values()}
         # new tentative tracks
         for d in np.flatnonzero(~matched_det):
@@ -262,6 +285,7 @@ class PoseTracker:
                            self._make_smoother(kps.shape[1]))
             track.anchor = np.median(kps[d][valid[d]], axis=0)
             self._observe(track, boxes[d], kps[d], scores[d], valid[d], time_s, first=True)
+            track.lineage = int(lineage[d])
             self._tracks.append(track)
             det_track[int(d)] = track
             matched_tracks.add(id(track))
@@ -292,6 +316,27 @@ class PoseTracker:
         return people
 
     # -- internals ------------------------------------------------------------------------
+    def _match_lineage(self, lineage: np.ndarray, matched_det: np.ndarray,
+                       det_track: dict[int, _Track], boxes: np.ndarray, time_s: float) -> None:
+        """Stage 5 (module docstring): a detection no stage matched continues the unmatched
+        confirmed (or lost) track whose last match had its lineage, when their boxes still
+        overlap."""
+        if not (lineage >= 0).any():
+            return
+        taken = {id(t) for t in det_track.values()}
+        by_lineage = {t.lineage: t for t in self._tracks
+                      if t.lineage >= 0 and t.state != TENTATIVE and id(t) not in taken}
+        horizon = self.config.max_extrapolation_s
+        for d in np.flatnonzero(~matched_det & (lineage >= 0)):
+            track = by_lineage.get(int(lineage[d]))
+            if track is None:
+                continue
+            seen = np.stack([track.box, track.predict(time_s, horizon)[0]])
+            if box_iou(seen, boxes[d][None]).max() >= self.config.lineage_min_iou:
+                det_track[int(d)] = track
+                matched_det[d] = True
+                del by_lineage[track.lineage]
+
     def _make_smoother(self, k: int):
         cfg = self.config
         return make_smoother(cfg.smoothing, k, cfg.strength, min_score=cfg.kp_threshold,
