@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import shutil
 import subprocess
 import sys
 from collections import defaultdict
 
-import numpy as np
 import pytest
 
 import main

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from core.errors import CheckpointError
-from core.models import TransPoseConfig, build_model, load_weights, save_checkpoint
+from core.models import TransPoseConfig, build_model, load_weights
 from core.models.mobilenet_fpn import MoveNetStem, SameConv
 
 ROOT = Path(__file__).resolve().parents[1]

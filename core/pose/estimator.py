@@ -18,7 +18,7 @@ import torch
 
 from ..errors import InputError
 from ..keypoints import flip_permutation
-from ..models import LoadedWeights, TransPose, load_weights
+from ..models import LoadedWeights, load_weights
 from ..models.tfpose import TFPose
 from .attention import AttentionMaps, tokens_from_heatmap_coords
 from .decoder_attention import DecoderAttention
