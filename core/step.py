@@ -20,7 +20,9 @@ in the spirit of rtmlib's ``PoseTracker``:
   not shrink faster than ``min_box_shrink`` while keypoints are missing. When a followed
   pose collapses from one frame to the next (a body turning fast), the crop is tried
   again a quarter turn either way and the better pose is kept, and the collapsed person's
-  box is held for up to ``hold_frames`` frames until a crop finds them again;
+  box is held for up to ``hold_frames`` frames until a crop finds them again. Someone
+  just detected (a first or still frame) whose upright crop shows a turned body is posed
+  again turned by that body angle when that gives a better pose;
 * **pose** on all of the frame's boxes in one batch (several frames at once when the
   detector runs on every frame and the backend has ``predict_many``);
 * **pose NMS**: poses that are not people (under 3 confident keypoints) or repeat another
@@ -48,7 +50,8 @@ import numpy as np
 
 from .detection.base import box_iou, detect_thoroughly
 from .pose.nms import pose_nms
-from .pose.orientation import body_angle, turned_box, turned_box_hulls, wrap_degrees
+from .pose.orientation import (body_angle, turned_box, turned_box_hulls, turned_crops_for,
+                               wrap_degrees)
 from .types import Frame, PersonDetector, PoseBackend, PoseEstimate, PoseFrame, Tracker
 
 NO_BOXES = np.zeros((0, 4), np.float32)
@@ -307,6 +310,10 @@ class PoseStep:
         retried = self._retry_turned(image, plan, est)
         if retried is not None:
             plan = retried
+        turned = self._turn_new_people(image, plan, est)
+        if turned is not None:
+            plan = turned
+        if retried is not None or turned is not None:
             est = self._pose_turned(image, plan)
         return est, plan
 
@@ -350,6 +357,30 @@ class PoseStep:
                 out.boxes[r], out.turns[r] = boxes[j], turns[j]
                 changed.add(r)
         return out if changed else None
+
+    def _turn_new_people(self, image: np.ndarray, plan: FollowPlan, est: PoseEstimate
+                         ) -> FollowPlan | None:
+        """People not followed into this frame (just detected: a video's first frame, a
+        still frame, someone coming in) whose upright crop shows a turned body: their
+        crop turned by the body angle where that poses them better
+        (orientation.turned_crops_for); the plan with those turns, or None. Followed
+        people get theirs from the last frame (_follow). Like following, only with
+        detect_every > 1 (with 1, frames may be posed several at once by predict_many,
+        which takes upright boxes)."""
+        c = self.config
+        new = np.flatnonzero((plan.counts == 0) & (plan.turns == 0))
+        if c.detect_every == 1 or not len(new):
+            return None
+        found = turned_crops_for(self.pose, image, plan.boxes, est, new,
+                                 min_score=c.min_keypoint_score, turn_start=c.turn_start,
+                                 min_mean=self._TURN_MEAN, min_size=c.turn_min_size,
+                                 margin=c.box_margin)
+        if found is None:
+            return None
+        rows, boxes, turns = found
+        out = dataclasses.replace(plan, boxes=plan.boxes.copy(), turns=plan.turns.copy())
+        out.boxes[rows], out.turns[rows] = boxes, turns
+        return out
 
     def _follow(self, plan: FollowPlan, est: PoseEstimate, keep: np.ndarray | None,
                 image_hw: tuple[int, int]) -> FollowPlan:

@@ -84,6 +84,25 @@ def test_predict_finds_the_people_itself(tmp_path, capsys, random_tp_r_a3_checkp
     assert (boxes[:, 2] < 200).all()          # person boxes, not the 640 px wide image
 
 
+def test_predict_poses_someone_upside_down_from_a_turned_crop(tmp_path, capsys):
+    """The shipped model on the basketball photo turned upside down: the person's upright
+    crop shows a turned body, so predict poses them again turned (said on stderr, "turn"
+    in the JSON) and the pose is far more confident than with --no-turned-crops."""
+    image = tmp_path / "upside_down.png"
+    cv2.imwrite(str(image), cv2.rotate(cv2.imread(str(ROOT / "tests" / "data" / "detection" /
+                                                     "basketball1.png")), cv2.ROTATE_180))
+    means = {}
+    for flag in ("--turned-crops", "--no-turned-crops"):
+        out = tmp_path / f"{flag}.json"
+        assert main.main(["predict", str(image), flag, "--json", str(out)]) == 0
+        [person] = json.loads(out.read_text())["people"]
+        means[flag] = (person["turn"], float(np.mean([s for _, _, s in person["keypoints"]])))
+    assert "its crop turned by 179 degrees" in capsys.readouterr().err
+    (turn, mean), (plain_turn, plain_mean) = means["--turned-crops"], means["--no-turned-crops"]
+    assert abs(turn - 180) < 10 and plain_turn == 0
+    assert mean > 0.85 and plain_mean < 0.6, means
+
+
 def test_predict_takes_every_model_spec(tmp_path, capsys):
     """--model is the same in every command: MediaPipe BlazePose works here too."""
     rc = main.main(["predict", str(ROOT / "tests" / "data" / "detection" / "basketball1.png"),

@@ -10,6 +10,7 @@ from ..errors import InputError
 from ..io_utils import atomic_write_image, atomic_write_json, read_image
 from ..keypoints import COCO_KEYPOINT_NAMES, keypoint_index
 from ..pose.attention import AttentionMaps
+from ..pose.orientation import turned_crops_for
 from ..types import PoseEstimate, validate_boxes
 from ..visualization import blend_heatmap, draw_decoder_attention, draw_skeleton
 from ..io_utils import log
@@ -38,15 +39,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --draw: explain this keypoint (name like left_wrist, or "
                    "index): TransPose blends its dependency area over the image; TFPose draws "
                    "its query's sampling points and its dependencies on the other joints")
+    p.add_argument("--turned-crops", action=argparse.BooleanOptionalAction, default=True,
+                   help="someone whose pose shows a turned body (lying, upside down) is posed "
+                   "again from a crop turned by their body angle, kept when it poses them "
+                   "better (TransPose and TFPose; on by default, as for annotate's first "
+                   "frames)")
     p.add_argument("--threshold", type=float, default=0.0,
                    help="with --draw: hide keypoints scoring below this")
 
 
-def result_json(image: str, variant: str, weights: str, est: PoseEstimate) -> dict:
+def result_json(image: str, variant: str, weights: str, est: PoseEstimate,
+                turns: np.ndarray | None = None) -> dict:
+    """`turns`: degrees each person's crop was turned (--turned-crops); None: all upright."""
     people = []
-    for box, kps, scores in zip(est.boxes, est.keypoints, est.scores):
+    for i, (box, kps, scores) in enumerate(zip(est.boxes, est.keypoints, est.scores)):
         people.append({
             "box": [round(float(v), 2) for v in box],
+            "turn": 0.0 if turns is None else round(float(turns[i]), 1),
             "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)]
                           for (x, y), s in zip(kps, scores)],
         })
@@ -93,11 +102,22 @@ def run(args: argparse.Namespace) -> int:
         else:
             boxes = found.boxes
     est = backend(image, boxes, attention=attention_kp is not None)
+    turns = None
+    if args.turned_crops and getattr(backend, "rotates_crops", False) and len(est):
+        found = turned_crops_for(backend, image, est.boxes, est)
+        if found is not None:
+            rows, turned_boxes, angles = found
+            boxes = np.asarray(est.boxes, np.float32).copy()
+            boxes[rows], turns = turned_boxes, np.zeros(len(boxes), np.float32)
+            turns[rows] = angles
+            for r, a in zip(rows, angles):
+                log(f"person {r}: its crop turned by {a:.0f} degrees (a turned body)")
+            est = backend(image, boxes, attention=attention_kp is not None, rotations=turns)
     variant = str(getattr(backend, "variant", "") or args.model)
     weights = str(getattr(backend, "weights_name", "") or args.model)
     print_table(est)
     if args.json:
-        atomic_write_json(args.json, result_json(str(args.image), variant, weights, est))
+        atomic_write_json(args.json, result_json(str(args.image), variant, weights, est, turns))
         log(f"wrote {args.json}")
     if args.draw:
         canvas = image.copy()

@@ -11,6 +11,8 @@ and ``affine_matrix`` take the same angle as ``rotation`` and undo the lean.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 # COCO indices of the shoulders, hips, knees and ankles
@@ -82,3 +84,65 @@ def turned_box_hulls(boxes: np.ndarray, rotations: np.ndarray) -> np.ndarray:
     h = b[:, 2] * s + b[:, 3] * c
     cx, cy = b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2
     return np.stack([cx - w / 2, cy - h / 2, w, h], 1).astype(np.float32)
+
+
+def turned_crops_for(pose: Any, image: np.ndarray, boxes: np.ndarray, est: Any,
+                     rows: np.ndarray | None = None, *, min_score: float = 0.3,
+                     turn_start: float = 50.0, min_mean: float = 0.4,
+                     min_size: float = 96.0, margin: float = 1.25, max_disagree: float = 30.0,
+                     max_growth: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """People cropped upright (`boxes`, their poses `est`) whose own pose says they are
+    turned: the crops that stand them upright, where those are better.
+
+    A person (of `rows`, default all) is looked at again when their body angle is beyond
+    `turn_start` degrees, from a pose with a mean score of at least `min_mean` and a box
+    side of at least `min_size` px (a weak or small pose's angle is noise). Their box
+    measured along the body, turned by that angle, is posed once (without flip test);
+    it is kept when it gives at least as many confident keypoints at a higher mean score
+    (and at least `min_mean`), and its pose's body angle is within `max_disagree` degrees
+    of the crop's turn (the body stands upright in it).
+    Measured on the basketball photo (tests/test_turned_people.py): upside down, the
+    upright crop gave 15 keypoints at a mean score of 0.47, the turned one 17 at 0.92.
+
+    Returns (rows, boxes (n, 4), turns (n,) degrees) of the people whose crop changes, or
+    None; the caller poses them again with ``rotations``."""
+    rows = np.arange(len(boxes)) if rows is None else np.asarray(rows, np.int64)
+    h, w = image.shape[:2]
+    tries: list[tuple[int, float, np.ndarray]] = []
+    for r in rows:
+        kps, scores = est.keypoints[r], est.scores[r]
+        if scores.mean() < min_mean or max(boxes[r][2:]) < min_size:
+            continue
+        angle = body_angle(kps, scores, min_score)
+        if angle is None or abs(angle) < turn_start:
+            continue
+        box = turned_box(kps, scores, min_score, angle, margin)
+        # a sane box: centred in the image, not much larger than the upright one (a body
+        # seen at 45 degrees is about 1.4x its upright box's longer side, with the margin)
+        if box is None or not (0 <= box[0] + box[2] / 2 < w and 0 <= box[1] + box[3] / 2 < h):
+            continue
+        if max(box[2:]) > max_growth * max(boxes[r][2:]):
+            continue
+        tries.append((int(r), angle, box))
+    if not tries:
+        return None
+    probe = pose.without_flip() if hasattr(pose, "without_flip") else pose
+    got = probe(image, np.stack([b for _, _, b in tries]),
+                rotations=np.array([a for _, a, _ in tries], np.float32))
+    def stands_upright(j: int) -> bool:
+        r, angle, _ = tries[j]
+        after, before = got.scores[j], est.scores[r]
+        if not ((after >= min_score).sum() >= (before >= min_score).sum()
+                and after.mean() > max(before.mean(), min_mean)):
+            return False
+        # the turned crop must stand the body upright (its pose's angle is the crop's):
+        # a noisy pose gives an angle and a turned crop that agree by chance only
+        again = body_angle(got.keypoints[j], after, min_score)
+        return again is not None and abs(wrap_degrees(again - angle)) < max_disagree
+
+    better = [j for j in range(len(tries)) if stands_upright(j)]
+    if not better:
+        return None
+    return (np.array([tries[j][0] for j in better], np.int64),
+            np.stack([tries[j][2] for j in better]).astype(np.float32),
+            np.array([tries[j][1] for j in better], np.float32))
