@@ -65,7 +65,8 @@ class PipelineConfig:
                           box_margin=self.box_margin, max_people=self.max_people,
                           pose_nms_oks=self.pose_nms_oks,
                           keep_undetected=self.keep_undetected, attention=self.attention,
-                          keep_images=self.keep_images)
+                          keep_images=self.keep_images,
+                          retry_collapsed=self.mode == "batch")
 
 
 @dataclass(frozen=True)

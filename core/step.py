@@ -19,7 +19,8 @@ in the spirit of rtmlib's ``PoseTracker``:
   the network (core.pose.orientation), with a box measured along their body that does
   not shrink faster than ``min_box_shrink`` while keypoints are missing. When a followed
   pose collapses from one frame to the next (a body turning fast), the crop is tried
-  again a quarter turn either way and the better pose is kept, and the collapsed person's
+  again a quarter turn either way and the better pose is kept (``retry_collapsed``; not
+  in live mode, where it slowed those frames 3x for no gain), and the collapsed person's
   box is held for up to ``hold_frames`` frames until a crop finds them again. Someone
   just detected (a first or still frame) whose upright crop shows a turned body is posed
   again turned by that body angle when that gives a better pose;
@@ -82,6 +83,10 @@ class StepConfig:
     hold_frames: int = 8             # with follow_turns: a followed pose that collapses away
                                      # from the frame's edge (where people leave) is looked
                                      # for in its last box for up to this many frames
+    retry_collapsed: bool = True     # with follow_turns: try a collapsed pose's crop a
+                                     # quarter turn either way (live mode: off; there it
+                                     # tripled the time of the frames it ran on and found
+                                     # no more people on the Sports2D flip)
 
     def __post_init__(self) -> None:
         if self.detect_every < 1:
@@ -307,7 +312,7 @@ class PoseStep:
         if not self.follows_turns:
             return self.pose(image, plan.boxes, attention=self.config.attention), plan
         est = self._pose_turned(image, plan)
-        retried = self._retry_turned(image, plan, est)
+        retried = self._retry_turned(image, plan, est) if self.config.retry_collapsed else None
         if retried is not None:
             plan = retried
         turned = self._turn_new_people(image, plan, est)
