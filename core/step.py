@@ -23,7 +23,8 @@ in the spirit of rtmlib's ``PoseTracker``:
   in live mode, where it slowed those frames 3x for no gain), and the collapsed person's
   box is held for up to ``hold_frames`` frames until a crop finds them again. Someone
   just detected (a first or still frame) whose upright crop shows a turned body is posed
-  again turned by that body angle when that gives a better pose;
+  again turned by that body angle when that gives a better pose. All of this needs
+  detect_every > 1 (with 1 nobody is followed);
 * **pose** on all of the frame's boxes in one batch (several frames at once when the
   detector runs on every frame and the backend has ``predict_many``);
 * **pose NMS**: poses that are not people (under 3 confident keypoints) or repeat another
@@ -43,6 +44,7 @@ same step, so every path sees the same people.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Sequence
@@ -56,6 +58,9 @@ from .pose.orientation import (body_angle, turned_box, turned_box_hulls, turned_
 from .types import Frame, PersonDetector, PoseBackend, PoseEstimate, PoseFrame, Tracker
 
 NO_BOXES = np.zeros((0, 4), np.float32)
+# FollowPlan.lineage serials, unique in the process: the GUI feeds one tracker from the
+# playback pipeline's step and from the steps of its still frames
+_LINEAGE_SERIALS = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -192,7 +197,6 @@ class PoseStep:
         self._followed = FollowPlan.upright(NO_BOXES)   # the last frame's people, followed
         self._since_detect = 0           # frames since the detector ran (0: run it now)
         self._lost = False               # someone followed was lost on the last frame
-        self._lineages = 0               # FollowPlan.lineage serials handed out
 
     @property
     def follows_turns(self) -> bool:
@@ -283,8 +287,7 @@ class PoseStep:
         c = self.config
         plan = FollowPlan.upright(
             det.boxes[np.argsort(-det.scores)[: c.max_people]].astype(np.float32))
-        plan.lineage[:] = self._lineages + np.arange(len(plan))
-        self._lineages += len(plan)
+        plan.lineage[:] = [next(_LINEAGE_SERIALS) for _ in range(len(plan))]
         if followed is None or not len(followed):
             return plan, ms
         overlap = (box_iou(turned_box_hulls(followed.boxes, followed.turns), plan.boxes)

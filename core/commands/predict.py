@@ -108,8 +108,8 @@ def run(args: argparse.Namespace) -> int:
         if found is not None:
             rows, turned_boxes, angles = found
             boxes = np.asarray(est.boxes, np.float32).copy()
-            boxes[rows], turns = turned_boxes, np.zeros(len(boxes), np.float32)
-            turns[rows] = angles
+            turns = np.zeros(len(boxes), np.float32)
+            boxes[rows], turns[rows] = turned_boxes, angles
             for r, a in zip(rows, angles):
                 log(f"person {r}: its crop turned by {a:.0f} degrees (a turned body)")
             est = backend(image, boxes, attention=attention_kp is not None, rotations=turns)

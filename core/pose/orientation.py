@@ -129,6 +129,7 @@ def turned_crops_for(pose: Any, image: np.ndarray, boxes: np.ndarray, est: Any,
     probe = pose.without_flip() if hasattr(pose, "without_flip") else pose
     got = probe(image, np.stack([b for _, _, b in tries]),
                 rotations=np.array([a for _, a, _ in tries], np.float32))
+
     def stands_upright(j: int) -> bool:
         r, angle, _ = tries[j]
         after, before = got.scores[j], est.scores[r]
