@@ -229,7 +229,6 @@ class Controller(QObject):
         self._w_engine = engine
         self._w_tracker = engine.tracker("batch")
         self._w_last_index = None
-        settle_garbage_collector()
         self.busy_changed.emit(False, "")
         self._engine_result.emit(engine_info(engine), "", resume)
 
@@ -253,6 +252,11 @@ class Controller(QObject):
                 self._config = self._engine_info.config      # still the previous engine
             self.engine_failed.emit(error)
         else:
+            # Here on the GUI thread, never on the worker: a full collection finalises the
+            # Python wrappers of Qt objects (earlier windows, widgets), and on the worker
+            # thread that deadlocked against the event loop (the whole test suite hung in
+            # gc.collect on the worker once in a few runs).
+            settle_garbage_collector()
             self._engine_info = info
             self._config = info.config
             self.engine_ready.emit(info)

@@ -44,7 +44,10 @@ def settle_garbage_collector() -> None:
     model loaded that is ~50-130 ms, a visible stall whenever one happened during playback.
     Frozen objects are never scanned again (refcounting still frees them), so later full
     collections only look at the young objects. Called once a model is loaded (the window
-    shows a busy state then anyway); unfreeze first so an old model's cycles are collected."""
+    shows a busy state then anyway); unfreeze first so an old model's cycles are collected.
+
+    Call it on the GUI thread: the collection finalises Python wrappers of Qt objects, which
+    belong to that thread (from a worker it deadlocked against the event loop)."""
     gc.unfreeze()
     gc.collect()
     gc.freeze()

@@ -21,9 +21,10 @@ in the spirit of rtmlib's ``PoseTracker``:
   pose collapses from one frame to the next (a body turning fast), the crop is tried
   again a quarter turn either way and the better pose is kept (``retry_collapsed``; not
   in live mode, where it slowed those frames 3x for no gain), and the collapsed person's
-  box is held for up to ``hold_frames`` frames until a crop finds them again. Someone
-  just detected (a first or still frame) whose upright crop shows a turned body is posed
-  again turned by that body angle when that gives a better pose. All of this needs
+  box is held for up to ``hold_frames`` frames until a crop finds them again. On a frame
+  nobody was followed into (a first or still frame), someone whose upright crop shows a
+  turned body is posed again turned by that body angle when that gives a better pose.
+  All of this needs
   detect_every > 1 (with 1 nobody is followed);
 * **pose** on all of the frame's boxes in one batch (several frames at once when the
   detector runs on every frame and the backend has ``predict_many``);
@@ -368,17 +369,19 @@ class PoseStep:
 
     def _turn_new_people(self, image: np.ndarray, plan: FollowPlan, est: PoseEstimate
                          ) -> FollowPlan | None:
-        """People not followed into this frame (just detected: a video's first frame, a
-        still frame, someone coming in) whose upright crop shows a turned body: their
-        crop turned by the body angle where that poses them better
-        (orientation.turned_crops_for); the plan with those turns, or None. Followed
-        people get theirs from the last frame (_follow). Like following, only with
-        detect_every > 1 (with 1, frames may be posed several at once by predict_many,
-        which takes upright boxes)."""
+        """On a frame nobody was followed into (a still frame, a video's first frame,
+        after a seek or an empty stretch): people whose upright crop shows a turned body,
+        their crop turned by the body angle where that poses them better
+        (orientation.turned_crops_for); the plan with those turns, or None.
+
+        Not for someone found while others are followed: the next frame turns their crop
+        anyway (_follow), and on the Sports2D flip turning the jumper's re-detection at
+        once lost him for a frame more. Like following, only with detect_every > 1 (with
+        1, frames may be posed several at once by predict_many, upright)."""
         c = self.config
-        new = np.flatnonzero((plan.counts == 0) & (plan.turns == 0))
-        if c.detect_every == 1 or not len(new):
+        if c.detect_every == 1 or not len(plan) or (plan.counts > 0).any():
             return None
+        new = np.flatnonzero(plan.turns == 0)
         found = turned_crops_for(self.pose, image, plan.boxes, est, new,
                                  min_score=c.min_keypoint_score, turn_start=c.turn_start,
                                  min_mean=self._TURN_MEAN, min_size=c.turn_min_size,

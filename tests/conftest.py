@@ -1,6 +1,7 @@
 """Shared fixtures: reference data from tests/data, or ../shared when a test needs more."""
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 from pathlib import Path
@@ -103,3 +104,13 @@ def window(qtbot, settings):
     qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=30_000)
     yield w
     w.close()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After a Qt test (its widgets closed): collect its garbage here, on the GUI thread.
+    Left for later, the cycles of its windows' Python wrappers were collected by whichever
+    thread allocated next, a worker of the next test's window among them; finalising Qt
+    objects there hung the suite (a worker in gc.collect, the event loop waiting)."""
+    if "qtbot" in getattr(item, "fixturenames", ()):
+        gc.collect()
