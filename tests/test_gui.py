@@ -69,10 +69,19 @@ def test_playback_transport_and_clean_close(qtbot, window):
     assert w.transport.slider.maximum() == 29
 
     # play: frames arrive through the polled live pipeline, paced to the clip's 60 fps
+    # (at a quarter speed: at full speed the 30 frames last 0.5 s, and on a loaded machine
+    # the clip had ended, its threads gone, before the check below ran)
+    c.set_speed(0.25)
     c.play()
     assert c.playing
-    qtbot.waitUntil(lambda: c.current is not None and c.current.index >= 3, timeout=20_000)
-    assert pipeline_threads(), "the live pipeline runs on its own threads"
+    seen_threads = []
+
+    def three_frames_in() -> bool:
+        seen_threads.append(bool(pipeline_threads()))
+        return c.current is not None and c.current.index >= 3
+    qtbot.waitUntil(three_frames_in, timeout=20_000)
+    assert any(seen_threads), "the live pipeline runs on its own threads"
+    c.set_speed(1.0)
     c.pause()
     qtbot.waitUntil(lambda: settled(w), timeout=10_000)
     assert not c.playing and not pipeline_threads()

@@ -190,6 +190,15 @@ def test_lineage_keeps_an_id_through_a_pose_change_similarity_cannot_match():
     for f, p in enumerate(standing):
         tracker.update(frame_of([p]), f / FPS, lineage=[7])
     assert [p.track_id for p in tracker.update(frame_of([far]), 0.1, lineage=[7])] == [2]
+    # a weak pose (mean score under lineage_min_mean) does not continue anyone: as the
+    # track's last state it spoiled the next frames' matches
+    weak_scores = np.full(NUM_KEYPOINTS, 0.1)
+    weak_scores[:6] = 0.5                                  # 6 keypoints, mean 0.24
+    tracker = PoseTracker(TrackerConfig(min_hits=1))
+    for f, p in enumerate(standing):
+        tracker.update(frame_of([p]), f / FPS, lineage=[7])
+    out = tracker.update(frame_of([(down[0], down[1], weak_scores)]), 0.1, lineage=[7])
+    assert [p.track_id for p in out] == [2]
     # a tentative track is confirmed by similarity only: two updates of min_hits=3, then
     # the change of pose restarts the count (no id after three updates)
     assert ids_after([7], TrackerConfig(min_hits=3), standing[:2]) == []

@@ -26,8 +26,10 @@ Association (every update)
         5. lineage (only when the caller gives one): a detection still unmatched that the
            caller followed from a confirmed track's last match (core.step cuts each
            person's next crop from their keypoints, or holds their box; its FollowPlan
-           lineage) continues that track if it is still unmatched and their boxes overlap
-           (IoU >= lineage_min_iou with the track's last or predicted box). It keeps an
+           lineage) continues that track if it is still unmatched, their boxes overlap
+           (IoU >= lineage_min_iou with the track's last or predicted box) and the pose is
+           not weak (mean keypoint score >= lineage_min_mean: a weak pose as the track's
+           last state made the next frames' similarity fail). It keeps an
            id through a change of pose too fast for OKS (a flip seen every third frame, a
            thin walker whose box doubles in width); it never overrides stages 1-4, and a
            tentative track is confirmed by similarity only (a followed phantom would
@@ -87,6 +89,7 @@ class TrackerConfig:
     reid_max_gap: int = 30             # updates since its last match a track stays re-identifiable
     lineage_min_iou: float = 0.1       # gate of the lineage fallback (stage 5): box IoU with
     #                                  # the track's last or predicted box (> 1: off)
+    lineage_min_mean: float = 0.3      # ... and the detection's mean keypoint score
     min_keypoints: int = 3             # keypoints above kp_threshold to start a new track
     velocity_smoothing: float = 0.5    # EMA weight of the newest box-centre velocity
     sigmas: tuple[float, ...] | None = None   # OKS sigmas; None: COCO (K=17) or 0.07 each
@@ -268,7 +271,7 @@ class PoseTracker:
                     matched_det[free[c]] = True
         lineage = (np.full(n, -1, np.int64) if lineage is None
                    else np.asarray(lineage, np.int64).reshape(n))
-        self._match_lineage(lineage, matched_det, det_track, boxes, time_s)
+        self._match_lineage(lineage, matched_det, det_track, boxes, scores, time_s)
 
         # update matched tracks (in creation order, so simultaneous confirmations get ids
         # in the order the people first appeared)
@@ -317,7 +320,8 @@ class PoseTracker:
 
     # -- internals ------------------------------------------------------------------------
     def _match_lineage(self, lineage: np.ndarray, matched_det: np.ndarray,
-                       det_track: dict[int, _Track], boxes: np.ndarray, time_s: float) -> None:
+                       det_track: dict[int, _Track], boxes: np.ndarray, scores: np.ndarray,
+                       time_s: float) -> None:
         """Stage 5 (module docstring): a detection no stage matched continues the unmatched
         confirmed (or lost) track whose last match had its lineage, when their boxes still
         overlap."""
@@ -327,7 +331,10 @@ class PoseTracker:
         by_lineage = {t.lineage: t for t in self._tracks
                       if t.lineage >= 0 and t.state != TENTATIVE and id(t) not in taken}
         horizon = self.config.max_extrapolation_s
-        for d in np.flatnonzero(~matched_det & (lineage >= 0)):
+        # a weak pose would become the track's last state and spoil the next matches
+        strong = scores.mean(axis=1) >= self.config.lineage_min_mean if len(scores) else \
+            np.zeros(0, bool)
+        for d in np.flatnonzero(~matched_det & (lineage >= 0) & strong):
             track = by_lineage.get(int(lineage[d]))
             if track is None:
                 continue
