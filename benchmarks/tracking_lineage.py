@@ -23,17 +23,10 @@ import argparse
 import collections
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from clip_runs import add_clip_arguments, chosen_videos, default_engine, read_frames
 
-DEMO = Path.home() / ".cache" / "transpose-studio" / "demo" / "sports2d_demo.mp4"
-SHARED = ROOT.parent / "shared" / "datasets" / "videos"
-CLIPS = [DEMO, SHARED / "opencv_vtest.avi", SHARED / "pose2sim_multiperson_cam01.mp4",
-         SHARED / "pose2sim_singleperson_cam01.mp4"]
 OFF = 2.0          # a lineage_min_iou no box IoU reaches: the stage never matches
 
 
@@ -52,24 +45,17 @@ def run(engine, frames, mode: str, lineage: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("videos", nargs="*", type=Path, help="clips (default: see above)")
-    p.add_argument("--max-frames", type=int, default=0, help="frames per clip (0: all)")
+    add_clip_arguments(p)
     p.add_argument("--skips", type=int, nargs="+", default=[1, 2, 3],
                    help="feed every Nth frame (default: 1 2 3)")
-    p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     args = p.parse_args(argv)
-    from core.engine import EngineConfig, build_engine
-    from core.video import open_source
-    videos = args.videos or [v for v in CLIPS if v.is_file()]
+    videos = chosen_videos(args)
     if not videos:
-        print("no clips: run `make demo` once, or give video files", file=sys.stderr)
         return 1
-    engine = build_engine(EngineConfig(), progress=False)
-    print(f"model {engine.weights}; detector every {engine.config.detect_every} frames")
+    engine = default_engine()
     results = []
     for video in videos:
-        with open_source(video) as src:
-            frames = [f for _, f in zip(range(args.max_frames or 10**9), src)]
+        frames = read_frames(video, args.max_frames)
         print(f"\n{video.name}: {len(frames)} frames")
         print(f"  {'frames fed':<12}{'mode':<7}{'ids off':>8}{'ids on':>8}"
               f"{'person-frames off':>19}{'on':>7}")

@@ -21,18 +21,11 @@ import argparse
 import collections
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from clip_runs import add_clip_arguments, chosen_videos, default_engine, read_frames
 
-DEMO = Path.home() / ".cache" / "transpose-studio" / "demo" / "sports2d_demo.mp4"
-SHARED = ROOT.parent / "shared" / "datasets" / "videos"
-CLIPS = [DEMO, SHARED / "opencv_vtest.avi", SHARED / "pose2sim_multiperson_cam01.mp4",
-         SHARED / "pose2sim_singleperson_cam01.mp4"]
 
 
 def run(engine, frames, follow_turns: bool) -> dict:
@@ -53,22 +46,15 @@ def run(engine, frames, follow_turns: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("videos", nargs="*", type=Path, help="clips (default: see above)")
-    p.add_argument("--max-frames", type=int, default=0, help="frames per clip (0: all)")
-    p.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    add_clip_arguments(p)
     args = p.parse_args(argv)
-    from core.engine import EngineConfig, build_engine
-    from core.video import open_source
-    videos = args.videos or [v for v in CLIPS if v.is_file()]
+    videos = chosen_videos(args)
     if not videos:
-        print("no clips: run `make demo` once, or give video files", file=sys.stderr)
         return 1
-    engine = build_engine(EngineConfig(), progress=False)
-    print(f"model {engine.weights}; detector every {engine.config.detect_every} frames")
+    engine = default_engine()
     results = []
     for video in videos:
-        with open_source(video) as src:
-            frames = [f for i, f in zip(range(args.max_frames or 10**9), src)]
+        frames = read_frames(video, args.max_frames)
         run(engine, frames[:10], True)                 # warm-up (first-call allocations)
         rows = [run(engine, frames, False), run(engine, frames, True)]
         results.append({"video": str(video), "frames": len(frames), "runs": rows})
