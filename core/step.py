@@ -10,8 +10,10 @@ in the spirit of rtmlib's ``PoseTracker``:
   pose too weak to follow) is dropped until the next scheduled pass, and an empty scene is
   searched on the schedule too, not on every frame (both used to re-run the detector on
   most frames of crowded or empty footage). While nobody is followed, a detector that has
-  ``detect_tiled`` (YOLOX) also searches tiles of a wide frame. With ``keep_undetected``
-  a followed person the detector misses stays while their pose stays confident
+  ``detect_tiled`` (YOLOX) also searches tiles of a wide frame. A detection continues
+  the followed person whose box it overlaps best (``continuation``: IoU, or lying inside
+  a followed box that inflated around an outstretched arm). With ``keep_undetected``
+  a followed person no detection continues stays while their pose stays confident
   (detectors miss backlit, leaping or lying people);
 * **turned people** (``follow_turns``, with backends that take ``rotations``): a
   followed person whose body leans beyond ``turn_start`` degrees (a cartwheel, a flip,
@@ -52,7 +54,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .detection.base import box_iou, detect_thoroughly
+from .detection.base import box_containment, box_iou, detect_thoroughly
 from .pose.nms import pose_nms
 from .pose.orientation import (body_angle, turned_box, turned_box_hulls, turned_crops_for,
                                wrap_degrees)
@@ -149,6 +151,35 @@ class FrameInference:
     turned: FollowPlan | None = None  # per estimate row, the turned crops (None: upright)
     lineage: np.ndarray | None = None  # per estimate row, FollowPlan.lineage (the tracker's
                                        # fallback when a pose changed too much to match)
+
+
+_SAME_PERSON = 0.3       # continuation() from which a detection continues a followed person
+
+
+def continuation(followed: np.ndarray, detections: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(F, D) how well each detection continues each followed person (boxes x, y, w, h),
+    and (F, D) bool where the followed box is an inflated one around the detection.
+
+    The measure is their IoU; but a followed box inflates when the pose it came from
+    stretched out an arm or took in a neighbour's limb, and the detector's tight box of
+    that person then overlapped it by IoU 0.2, was taken for someone new, and the person
+    got a new id (the Pose2Sim three-person clip, frame 95). So a detection lying almost
+    whole (80%) inside a followed box at least twice its area, yet as long as 60% of it
+    (a whole person; a box of a part of someone, such as the upper body of a lying man, is
+    much shorter than they are), scores _SAME_PERSON plus their IoU. Among several
+    followed boxes, a detection still goes to the one it overlaps best."""
+    iou = box_iou(followed, detections)
+    if not iou.size:
+        return iou, np.zeros(iou.shape, bool)
+    area_f = followed[:, 2] * followed[:, 3]
+    area_d = detections[:, 2] * detections[:, 3]
+    long_f = followed[:, 2:].max(axis=1)
+    long_d = detections[:, 2:].max(axis=1)
+    inflated = ((box_containment(followed, detections) >= 0.8)
+                & (area_f[:, None] >= 2.0 * area_d[None])
+                & (long_d[None] >= 0.6 * long_f[:, None]) & (iou < _SAME_PERSON))
+    return np.where(inflated, _SAME_PERSON + iou, iou), inflated
 
 
 def boxes_from_keypoints(keypoints: np.ndarray, scores: np.ndarray, min_score: float,
@@ -291,19 +322,23 @@ class PoseStep:
         plan.lineage[:] = [next(_LINEAGE_SERIALS) for _ in range(len(plan))]
         if followed is None or not len(followed):
             return plan, ms
-        overlap = (box_iou(turned_box_hulls(followed.boxes, followed.turns), plan.boxes)
-                   if len(plan) else np.zeros((len(followed), 0)))
+        overlap, inflated = continuation(turned_box_hulls(followed.boxes, followed.turns),
+                                         plan.boxes)
+        # each followed person's own detections: those that overlap nobody better
+        own = np.full(overlap.shape, -1.0)
         if len(plan):
             who, best = overlap.argmax(axis=0), overlap.max(axis=0)
-            for j in np.flatnonzero(best >= 0.3):
+            own = np.where(who[None] == np.arange(len(followed))[:, None], overlap, -1.0)
+            for j in np.flatnonzero(best >= _SAME_PERSON):
                 f = who[j]
                 plan.counts[j], plan.held[j] = followed.counts[f], followed.held[f]
-                if overlap[f].argmax() == j:     # the detection that continues them
+                if own[f].argmax() == j:         # the detection that continues them
                     plan.lineage[j] = followed.lineage[f]
-                if followed.turns[f]:
+                if followed.turns[f] and not inflated[f, j]:
                     plan.boxes[j], plan.turns[j] = followed.boxes[f], followed.turns[f]
         if c.keep_undetected:
-            missed = overlap.max(axis=1) < 0.3 if len(plan) else np.ones(len(followed), bool)
+            # not continued by any detection (one that went to a neighbour does not count)
+            missed = own.max(axis=1, initial=-1.0) < _SAME_PERSON
             if missed.any():
                 plan = FollowPlan.concat(plan, followed[missed])[: c.max_people]
         return plan, ms

@@ -247,6 +247,22 @@ def test_pose_nms_merges_duplicates_and_drops_non_people():
     assert list(keep) == [1, 2]
 
 
+def test_pose_nms_drops_a_partial_pose_in_a_small_box():
+    """A detector's box around part of a person (the upper body of someone lying down)
+    repeats that person's face and arms, a few pixels off. Judged on the mean of the two
+    boxes' areas (the official oks_nms) it is a repeat; judged on its own small box, as
+    before, it stayed as a second skeleton. Someone 40 px away is still another person."""
+    from core.pose.nms import pose_nms
+    whole = np.stack([np.linspace(100, 200, 17), np.linspace(50, 350, 17)], -1)
+    boxes = np.array([[90, 40, 120, 320], [95, 45, 60, 60]], np.float32)
+    scores = np.full((2, 17), 0.9, np.float32)
+    scores[1, 10:] = 0.1                          # the part: face and arms only
+    scores[1, :10] = 0.6
+    for shift, people in ((4.0, 1), (40.0, 2)):
+        kps = np.stack([whole, whole + shift]).astype(np.float32)
+        assert len(pose_nms(kps, scores, boxes, oks_threshold=0.7)) == people, shift
+
+
 def test_duplicate_boxes_give_one_person():
     class TwinDetector(OneBoxDetector):
         def __call__(self, image):
