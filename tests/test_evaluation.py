@@ -453,6 +453,25 @@ def test_eval_cli_prints_the_table_and_writes_json(tmp_path, capsys):
     assert not list(tmp_path.glob(".*.part"))
 
 
+def test_eval_cli_runs_the_shipped_model_with_and_without_flip_test(tmp_path, capsys):
+    """--no-flip scores the model as live mode runs it; the JSON says which."""
+    from core.catalogue import shipped_weights
+    if shipped_weights() is None:
+        pytest.skip("the shipped TransPose-M file is missing")
+    results = {}
+    for flag in ("--flip", "--no-flip"):
+        out = tmp_path / f"{flag}.json"
+        assert main.main(["eval", "--gt", str(YOLO_DIR), "--model", "auto", "--device", "cpu",
+                          flag, "--json", str(out)]) == 0
+        doc = json.loads(out.read_text())
+        results[flag] = doc["result"]
+        assert doc["protocol"]["flip_test"] is (flag == "--flip")
+        assert ("without flip test" in capsys.readouterr().out) is (flag == "--no-flip")
+    assert results["--flip"]["people"] == results["--no-flip"]["people"] == 4
+    # the mirrored crop changes the heatmaps, so the figures differ
+    assert results["--flip"]["mean_oks"] != results["--no-flip"]["mean_oks"]
+
+
 def _run(*args):
     return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True,
                           text=True, cwd=ROOT, timeout=300)

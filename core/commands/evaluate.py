@@ -61,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=catalogue.help_text("pose") + "; repeat it to compare models on "
                    "the same people in one run (a table each, then ratios to the last one)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (TransPose)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                   help="TransPose flip test: average with the mirrored crop (on by default, "
+                        "as annotate runs it; --no-flip as live mode runs it)")
     p.add_argument("--json", metavar="OUT.json", help="also write every figure as JSON")
     p.add_argument("--box-enlarge", type=float, default=1.25, metavar="F",
                    help="every model sees the ground-truth box enlarged F times about its "
@@ -141,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     specs = args.model or ["auto"]
     runs = []
     for spec in specs:
-        model, description = create_pose_backend(spec, args.device)
+        model, description = create_pose_backend(spec, args.device, flip_test=args.flip)
         log(f"model: {description}")
         last = [-1]
 
@@ -162,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     if len(runs) > 1:
         print_comparison(runs)
     if args.json:
-        protocol = {"box_enlarge": args.box_enlarge,
+        protocol = {"box_enlarge": args.box_enlarge, "flip_test": args.flip,
                     "box_enlarge_rule": "total context; models that pad boxes themselves "
                                         "(TransPose/TFPose x1.25) get box_enlarge / 1.25",
                     "min_keypoints": args.min_keypoints,

@@ -88,7 +88,8 @@ def _transpose(weights: str | os.PathLike, device: str, how: str, *, flip_test: 
                              refine=refine, color=color)
     backend = TopDownEstimator.from_weights(weights, config, progress=progress)
     where = _shown(weights) + (f", {how}" if how else "")
-    return backend, f"{backend.kind} {backend.variant} ({where}) on {backend.device}"
+    how_run = "" if flip_test else ", without flip test"
+    return backend, f"{backend.kind} {backend.variant} ({where}) on {backend.device}{how_run}"
 
 
 def create_pose_backend(spec: str = "auto", device: str = "auto", *, flip_test: bool = True,
