@@ -12,7 +12,8 @@ in the spirit of rtmlib's ``PoseTracker``:
   most frames of crowded or empty footage). While nobody is followed, a detector that has
   ``detect_tiled`` (YOLOX) also searches tiles of a wide frame. A detection continues
   the followed person whose box it overlaps best (``continuation``: IoU, or lying inside
-  a followed box that inflated around an outstretched arm). With ``keep_undetected``
+  a followed box that inflated around an outstretched arm, or lying near the box held for
+  someone whose pose collapsed). With ``keep_undetected``
   a followed person no detection continues stays while their pose stays confident
   (detectors miss backlit, leaping or lying people);
 * **turned people** (``follow_turns``, with backends that take ``rotations``): a
@@ -54,7 +55,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .detection.base import box_containment, box_iou, detect_thoroughly
+from .detection.base import (box_containment, box_iou, detect_thoroughly,
+                             within_reach)
 from .pose.nms import pose_nms
 from .pose.orientation import (body_angle, turned_box, turned_box_hulls, turned_crops_for,
                                wrap_degrees)
@@ -156,10 +158,10 @@ class FrameInference:
 _SAME_PERSON = 0.3       # continuation() from which a detection continues a followed person
 
 
-def continuation(followed: np.ndarray, detections: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def continuation(followed: np.ndarray, detections: np.ndarray,
+                 held: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(F, D) how well each detection continues each followed person (boxes x, y, w, h),
-    and (F, D) bool where the followed box is an inflated one around the detection.
+    and (F, D) bool where the detection's own box is the better one for that person.
 
     The measure is their IoU; but a followed box inflates when the pose it came from
     stretched out an arm or took in a neighbour's limb, and the detector's tight box of
@@ -167,8 +169,18 @@ def continuation(followed: np.ndarray, detections: np.ndarray
     got a new id (the Pose2Sim three-person clip, frame 95). So a detection lying almost
     whole (80%) inside a followed box at least twice its area, yet as long as 60% of it
     (a whole person; a box of a part of someone, such as the upper body of a lying man, is
-    much shorter than they are), scores _SAME_PERSON plus their IoU. Among several
-    followed boxes, a detection still goes to the one it overlaps best."""
+    much shorter than they are), scores _SAME_PERSON plus their IoU.
+
+    A followed person whose box is held after their pose collapsed (`held` > 0 frames, see
+    PoseStep) is no longer where that box says: the box is where they were last seen
+    well, up to hold_frames ago, and no pose was found in it since. A detection within
+    reach of it (detection.base.within_reach, growing with the frames held) that overlaps
+    nobody followed who is not held (IoU 0.1) scores _SAME_PERSON. Any detection that
+    continues a held person keeps its own box. The Sports2D jumper, held in the air
+    through the glare of his backflip, was detected again landing below his held box (IoU
+    0.12 and up to 470 px away, or IoU 0.31 and then cropped by the stale box) and got a
+    new id in live mode. Among several followed boxes, a detection still goes to the one
+    it overlaps best."""
     iou = box_iou(followed, detections)
     if not iou.size:
         return iou, np.zeros(iou.shape, bool)
@@ -179,7 +191,16 @@ def continuation(followed: np.ndarray, detections: np.ndarray
     inflated = ((box_containment(followed, detections) >= 0.8)
                 & (area_f[:, None] >= 2.0 * area_d[None])
                 & (long_d[None] >= 0.6 * long_f[:, None]) & (iou < _SAME_PERSON))
-    return np.where(inflated, _SAME_PERSON + iou, iou), inflated
+    score = np.where(inflated, _SAME_PERSON + iou, iou)
+    if held is None or not np.any(held > 0):
+        return score, inflated
+    is_held = np.asarray(held)[:, None] > 0
+    # (not a detection that already overlaps someone followed who is not held: in a crowd
+    # that is them, even at a low IoU)
+    seen_elsewhere = (np.where(is_held, 0.0, iou) >= 0.1).any(axis=0)
+    near = (is_held & (score < _SAME_PERSON) & ~seen_elsewhere[None]
+            & within_reach(followed, detections, held))
+    return np.where(near, _SAME_PERSON, score), inflated | is_held
 
 
 def boxes_from_keypoints(keypoints: np.ndarray, scores: np.ndarray, min_score: float,
@@ -322,8 +343,8 @@ class PoseStep:
         plan.lineage[:] = [next(_LINEAGE_SERIALS) for _ in range(len(plan))]
         if followed is None or not len(followed):
             return plan, ms
-        overlap, inflated = continuation(turned_box_hulls(followed.boxes, followed.turns),
-                                         plan.boxes)
+        overlap, own_box = continuation(turned_box_hulls(followed.boxes, followed.turns),
+                                        plan.boxes, followed.held)
         # each followed person's own detections: those that overlap nobody better
         own = np.full(overlap.shape, -1.0)
         if len(plan):
@@ -331,10 +352,12 @@ class PoseStep:
             own = np.where(who[None] == np.arange(len(followed))[:, None], overlap, -1.0)
             for j in np.flatnonzero(best >= _SAME_PERSON):
                 f = who[j]
-                plan.counts[j], plan.held[j] = followed.counts[f], followed.held[f]
+                # (a fresh box of someone held is no longer held)
+                plan.counts[j] = followed.counts[f]
+                plan.held[j] = 0 if own_box[f, j] else followed.held[f]
                 if own[f].argmax() == j:         # the detection that continues them
                     plan.lineage[j] = followed.lineage[f]
-                if followed.turns[f] and not inflated[f, j]:
+                if followed.turns[f] and not own_box[f, j]:
                     plan.boxes[j], plan.turns[j] = followed.boxes[f], followed.turns[f]
         if c.keep_undetected:
             # not continued by any detection (one that went to a neighbour does not count)

@@ -139,6 +139,29 @@ def test_a_detection_inside_an_inflated_followed_box_continues_that_person():
     assert overlap[0, 3] < 0.3 and not inflated[0, 3]
 
 
+def test_a_detection_within_reach_of_a_held_box_continues_that_person():
+    """A person whose pose collapsed is held in their last box; a detection of them a few
+    frames later may lie well away from it (a leap's landing): within reach (growing with
+    the frames held) it continues them, with its own box. Not when the same box is not
+    held, nor a detection that overlaps someone else followed, nor one out of reach."""
+    from core.step import continuation
+    followed = np.array([[800, 150, 200, 300],          # held: the jumper in the air
+                         [100, 500, 150, 450]], np.float32)   # someone followed, seen
+    detections = np.array([[1000, 520, 120, 390],        # the jumper, landed: no overlap
+                           [180, 520, 150, 440],          # the other one
+                           [1700, 500, 120, 390]], np.float32)   # out of reach
+    held = np.array([6, 0])
+    score, own_box = continuation(followed, detections, held)
+    assert score[0, 0] >= 0.3 and own_box[0, 0]
+    assert score.argmax(axis=0)[1] == 1 and score[0, 2] < 0.3
+    assert (own_box[0] == [True, True, True]).all() and not own_box[1].any()
+    assert continuation(followed, detections, np.array([0, 0]))[0][0, 0] < 0.3
+    assert continuation(followed, detections, np.array([1, 0]))[0][0, 0] < 0.3   # too soon
+    near_other = detections.copy()
+    near_other[0] = [220, 500, 150, 450]                 # overlaps the one followed, IoU .5
+    assert continuation(followed, near_other, held)[0][0, 0] < 0.3
+
+
 class FadingPose(FakePose):
     """Confident keypoints, except for frames listed in `weak` (all scores 0.1: lost)."""
 

@@ -204,6 +204,32 @@ def test_lineage_keeps_an_id_through_a_pose_change_similarity_cannot_match():
     assert ids_after([7], TrackerConfig(min_hits=3), standing[:2]) == []
 
 
+def test_lineage_finds_a_person_again_within_reach_after_missed_updates():
+    """The step lost someone mid-leap, held their box and found them again landing well
+    below it (no box overlap left): with their lineage, after updates the track missed,
+    the detection continues it if it lies within reach of the last box (growing with the
+    updates missed); straight away, or far off, or without the lineage, it is someone
+    new."""
+    rng = np.random.default_rng(23)
+    standing = [person(400, 100, 300, rng) for _ in range(3)]
+
+    def ids_after(missed: int, landed, lineage=(7,)):
+        tracker = PoseTracker(TrackerConfig(min_hits=1))
+        for f, p in enumerate(standing):
+            tracker.update(frame_of([p]), f / FPS, lineage=[7])
+        t = len(standing)
+        for t in range(len(standing), len(standing) + missed):
+            tracker.update(frame_of([]), t / FPS, lineage=[])
+        return [p.track_id for p in tracker.update(frame_of([landed]), (t + 1) / FPS,
+                                                   lineage=list(lineage))]
+
+    below = lying(420, 760, 300, rng)               # 460 px below the standing centre
+    assert ids_after(4, below) == [1]
+    assert ids_after(0, below) == [2]               # no missed update: IoU only
+    assert ids_after(4, below, lineage=(-1,)) == [2] and ids_after(4, below, (8,)) == [2]
+    assert ids_after(4, lying(1700, 760, 300, rng)) == [2]       # out of reach
+
+
 def test_lineage_never_overrides_a_similarity_match():
     """Two people walking apart with their lineages swapped on the last update: each keeps
     the id similarity gives them."""

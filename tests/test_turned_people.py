@@ -304,3 +304,27 @@ def test_a_paused_frame_explains_a_turned_person_through_the_turned_crop(engine)
     ref_row = reference.people[most_seen(reference.people)].row
     assert maps.rotations[mine] == pytest.approx(person.turn)
     np.testing.assert_array_equal(maps.keypoint_tokens[mine], ref.keypoint_tokens[ref_row])
+
+
+@pytest.mark.skipif(not (SHARED / "datasets/videos/sports2d_demo.mp4").exists(),
+                    reason="../shared/datasets/videos/sports2d_demo.mp4 is absent")
+def test_live_mode_keeps_the_jumper_through_the_glare_and_landing(engine):
+    """Live mode (no flip test, no retries) loses the Sports2D jumper in the sun's glare
+    at the top of his backflip and holds his box up there; he is detected again landing
+    below it. That detection continues him (core.step.continuation, held people), so he
+    keeps his id. Before, it started a new person with a new id. Frames 120-229, every
+    2nd (live mode skips frames when the model is slower than the camera)."""
+    import itertools
+    from core.video import open_source
+    with open_source(SHARED / "datasets/videos/sports2d_demo.mp4") as src:
+        frames = [f for f in itertools.islice(src, 230) if f.index >= 120][::2]
+    step = engine.step(mode="live")
+    seen = [(f.index, {p.track_id: p.box.astype(int).tolist() for p in step(f).people})
+            for f in frames]
+    # the jumper: on the roof (box top above y=400) before landing, right of x=900 after;
+    # the other man walks on the ground on the left
+    up = {i for index, row in seen if index < 185 for i, box in row.items() if box[1] < 400}
+    landed = [i for index, row in seen if index >= 195 for i, box in row.items()
+              if box[0] > 900]
+    assert len(up) == 1 and set(landed) == up, seen
+    assert len(landed) >= 15, seen                        # of 18 frames

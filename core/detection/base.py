@@ -95,6 +95,21 @@ def box_containment(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(smaller > 0, inter / smaller, 0.0)
 
 
+def within_reach(a: np.ndarray, b: np.ndarray, gap: np.ndarray) -> np.ndarray:
+    """(N, M) bool: box b[j] could be where the person of box a[i] is after a[i] was last
+    seen well `gap[i]` frames ago (x, y, w, h): centres closer than the longer of the two
+    boxes' longer sides times 0.75 + 0.25 per frame (at most 3), sizes within 3x. Where a
+    person lost for a few frames (a leap, a fall, glare) may be found again without any
+    box overlap left."""
+    long_a = a[:, 2:].max(axis=1)[:, None]
+    long_b = b[:, 2:].max(axis=1)[None]
+    centre_a, centre_b = a[:, :2] + a[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2
+    distance = np.linalg.norm(centre_a[:, None] - centre_b[None], axis=2)
+    factor = np.minimum(0.75 + 0.25 * np.asarray(gap, np.float64).reshape(-1, 1), 3.0)
+    return ((distance <= factor * np.maximum(long_a, long_b))
+            & (long_b <= 3.0 * long_a) & (long_a <= 3.0 * long_b))
+
+
 def nms(boxes_xywh: np.ndarray, scores: np.ndarray, iou_thr: float,
         containment: float | None = None) -> np.ndarray:
     """Greedy hard NMS: indices of the kept boxes, highest score first.

@@ -27,11 +27,14 @@ Association (every update)
            caller followed from a confirmed track's last match (core.step cuts each
            person's next crop from their keypoints, or holds their box; its FollowPlan
            lineage) continues that track if it is still unmatched, their boxes overlap
-           (IoU >= lineage_min_iou with the track's last or predicted box) and the pose is
-           not weak (mean keypoint score >= lineage_min_mean: a weak pose as the track's
-           last state made the next frames' similarity fail). It keeps an
-           id through a change of pose too fast for OKS (a flip seen every third frame, a
-           thin walker whose box doubles in width); it never overrides stages 1-4, and a
+           (IoU >= lineage_min_iou with the track's last or predicted box; for a track
+           that missed updates, or within detection.base.within_reach of its last box,
+           which grows with the updates missed: someone the step held and found again,
+           a leap's landing) and the pose is not weak (mean keypoint score >=
+           lineage_min_mean: a weak pose as the track's last state made the next frames'
+           similarity fail). It keeps an id through a change of pose too fast for OKS (a
+           flip seen every third frame, a thin walker whose box doubles in width); it
+           never overrides stages 1-4, and a
            tentative track is confirmed by similarity only (a followed phantom would
            otherwise become a person)
         6. detections still unmatched start tentative tracks (when they have at least
@@ -68,7 +71,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..detection.base import box_iou
+from ..detection.base import box_iou, within_reach
 from ..pose.nms import keypoint_oks, oks_sigmas
 from ..types import PersonPose
 from .smoothing import SMOOTHING_KINDS, make_smoother
@@ -325,8 +328,8 @@ class PoseTracker:
         """Stage 5 (module docstring): a detection no stage matched continues the unmatched
         confirmed (or lost) track whose last match had its lineage, when their boxes still
         overlap."""
-        if not (lineage >= 0).any():
-            return
+        if not (lineage >= 0).any() or self.config.lineage_min_iou > 1:
+            return                                 # (no lineage, or the stage is off)
         taken = {id(t) for t in det_track.values()}
         by_lineage = {t.lineage: t for t in self._tracks
                       if t.lineage >= 0 and t.state != TENTATIVE and id(t) not in taken}
@@ -339,7 +342,11 @@ class PoseTracker:
             if track is None:
                 continue
             seen = np.stack([track.box, track.predict(time_s, horizon)[0]])
-            if box_iou(seen, boxes[d][None]).max() >= self.config.lineage_min_iou:
+            # or, after missed updates, within reach of where it was last seen (the step
+            # held the box of someone it lost and found them again below it: a landing)
+            if (box_iou(seen, boxes[d][None]).max() >= self.config.lineage_min_iou
+                    or (track.misses and within_reach(track.box[None], boxes[d][None],
+                                                      [track.misses])[0, 0])):
                 det_track[int(d)] = track
                 matched_det[d] = True
                 del by_lineage[track.lineage]
