@@ -27,8 +27,8 @@ Association (every update)
            caller followed from a confirmed track's last match (core.step cuts each
            person's next crop from their keypoints, or holds their box; its FollowPlan
            lineage) continues that track if it is still unmatched, their boxes overlap
-           (IoU >= lineage_min_iou with the track's last or predicted box; for a track
-           that missed updates, or within detection.base.within_reach of its last box,
+           (IoU >= lineage_min_iou with the track's last or predicted box, or, for a
+           track that missed updates, within detection.base.within_reach of its last box,
            which grows with the updates missed: someone the step held and found again,
            a leap's landing) and the pose is not weak (mean keypoint score >=
            lineage_min_mean: a weak pose as the track's last state made the next frames'
