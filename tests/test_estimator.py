@@ -1,13 +1,16 @@
 """The estimator end to end on a real photo, its options, and the attention helpers."""
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
 from core.errors import InputError
-from core.pose.estimator import EstimatorConfig, TransPoseEstimator
+from core.pose.estimator import EstimatorConfig, TransPoseEstimator, batch_bucket
 from core.pose.postprocess import decode_heatmaps
 
 from conftest import reference_file, reference_model
@@ -164,3 +167,70 @@ def test_device_normalisation_equals_the_numpy_path():
     got = normalise_on_device(torch.from_numpy(crops))
     assert got.shape == ref.shape == (3, 3, 256, 192)
     torch.testing.assert_close(got, ref, atol=1e-6, rtol=0)
+
+
+# ---- the GPU path's batching, checked on the CPU ---------------------------------------
+THREE_PEOPLE = [[18, 9.5, 350, 502], [100, 50, 200, 300], [30, 200, 250, 280]]
+
+
+def test_batch_buckets_are_powers_of_two_up_to_the_batch_size():
+    assert [batch_bucket(n, 32) for n in (1, 2, 3, 4, 5, 9, 17, 32)] == \
+        [1, 2, 4, 4, 8, 16, 32, 32]
+    assert batch_bucket(20, 24) == 24 and batch_bucket(3, 2) == 2
+
+
+def _first_conv(est) -> torch.nn.Module:
+    return next(m for m in est.model.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def _forward_batch_sizes(est) -> list[int]:
+    """The batch sizes the network's first convolution sees, call after call."""
+    sizes: list[int] = []
+    _first_conv(est).register_forward_pre_hook(lambda m, args: sizes.append(len(args[0])))
+    return sizes
+
+
+@pytest.mark.parametrize("flip_test", [True, False])
+def test_padding_a_batch_to_its_bucket_changes_no_real_crop(photo, flip_test):
+    """On a GPU each batch is padded with blank crops to a power-of-two size (few shapes:
+    each is planned once); the CPU path does not pad, so switch the padding on here and
+    check that the three real people come out as without it."""
+    config = EstimatorConfig(device="cpu", flip_test=flip_test)
+    plain = TransPoseEstimator(reference_model("tp-r-a3"), config)
+    padded = TransPoseEstimator(reference_model("tp-r-a3"), config)
+    padded._pad_to_buckets = True
+    plain_sizes, padded_sizes = _forward_batch_sizes(plain), _forward_batch_sizes(padded)
+    a = plain(photo, THREE_PEOPLE, attention=True)
+    b = padded(photo, THREE_PEOPLE, attention=True)
+    copies = 2 if flip_test else 1
+    assert plain_sizes == [3 * copies] and padded_sizes == [4 * copies]
+    np.testing.assert_allclose(b.keypoints, a.keypoints, atol=1e-3)
+    np.testing.assert_allclose(b.scores, a.scores, atol=1e-5)
+    np.testing.assert_allclose(b.attention.weights, a.attention.weights, atol=1e-6)
+
+
+def test_network_runs_on_the_estimators_own_thread_shared_with_its_twin(photo):
+    """On a GPU the forward runs on one thread per estimator (cuDNN plans and CUDA graphs
+    are per thread); its without_flip() twin uses the same thread. Checked on the CPU by
+    giving an estimator such a thread."""
+    est = TransPoseEstimator(reference_model("tp-r-a3"), EstimatorConfig(device="cpu"))
+    expected = est(photo, THREE_PEOPLE[:1])
+    est._cuda_thread = ThreadPoolExecutor(1, thread_name_prefix="pose-test")
+    names: list[str] = []
+    _first_conv(est).register_forward_pre_hook(
+        lambda m, args: names.append(threading.current_thread().name))
+    got = est(photo, THREE_PEOPLE[:1])
+    est.without_flip()(photo, THREE_PEOPLE[:1])
+    caller = threading.Thread(target=est, args=(photo, THREE_PEOPLE[:1]))
+    caller.start()
+    caller.join()
+    assert len(names) == 3 and len(set(names)) == 1 and names[0].startswith("pose-test")
+    np.testing.assert_array_equal(got.keypoints, expected.keypoints)
+    with pytest.raises(InputError, match="HxWx3"):      # errors still reach the caller
+        est(photo[..., 0], THREE_PEOPLE[:1])
+
+
+def test_cuda_graphs_need_a_cuda_device():
+    with pytest.raises(InputError, match="need a CUDA device"):
+        TransPoseEstimator(reference_model("tp-r-a3"),
+                           EstimatorConfig(device="cpu", cuda_graphs=True))

@@ -288,3 +288,16 @@ def test_annotate_a_video_with_a_tfpose_checkpoint(tmp_path):
     rows = (out / "clip_person.csv").read_text().splitlines()
     assert rows[0].startswith("frame,time_s,track_id,keypoint") and len(rows) > 17
 
+
+
+def test_padding_a_batch_to_its_bucket_changes_no_real_crop(tmp_path):
+    """The GPU path's padding (see test_estimator) for TFPose's regressed coordinates."""
+    plain, padded = _estimator(tmp_path), _estimator(tmp_path)
+    padded._pad_to_buckets = True
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 255, (120, 160, 3), np.uint8)
+    boxes = [[10, 10, 60, 90], [80, 20, 50, 80], [40, 30, 70, 70]]
+    a, b = plain(image, boxes, attention=True), padded(image, boxes, attention=True)
+    np.testing.assert_allclose(b.keypoints, a.keypoints, atol=1e-3)
+    np.testing.assert_allclose(b.scores, a.scores, atol=1e-5)
+    np.testing.assert_allclose(b.attention.joint_weights, a.attention.joint_weights, atol=1e-6)

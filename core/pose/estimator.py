@@ -10,6 +10,7 @@ import contextlib
 import copy
 import dataclasses
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
@@ -32,7 +33,7 @@ from .preprocess import (BOX_PADDING, CropMethod, box_to_center_scale, crop_pers
 @dataclass(frozen=True)
 class EstimatorConfig:
     device: str = "auto"           # "auto" (CUDA when present), "cpu", "cuda", "cuda:1"
-    precision: str = "auto"        # "auto" (bf16 on CUDA, fp32 on CPU), "fp32", "bf16", "fp16"
+    precision: str = "auto"        # "auto" (see auto_precision), "fp32", "bf16", "fp16"
     flip_test: bool = True         # the official test averages with the mirrored input
     refine: str = "dark"           # "dark" (official) or "argmax" (+ quarter-pixel offset)
     batch_size: int = 32           # crops per forward pass
@@ -52,6 +53,36 @@ class EstimatorConfig:
     # parts, 10-20% faster on the 2-core machine than one multi-threaded call (see
     # core.models.mobilenet_fpn.OnnxRuntimeStem); False keeps one call.
     split_batches: bool = True
+    # CUDA only: TransPose's forward compiled with torch.compile into one CUDA graph per
+    # batch size (mode "reduce-overhead"). A small batch is bound by Python launching
+    # ~hundreds of kernels; a graph launches them at once (TP-R-A3 at batch 1 on an H200:
+    # 0.59 ms against 4.4 ms eager bf16). Each batch size compiles on first use (tens of
+    # seconds; warm_up() does it up front), so it pays on long batch jobs.
+    cuda_graphs: bool = False
+
+
+def _cuda_graph_thread_state() -> None:
+    """Set up CUDA graph trees' thread-local state in this (non-main) thread. PyTorch
+    before 2.13 sets it up only in the thread that imported them and asserts elsewhere
+    (pytorch/pytorch#123177, fixed upstream by doing what this does, lazily)."""
+    if not hasattr(torch._C, "_stash_obj_in_tls") or \
+            torch._C._is_key_in_tls("tree_manager_containers"):
+        return
+    import threading
+    from collections import defaultdict
+
+    from torch._inductor import cudagraph_trees
+    local = cudagraph_trees.local
+    local.tree_manager_containers = {}
+    local.tree_manager_locks = defaultdict(threading.Lock)
+    torch._C._stash_obj_in_tls("tree_manager_containers", local.tree_manager_containers)
+    torch._C._stash_obj_in_tls("tree_manager_locks", local.tree_manager_locks)
+
+
+def batch_bucket(n: int, limit: int) -> int:
+    """The batch size a CUDA forward of n crops runs at: the next power of two (at most
+    `limit`), so that a video whose people come and go meets only a few shapes."""
+    return min(limit, 1 << max(0, n - 1).bit_length())
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -63,9 +94,22 @@ def resolve_device(device: str = "auto") -> torch.device:
     return dev
 
 
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+def auto_precision(device: torch.device, model_config: Any = None) -> str:
+    """What precision "auto" means: fp32 on the CPU; on CUDA bf16, except fp16 for
+    TransPose-M, whose MoveNet stem (stored in fp16 by Google) drifts in bf16's 8-bit
+    mantissa: on the astronaut photo its heatmaps moved by 9.0% of their peak in bf16 on an
+    H200 (a confident keypoint by 11 px), against 0.3-0.6% for the official TransPose-R/H
+    (benchmarks/gpu_check.py); CPU autocast gives the same picture (bf16 9.8%, fp16
+    0.28%; tests/test_shipped_model.py)."""
+    if device.type != "cuda":
+        return "fp32"
+    return "fp16" if getattr(model_config, "backbone", "") == "movenet" else "bf16"
+
+
+def _autocast_dtype(precision: str, device: torch.device, model_config: Any = None
+                    ) -> torch.dtype | None:
     if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
+        precision = auto_precision(device, model_config)
     table = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     if precision not in table:
         raise InputError(f"precision must be auto, fp32, bf16 or fp16, not {precision!r}")
@@ -107,8 +151,8 @@ class TopDownEstimator:
             model = model.model
         self.config = config
         self.device = resolve_device(config.device)
-        self.amp_dtype = _autocast_dtype(config.precision, self.device)
         self.model_config = model.config
+        self.amp_dtype = _autocast_dtype(config.precision, self.device, model.config)
         if config.fuse:
             from ..models.fuse import fuse_for_inference
             model = fuse_for_inference(model, channels_last=self.device.type == "cpu")
@@ -119,6 +163,26 @@ class TopDownEstimator:
         self.weights_name = weights_name
         if self.device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
             torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+        # On a GPU every forward runs on this estimator's own thread (shared by its
+        # without_flip() twin): PyTorch keeps cuDNN's execution plans, and CUDA graphs, per
+        # thread, so each new pipeline thread would plan every convolution again for every
+        # batch size (on an H200 the pose stage took 43 ms a frame of the HD demo clip
+        # instead of 14; docs/performance.md, GPU).
+        on_gpu = self.device.type == "cuda"
+        self._cuda_thread = ThreadPoolExecutor(
+            1, thread_name_prefix="pose-cuda",
+            initializer=_cuda_graph_thread_state if config.cuda_graphs else None) \
+            if on_gpu else None
+        self._pad_to_buckets = on_gpu
+        self._graphed: Any = None
+        if config.cuda_graphs:
+            if self.device.type != "cuda":
+                raise InputError("CUDA graphs (--cuda-graphs) need a CUDA device; this "
+                                 f"model runs on {str(self.device)!r}")
+            if isinstance(self.model, TFPose):
+                raise InputError("CUDA graphs (--cuda-graphs) are for TransPose models, "
+                                 "not TFPose")
+            self._graphed = torch.compile(self.model, mode="reduce-overhead", dynamic=False)
 
     def _use_stem_runtime(self, runtime: str) -> None:
         from ..models.mobilenet_fpn import MoveNetStem, OnnxRuntimeStem, onnxruntime_available
@@ -162,16 +226,25 @@ class TopDownEstimator:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _batches(self, inputs: torch.Tensor | np.ndarray):
-        """(batch on the device, with its mirrored copy appended when flip_test is on).
+        """(batch on the device, with its mirrored copy appended when flip_test is on; the
+        number of real crops in it).
 
         ``inputs``: normalised (N, 3, H, W) float crops, or (N, H, W, 3) uint8 RGB crops. On
         CUDA uint8 crops travel as they are (a quarter of float32's bytes) from pinned
-        memory and are normalised and flipped on the GPU; on the CPU they take the numpy
-        path, so CPU results do not change."""
+        memory and are normalised and flipped on the GPU, and each batch is padded with
+        blank crops to a `batch_bucket` size (few shapes: each is planned, or graphed,
+        once); the first n of each half are the real ones. On the CPU they take the numpy
+        path unpadded, so CPU results do not change."""
         bs = max(1, self.config.batch_size)
         cuda = self.device.type == "cuda"
         for i in range(0, len(inputs), bs):
             chunk = inputs[i:i + bs]
+            n = len(chunk)
+            if self._pad_to_buckets and batch_bucket(n, bs) > n:
+                pad = (batch_bucket(n, bs) - n, *chunk.shape[1:])
+                chunk = np.concatenate([chunk, np.zeros(pad, chunk.dtype)]) \
+                    if isinstance(chunk, np.ndarray) else \
+                    torch.cat([chunk, chunk.new_zeros(pad)])
             if isinstance(chunk, np.ndarray):
                 if cuda:
                     x = normalise_on_device(torch.from_numpy(np.ascontiguousarray(chunk))
@@ -180,7 +253,32 @@ class TopDownEstimator:
                     x = to_input_tensor(chunk)
             else:
                 x = chunk.to(self.device, non_blocking=True)
-            yield torch.cat([x, x.flip(3)]) if self.config.flip_test else x
+            yield (torch.cat([x, x.flip(3)]) if self.config.flip_test else x), n
+
+    def _halves(self, out: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A batch's output -> (its n real crops, their mirrored copies' or None)."""
+        if not self.config.flip_test:
+            return out[:n], None
+        half = len(out) // 2
+        return out[:n], out[half:half + n]
+
+    def _run_network(self, inputs: torch.Tensor | np.ndarray | None, explain: bool) -> Any:
+        """`_infer`, on the estimator's own thread when on a GPU (see __init__)."""
+        if self._cuda_thread is None:
+            return self._infer(inputs, explain)
+        return self._cuda_thread.submit(self._infer, inputs, explain).result()
+
+    def warm_up(self, max_people: int = 8) -> None:
+        """Run every batch size up to `max_people` crops once on blank crops, so that the
+        first frames of a video do not pay for planning (or, with cuda_graphs, compiling)
+        those shapes. Does nothing on the CPU."""
+        if self._cuda_thread is None:
+            return
+        w, h = self.model_config.input_size
+        sizes = sorted({batch_bucket(n, max(1, self.config.batch_size))
+                        for n in range(1, max_people + 1)})
+        for size in sizes:
+            self._run_network(np.zeros((size, h, w, 3), np.uint8), False)
 
     def _infer(self, inputs: torch.Tensor | np.ndarray, explain: bool) -> Any:
         raise NotImplementedError
@@ -229,7 +327,7 @@ class TopDownEstimator:
         batches. attention=True adds the model's explanation to each PoseEstimate."""
         prepared = [self._prepare(*request) for request in requests]
         crops = np.concatenate([p.crops for p in prepared]) if prepared else None
-        result = self._infer(crops, explain=attention and len(crops) > 0)
+        result = self._run_network(crops, explain=attention and len(crops) > 0)
         out, start = [], 0
         for p in prepared:
             end = start + len(p.boxes)
@@ -253,19 +351,18 @@ class TransPoseEstimator(TopDownEstimator):
         flip-averaged heatmaps (float32, CPU), plus per-layer attention of the unflipped
         crops when asked."""
         outs, atts = [], []
-        for x in self._batches(inputs):
+        for x, n in self._batches(inputs):
             with self._autocast():
                 if attention:
                     hm, att = self.model.forward_with_attention(x)
-                    atts.append([a[: len(a) // (2 if self.config.flip_test else 1)].float().cpu()
-                                 for a in att])
+                    atts.append([self._halves(a, n)[0].float().cpu() for a in att])
                 else:
-                    hm = self.model(x)
-            hm = hm.float().contiguous()
-            if self.config.flip_test:
-                n = len(hm) // 2
-                hm = (hm[:n] + flip_back(hm[n:])) * 0.5
-            outs.append(hm.cpu())
+                    net = self.model if self._graphed is None else self._graphed
+                    hm = net(x)
+            hm, mirrored = self._halves(hm.float(), n)
+            if mirrored is not None:
+                hm = (hm + flip_back(mirrored)) * 0.5
+            outs.append(hm.contiguous().cpu())
         heatmaps = torch.cat(outs) if outs else torch.zeros(0, self.model_config.num_joints,
                                                             *self.model_config.heatmap_size[::-1])
         layers = [torch.cat([a[j] for a in atts]) for j in range(len(atts[0]))] if atts else []
@@ -313,19 +410,18 @@ class TFPoseEstimator(TopDownEstimator):
         k = self.model_config.num_joints
         perm = flip_permutation(k)
         coords, scores, joint_w, points, weights = [], [], [], [], []
-        for x in self._batches(inputs):
+        for x, n in self._batches(inputs):
             with self._autocast():
                 out = self.model.run(x, explain=explain)
-            c, s = out.coords[-1].float(), out.scores.float()
-            if self.config.flip_test:      # mirror back: u -> 1 - u, left <-> right
-                n = len(c) // 2
-                cf = c[n:, perm]
+            c, cm = self._halves(out.coords[-1].float(), n)
+            s, sm = self._halves(out.scores.float(), n)
+            if cm is not None:             # mirror back: u -> 1 - u, left <-> right
+                cf = cm[:, perm]
                 cf = torch.stack([1 - cf[..., 0], cf[..., 1]], -1)
-                c, s = (c[:n] + cf) * 0.5, (s[:n] + s[n:, perm]) * 0.5
+                c, s = (c + cf) * 0.5, (s + sm[:, perm]) * 0.5
             coords.append(c.cpu())
             scores.append(s.cpu())
             if explain:
-                n = len(c)
                 joint_w.append(torch.stack([a[:n].float() for a in out.joint_attention]).cpu())
                 points.append(torch.stack([p.locations[:n].float() for p in out.sampling]).cpu())
                 weights.append(torch.stack([p.weights[:n].float() for p in out.sampling]).cpu())
