@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .errors import InputError
+from .io_utils import log
 from .pipeline import PipelineConfig, PipelineMode, PosePipeline
 from .step import PoseStep
 from .types import PersonDetector, PoseBackend
@@ -24,6 +26,8 @@ class EngineConfig:
     detect_every: int = 5
     flip_test: bool = True
     frames_per_batch: int = 0      # batch mode, detector every frame: 0 = auto (8 on CUDA, else 1)
+    cuda_graphs: bool = False      # TransPose on CUDA: one CUDA graph per batch size (compiled
+                                   # when the engine is built; see EstimatorConfig.cuda_graphs)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
 
@@ -84,6 +88,14 @@ def build_engine(config: EngineConfig = EngineConfig(), progress: bool = True) -
     from .pose.backends import create_pose_backend
 
     pose, description = create_pose_backend(config.model, config.device,
-                                            flip_test=config.flip_test, progress=progress)
+                                            flip_test=config.flip_test, progress=progress,
+                                            cuda_graphs=config.cuda_graphs)
+    if config.cuda_graphs:
+        if not hasattr(pose, "warm_up"):
+            raise InputError(f"CUDA graphs are for TransPose models, not {description}")
+        if progress:
+            log("compiling CUDA graphs for batches of 1-8 people (once per run; this takes "
+                "a minute or two) ...")
+        pose.warm_up()
     detector = create_detector(config.detector)
     return Engine(config, detector, pose, description)

@@ -116,3 +116,11 @@ def test_two_people_in_the_sports2d_clip(mediapipe_engine):
     assert sum(len(f.people) == 2 for f in frames) >= 30
     ids = {p.track_id for f in frames for p in f.people}
     assert len(ids) == 2
+
+
+@pytest.mark.parametrize("model, words", [("auto", "need a CUDA device"),
+                                          ("mediapipe", "for TransPose models")])
+def test_cuda_graphs_are_refused_clearly_where_they_cannot_run(model, words):
+    from core.errors import InputError
+    with pytest.raises(InputError, match=words):
+        build_engine(EngineConfig(model=model, device="cpu", cuda_graphs=True), progress=False)

@@ -45,6 +45,7 @@ class AnnotateConfig:
     smoothing: Smoothing = "kalman"
     strength: float = 1.0
     detect_every: int = 5
+    cuda_graphs: bool = False
     overlay: bool = False
     force: bool = False
     formats: tuple[str, ...] = DEFAULT_FORMATS
@@ -184,7 +185,8 @@ def _floor(v: Any) -> float | str | None:
 CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "inputs": _str_list, "out": _str, "model": _str, "detector": _str, "device": _str,
     "smoothing": _choice("kalman", "one-euro", "none"), "strength": _float,
-    "detect_every": _int, "overlay": _bool, "force": _bool, "formats": _formats,
+    "detect_every": _int, "cuda_graphs": _bool, "overlay": _bool, "force": _bool,
+    "formats": _formats,
     "people": _people, "outliers": _choice("none", "hampel"), "outlier_window": _int,
     "outlier_sigmas": _float, "fill_gaps": _int, "gap_method": _choice("linear", "cubic"),
     "filter": _choice("none", "butterworth"), "cutoff": _float, "order": _int,

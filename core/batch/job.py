@@ -253,7 +253,8 @@ def remove_output(path: Path) -> None:
 def engine_config(config: AnnotateConfig, device: str | None = None) -> EngineConfig:
     return EngineConfig(model=config.model, detector=config.detector,
                         device=device or config.device, smoothing=config.smoothing,
-                        smoothing_strength=config.strength, detect_every=config.detect_every)
+                        smoothing_strength=config.strength, detect_every=config.detect_every,
+                        cuda_graphs=config.cuda_graphs)
 
 
 def busy_result(path: str, e: OutputBusy, if_locked: str) -> InputResult:

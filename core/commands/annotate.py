@@ -41,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strength", type=float, help="smoothing strength (0 = off)")
     p.add_argument("--detect-every", type=int, metavar="N",
                    help="run the person detector every N frames (and whenever a person is lost)")
+    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                   help="TransPose on a CUDA GPU: run each batch size as one CUDA graph "
+                   "(compiled when the model loads, a minute or two; then a small batch runs "
+                   "several times faster; see docs/performance.md)")
     p.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=None,
                    help="also write <stem>.overlay.mp4")
     p.add_argument("--force", action="store_true", default=None,

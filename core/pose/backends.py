@@ -81,24 +81,26 @@ def _movenet(model_path: str | None, device: str, color: str) -> tuple[PoseBacke
 
 
 def _transpose(weights: str | os.PathLike, device: str, how: str, *, flip_test: bool,
-               refine: str, precision: str, color: str, progress: bool
+               refine: str, precision: str, color: str, progress: bool, cuda_graphs: bool
                ) -> tuple[PoseBackend, str]:
     from .estimator import EstimatorConfig, TopDownEstimator
     config = EstimatorConfig(device=device, precision=precision, flip_test=flip_test,
-                             refine=refine, color=color)
+                             refine=refine, color=color, cuda_graphs=cuda_graphs)
     backend = TopDownEstimator.from_weights(weights, config, progress=progress)
     where = _shown(weights) + (f", {how}" if how else "")
-    how_run = "" if flip_test else ", without flip test"
+    how_run = ("" if flip_test else ", without flip test") + \
+        (", CUDA graphs" if cuda_graphs else "")
     return backend, f"{backend.kind} {backend.variant} ({where}) on {backend.device}{how_run}"
 
 
 def create_pose_backend(spec: str = "auto", device: str = "auto", *, flip_test: bool = True,
                         refine: str = "dark", precision: str = "auto", color: str = "bgr",
                         progress: bool = True, models_dir: str | os.PathLike | None = None,
-                        ) -> tuple[PoseBackend, str]:
+                        cuda_graphs: bool = False) -> tuple[PoseBackend, str]:
     """-> (backend, description); see the module docstring for the specs.
 
-    device/flip_test/refine/precision apply to TransPose (BlazePose runs on the CPU);
+    device/flip_test/refine/precision/cuda_graphs apply to TransPose (BlazePose runs on
+    the CPU; cuda_graphs needs a CUDA device: EstimatorConfig.cuda_graphs);
     color is the channel order of the images the backend will get ("bgr" or "rgb").
     models_dir replaces resources/models for ``auto``. Raises StudioError subclasses
     with a message for the user (unknown name, missing or bad weights, no MediaPipe).
@@ -109,7 +111,7 @@ def create_pose_backend(spec: str = "auto", device: str = "auto", *, flip_test: 
     if color not in ("bgr", "rgb"):
         raise InputError(f"color must be 'bgr' or 'rgb', not {color!r}")
     tp: dict[str, Any] = dict(flip_test=flip_test, refine=refine, precision=precision,
-                              color=color, progress=progress)
+                              color=color, progress=progress, cuda_graphs=cuda_graphs)
     raw = str(spec).strip()
     entry = catalogue.find("pose", raw)
     if entry is not None:
