@@ -369,7 +369,7 @@ def end_to_end(device: str, video: Path, max_frames: int, *, detect_every: int =
             "stage_ms_per_frame": {k: v / frames for k, v in pipeline.stats.stage_ms.items()},
             "e2e_fps": frames / e2e, "model_only_fps": frames / model_only,
             "e2e_over_model": model_only / e2e, "pose": engine.pose_description,
-            "detector": type(engine.detector).__name__}
+            "detector": getattr(engine.detector, "description", type(engine.detector).__name__)}
 
 
 def default_videos() -> list[Path]:

@@ -97,5 +97,6 @@ def build_engine(config: EngineConfig = EngineConfig(), progress: bool = True) -
             log("compiling CUDA graphs for batches of 1-8 people (once per run; this takes "
                 "a minute or two) ...")
         pose.warm_up()
-    detector = create_detector(config.detector)
+    # YOLOX goes where the pose model went, when onnxruntime can run it there
+    detector = create_detector(config.detector, device=str(getattr(pose, "device", "cpu")))
     return Engine(config, detector, pose, description)

@@ -513,3 +513,21 @@ def test_create_detector_specs_and_errors(tmp_path):
         create_detector("")
     with pytest.raises(InputError, match="min_height"):
         create_detector("hog", min_heigth=300)
+
+
+def test_yolox_asked_for_a_gpu_runs_where_onnxruntime_can_and_says_so(basketball):
+    """The engine hands YOLOX the pose model's device. onnxruntime runs it on the GPU only
+    with its CUDA provider (onnxruntime-gpu); otherwise on the CPU, with the same boxes,
+    and the description says why."""
+    from core.onnx_session import cuda_provider_available
+    cpu, asked = create_detector("auto"), create_detector("auto", device="cuda")
+    assert cpu.config.device == "cpu" and asked.config.device == "cuda"
+    assert asked.on_gpu == cuda_provider_available()
+    if not asked.on_gpu:
+        assert "no CUDA provider" in asked.description and "onnxruntime-gpu" in asked.description
+        np.testing.assert_array_equal(asked(basketball).boxes, cpu(basketball).boxes)
+    assert "on the CPU (OpenCV" in create_detector("auto", device="cuda",
+                                                    runtime="opencv").description
+    with pytest.raises(InputError, match="cpu, cuda or cuda:N"):
+        create_detector("auto", device="gpu")
+    assert create_detector("hog", device="cuda").name == "hog"    # the CPU detectors

@@ -10,7 +10,7 @@ from ..errors import InputError
 from .base import PersonDetector
 
 
-def create_detector(spec: str, **cfg: Any) -> PersonDetector:
+def create_detector(spec: str, device: str = "cpu", **cfg: Any) -> PersonDetector:
     """A detector from its command-line spec.
 
     * ``auto``: YOLOX-Nano shipped in resources/models (run with onnxruntime) when that file
@@ -25,7 +25,8 @@ def create_detector(spec: str, **cfg: Any) -> PersonDetector:
 
     `cfg` are the detector's options (its config dataclass fields, e.g. score_threshold;
     for YOLOX also runtime="onnxruntime" | "opencv"). The detector's `description` says
-    which one ``auto`` chose.
+    which one ``auto`` chose. `device` ("cpu", "cuda", "cuda:N": the pose model's) is where
+    YOLOX may run (YoloxConfig.device); the other detectors run on the CPU.
     """
     if not isinstance(spec, (str, Path)) or not str(spec).strip():
         raise catalogue.unknown("detector", "")
@@ -39,7 +40,7 @@ def create_detector(spec: str, **cfg: Any) -> PersonDetector:
             from .yolox import YoloxDetector
             if "runtime" not in cfg and importlib.util.find_spec("onnxruntime") is None:
                 cfg = {**cfg, "runtime": "opencv"}
-            det: PersonDetector = YoloxDetector(shipped, **cfg)
+            det: PersonDetector = YoloxDetector(shipped, **_on(device, cfg))
             det.description = f"auto: shipped YOLOX-Nano, {det.description}"
             return det
         from .blazepose import BlazePoseDetector
@@ -56,11 +57,16 @@ def create_detector(spec: str, **cfg: Any) -> PersonDetector:
     if key == "yolox-nano":
         from .yolox import YoloxDetector, yolox_nano_path
         fetch_opts = {k: cfg.pop(k) for k in ("base_url", "progress") if k in cfg}
-        return YoloxDetector(yolox_nano_path(**fetch_opts), **cfg)
+        return YoloxDetector(yolox_nano_path(**fetch_opts), **_on(device, cfg))
     if key.startswith("onnx:") or key.endswith(".onnx"):
         path = raw[5:] if key.startswith("onnx:") else raw
         if not path.strip():
             raise InputError("The detector spec 'onnx:' names no file; write onnx:PATH/TO/model.onnx.")
         from .yolox import YoloxDetector
-        return YoloxDetector(Path(path).expanduser(), **cfg)
+        return YoloxDetector(Path(path).expanduser(), **_on(device, cfg))
     raise catalogue.unknown("detector", raw)
+
+
+def _on(device: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """YOLOX's options with the device it may use (an explicit device option wins)."""
+    return {"device": str(device), **cfg} if str(device) != "cpu" else cfg

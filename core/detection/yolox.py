@@ -30,7 +30,7 @@ import numpy as np
 
 from core.errors import DownloadError, InputError
 from core.models import zoo
-from core.onnx_session import cpu_session, first_line
+from core.onnx_session import first_line, onnx_session
 from core.types import Detections
 
 from .base import PersonDetector, check_image, clip_boxes, config_from_kwargs, make_detections, nms
@@ -108,6 +108,10 @@ class YoloxConfig:
     tile_min_side: int = 960        # detect_tiled: frames whose longer side is at least this
                                     # (and 1.3x the shorter) are also cut into square tiles
     tile_containment: float = 0.8   # merging tiles: a box this much inside another is one person
+    # "cpu", or "cuda" / "cuda:N" (the engine passes the pose model's device): onnxruntime's
+    # CUDA provider on that GPU when this onnxruntime has it (pip install onnxruntime-gpu),
+    # else the CPU, and the description says so
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         runtime = str(self.runtime).strip().lower()
@@ -121,6 +125,17 @@ class YoloxConfig:
             raise InputError(f"score_threshold must be in [0, 1), not {self.score_threshold}.")
         if int(self.input_size) % 32 or int(self.input_size) < 32:
             raise InputError(f"input_size must be a positive multiple of 32, not {self.input_size}.")
+        self.device = str(self.device).strip().lower()
+        if cuda_index(self.device) is None and self.device != "cpu":
+            raise InputError(f"device must be cpu, cuda or cuda:N, not {self.device!r}.")
+
+
+def cuda_index(device: str) -> int | None:
+    """The GPU index of "cuda" / "cuda:N"; None for anything else."""
+    name, _, index = str(device).partition(":")
+    if name != "cuda" or (index and not index.isdigit()):
+        return None
+    return int(index or 0)
 
 
 def yolox_grids(size: int, strides=STRIDES) -> tuple[np.ndarray, np.ndarray]:
@@ -156,10 +171,23 @@ class YoloxDetector(PersonDetector):
         self._grid, self._stride = yolox_grids(size)
         threads = f", {self.config.num_threads} threads" if self.config.runtime == "onnxruntime" else ""
         self.description = f"YOLOX {self.path.name} via {self.config.runtime} ({size}x{size}{threads})"
+        if self.config.device != "cpu":
+            self.description += (
+                f", on {self.config.device}" if self.on_gpu else
+                ", on the CPU (OpenCV's DNN runtime)" if self.session is None else
+                ", on the CPU (this onnxruntime has no CUDA provider: pip install "
+                "onnxruntime-gpu to run the detector on the GPU)")
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether onnxruntime runs the detector on a GPU."""
+        return self.session is not None and \
+            self.session.get_providers()[0] == "CUDAExecutionProvider"
 
     def _load_onnxruntime(self) -> None:
-        self.session = cpu_session(self.path, self.config.num_threads, spin=self.config.spin,
-                                   what="the YOLOX person detector (a YOLOX .onnx export)")
+        self.session = onnx_session(self.path, self.config.num_threads, spin=self.config.spin,
+                                    cuda_device=cuda_index(self.config.device),
+                                    what="the YOLOX person detector (a YOLOX .onnx export)")
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = list(inputs[0].shape) if len(inputs) == 1 else []
         if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3) \
