@@ -22,9 +22,10 @@ OpenCV here):
    the device) at batch 1, 8, 32, 128, 256 in fp32 and bf16 (autocast); then, while the
    time budget lasts, bf16 under torch.compile with CUDA graphs (mode "reduce-overhead",
    one graph per fixed batch size) at a few batch sizes. Beside the network alone, the
-   latency of one whole estimator call for one person (uint8 crop up from pinned memory,
-   normalise and flip on the device, network, heatmaps back, DARK decode), with and
-   without the flip test: what a live preview waits for.
+   latency of one whole estimator call for one and for four people (uint8 crops up from
+   pinned memory, normalise and flip on the device, network, heatmaps back, DARK decode)
+   in the precision "auto" chooses, eager and with CUDA graphs, with and without the flip
+   test: what a live preview waits for.
 3. **End to end**: the pipeline's fps on real clips (default tests/data/clip_person.mp4,
    and the 1768x994 Sports2D clip when found under out/gpu/ or ../shared; --video to
    choose) with the default detector and the tracker, beside the pose model's own fps on
@@ -245,13 +246,14 @@ def call_latency(name: str, make: Callable[[], LoadedWeights], device: str,
                  image: np.ndarray, budget_s: float, graphs: bool = False
                  ) -> list[dict[str, Any]]:
     """One whole estimator call (crop, upload, network, heatmaps back, decode) for one and
-    for four people, bf16 on CUDA (with CUDA graphs when asked), flip test on and off."""
-    precision = "bf16" if device.startswith("cuda") else "fp32"
+    for four people, in the precision "auto" chooses (with CUDA graphs when asked), flip
+    test on and off."""
     h, w = image.shape[:2]
     four = [PHOTO_BOX, [0, 0, w / 2, h / 2], [w / 2, 0, w / 2, h / 2], [0, h / 2, w, h / 2]]
     rows = []
-    est = TransPoseEstimator(make(), EstimatorConfig(device=device, precision=precision,
-                                                     cuda_graphs=graphs))
+    loaded = make()
+    precision = auto_precision(torch.device(device), loaded.config)
+    est = TransPoseEstimator(loaded, EstimatorConfig(device=device, cuda_graphs=graphs))
     t0 = time.perf_counter()
     est.warm_up(max_people=4)
     est.without_flip().warm_up(max_people=4)
