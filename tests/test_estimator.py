@@ -228,6 +228,7 @@ def test_network_runs_on_the_estimators_own_thread_shared_with_its_twin(photo):
     np.testing.assert_array_equal(got.keypoints, expected.keypoints)
     with pytest.raises(InputError, match="HxWx3"):      # errors still reach the caller
         est(photo[..., 0], THREE_PEOPLE[:1])
+    est._cuda_thread.shutdown()
 
 
 def test_cuda_graphs_need_a_cuda_device():
