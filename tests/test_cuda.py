@@ -24,7 +24,7 @@ def _gpu_check():
 
 
 @pytest.mark.parametrize("variant", ["tp-r-a3", "tp-h-a4"])
-def test_cuda_keypoints_equal_cpu_in_fp32_and_bf16(variant):
+def test_cuda_heatmaps_equal_cpu_in_every_precision(variant):
     gc = _gpu_check()
     rows = gc.check_correctness(variant, lambda: gc.reference_model(variant), "cuda",
                                 gc.read_photo())
