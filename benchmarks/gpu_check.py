@@ -335,8 +335,8 @@ class RecordingPose:
 
 
 def end_to_end(device: str, video: Path, max_frames: int, *, detect_every: int = 5,
-               frames_per_batch: int = 0, label: str = "defaults", graphs: bool = False
-               ) -> dict[str, Any]:
+               frames_per_batch: int = 0, label: str = "defaults", graphs: bool = False,
+               detect_ahead: bool = True) -> dict[str, Any]:
     """The batch pipeline on `video` (frames read with OpenCV), then the pose model alone on
     the same calls; frames_per_batch 0 = the engine's choice (8 on CUDA with the detector
     on every frame). The model is warmed up first (every batch size up to 8 people, and 16
@@ -345,7 +345,8 @@ def end_to_end(device: str, video: Path, max_frames: int, *, detect_every: int =
     t0 = time.perf_counter()
     engine = build_engine(EngineConfig(model="auto", detector="auto", device=device,
                                        detect_every=detect_every, cuda_graphs=graphs,
-                                       frames_per_batch=frames_per_batch), progress=False)
+                                       frames_per_batch=frames_per_batch,
+                                       detect_ahead=detect_ahead), progress=False)
     if hasattr(engine.pose, "warm_up"):
         engine.pose.warm_up(max_people=16 if detect_every == 1 else 8)
     warm = time.perf_counter() - t0
@@ -545,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = 30 if args.quick else args.max_frames
     configs: list[dict[str, Any]] = [
         {"label": "defaults", "detect_every": 5},
+        {"label": "defaults, detector not ahead", "detect_every": 5, "detect_ahead": False},
         {"label": "detector every frame, 8 frames/batch", "detect_every": 1,
          "frames_per_batch": 8}]
     if "eager" in skip:

@@ -12,7 +12,9 @@ What is measured, per video (the first --max-frames frames of each):
 
 1. **Batch mode, end to end**: frames/s from pipeline start to PipelineFinished, with the
    pipeline's own per-stage means (stats.stage_ms): read (= demux + decode + BGR
-   conversion, in the reader thread), detect per detector run and per frame, pose per
+   conversion, in the reader thread), detect per detector run and per frame (what the
+   inference thread spent on it: a pass started ahead on the detector's thread costs it
+   only the wait, see ``--no-detect-ahead``), pose per
    frame, track per frame; detector runs, pose crops per frame and tracked people per
    frame. The stages run on three threads, so their sum may exceed 1000 / fps.
 2. **Pose model alone on the same crops**: a recording proxy around the pose backend keeps,
@@ -728,7 +730,8 @@ def build(args: argparse.Namespace, model: str) -> Any:
     torch.set_num_threads(args.threads)
     engine = build_engine(EngineConfig(model=model, detector=args.detector, device=args.device,
                                        detect_every=args.detect_every,
-                                       flip_test=not args.no_flip), progress=False)
+                                       flip_test=not args.no_flip,
+                                       detect_ahead=not args.no_detect_ahead), progress=False)
     torch.set_num_threads(args.threads)        # the estimator may have changed it
     engine.empty_fail = empty_boxes_fail(engine.pose)
     engine.empty_workaround = engine.empty_fail is not None
@@ -872,6 +875,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detect-every", type=int, default=EngineConfig.detect_every)
     ap.add_argument("--device", default="auto", help="TransPose device (auto | cpu | cuda)")
     ap.add_argument("--no-flip", action="store_true", help="TransPose without flip test")
+    ap.add_argument("--no-detect-ahead", action="store_true",
+                    help="batch mode: the detector on the pose model's thread, as before "
+                         "detector passes started ahead on their own thread")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--repeats", type=int, default=1,
                     help="batch runs and model-only passes per video; the fastest of each "

@@ -28,6 +28,8 @@ class EngineConfig:
     frames_per_batch: int = 0      # batch mode, detector every frame: 0 = auto (8 on CUDA, else 1)
     cuda_graphs: bool = False      # TransPose on CUDA: one CUDA graph per batch size (compiled
                                    # when the engine is built; see EstimatorConfig.cuda_graphs)
+    detect_ahead: bool = True      # batch mode: detector passes start on their own thread on
+                                   # queued frames (PipelineConfig.detect_ahead; same people)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
 
@@ -79,7 +81,8 @@ class Engine:
         tracker = tracker if tracker is not None else self.tracker(mode)
         return PosePipeline(source, self.detector, self.pose, tracker, PipelineConfig(
             mode=mode, detect_every=self.config.detect_every, keep_images=keep_images,
-            attention=attention, queue_size=max(queue_size, 2 * fpb), frames_per_batch=fpb))
+            attention=attention, queue_size=max(queue_size, 2 * fpb), frames_per_batch=fpb,
+            detect_ahead=self.config.detect_ahead))
 
 
 def build_engine(config: EngineConfig = EngineConfig(), progress: bool = True) -> Engine:

@@ -5,7 +5,10 @@ threads, queues, pacing and events. Three worker threads joined by bounded queue
   reader     decodes frames from the FrameSource;
   inference  the step's first half (``PoseStep.infer``): detector schedule, box
              propagation, pose on all of a frame's people in one batch (several frames at
-             once in batch mode when the detector runs on every frame), pose NMS;
+             once in batch mode when the detector runs on every frame), pose NMS. In batch
+             mode it looks at the frames waiting in the queue and starts the detector's
+             next scheduled passes on them (``PoseStep.detect_ahead``, the detector's own
+             thread), so the detector works beside the pose model;
   tracker    the step's second half (``PoseStep.track``): IDs and smoothing, then an
              immutable PoseFrame.
 The inference stage owns the box-propagation state, so a batch run is deterministic and
@@ -21,6 +24,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Literal
 
@@ -52,6 +56,9 @@ class PipelineConfig:
                                      # with detect_every=1 the detector alone decides
     live_flip_test: bool = False     # live mode: keep the pose model's flip test (off: half
                                      # the network work per person, to stay real-time)
+    detect_ahead: bool = True        # batch mode: the detector runs on its own thread on the
+                                     # queued frames it is scheduled for, beside the pose
+                                     # model (PoseStep.detect_ahead; the same people)
 
     def __post_init__(self) -> None:
         if self.mode not in ("batch", "live"):
@@ -97,6 +104,8 @@ class PipelineStats:
     frames_out: int = 0
     dropped: int = 0
     detector_runs: int = 0
+    # summed per stage; "detect" is what the inference thread spent on the detector (for a
+    # pass started ahead on the detector's own thread, only the wait for its result)
     stage_ms: dict[str, float] = field(default_factory=lambda: {
         "read": 0.0, "detect": 0.0, "pose": 0.0, "track": 0.0})
     last_latency_ms: float = 0.0
@@ -383,9 +392,12 @@ class PosePipeline:
     def _inference(self) -> None:
         item = None
         gen_seen = 0
+        waiting: deque = deque()       # frames taken from the queue to look ahead at
         try:
             while True:
-                item = self._take(self._frames)
+                # (frames looked ahead at wait outside the queue: a stop ends them too)
+                item = (waiting.popleft() if waiting and not self._stop.is_set()
+                        else self._take(self._frames))
                 if item is _STOP:
                     self._inferred.put(_STOP, self._stop)
                     return
@@ -396,8 +408,10 @@ class PosePipeline:
                     self.step.reset_inference()
                 batch = [item]
                 if self._can_batch_frames():
-                    batch += self._more_frames(self.config.frames_per_batch - 1)
+                    batch += self._more_frames(self.config.frames_per_batch - 1, waiting)
                 items = [b for b in batch if b is not _STOP]
+                if self._looks_ahead() and not any(b is _STOP for b in batch):
+                    self._look_ahead(items, waiting)
                 for it, inferred in zip(items, self.step.infer([it.frame for it in items])):
                     it.inferred = inferred
                     self.stats.stage_ms["pose"] += inferred.pose_ms
@@ -412,18 +426,46 @@ class PosePipeline:
             if not self._stop.is_set():
                 self._fail(self.step.stage, getattr(getattr(item, "frame", None), "index", None),
                            e)
+        finally:
+            self.step.close()
 
     def _can_batch_frames(self) -> bool:
         c = self.config
         return c.mode == "batch" and c.detect_every == 1 and c.frames_per_batch > 1
 
-    def _more_frames(self, n: int) -> list[Any]:
-        got = []
-        for _ in range(n):
+    def _looks_ahead(self) -> bool:
+        return self.config.mode == "batch" and self.config.detect_ahead
+
+    def _look_ahead(self, items: list[_Item], waiting: deque) -> None:
+        """Hand the step the frames to infer now and those already queued behind them, far
+        enough to reach the detector's next scheduled pass (or the next batch, with the
+        detector on every frame). Never waits for frames: a paused or slow source simply
+        gets no pass ahead."""
+        c = self.config
+        depth = c.frames_per_batch if c.detect_every == 1 else self.step.detect_lead + 1
+        while len(waiting) < depth and (not waiting or waiting[-1] is not _STOP):
             try:
-                nxt = self._frames.get(timeout=0.0)
+                waiting.append(self._frames.get(timeout=0.0))
             except queue.Empty:
                 break
+        gen = items[0].generation
+        upcoming = [it.frame for it in items]
+        for w in waiting:
+            if w is _STOP or w.generation != gen:
+                break
+            upcoming.append(w.frame)
+        self.step.detect_ahead(upcoming)
+
+    def _more_frames(self, n: int, waiting: deque) -> list[Any]:
+        got = []
+        for _ in range(n):
+            if waiting:
+                nxt = waiting.popleft()
+            else:
+                try:
+                    nxt = self._frames.get(timeout=0.0)
+                except queue.Empty:
+                    break
             got.append(nxt)
             if nxt is _STOP:
                 break

@@ -42,7 +42,10 @@ in the spirit of rtmlib's ``PoseTracker``:
 
 It is split in two halves, ``infer`` (detector + pose, the expensive part) and ``track``,
 so the threaded `core.pipeline.PosePipeline` can run them on two threads; used alone,
-``step(frame)`` does both. The GUI's still frames, ``predict`` and the benchmarks call the
+``step(frame)`` does both. A caller that sees frames coming (the batch pipeline's queue)
+can hand them to ``detect_ahead``: the detector then runs on a thread of its own, on the
+frames its schedule will run it on, beside the pose model of the frames before, and
+``infer`` takes its result when it gets there (the same people as without it). The GUI's still frames, ``predict`` and the benchmarks call the
 same step, so every path sees the same people.
 """
 from __future__ import annotations
@@ -50,6 +53,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -60,7 +64,8 @@ from .detection.base import (box_containment, box_iou, detect_thoroughly,
 from .pose.nms import pose_nms
 from .pose.orientation import (body_angle, turned_box, turned_box_hulls, turned_crops_for,
                                wrap_degrees)
-from .types import Frame, PersonDetector, PoseBackend, PoseEstimate, PoseFrame, Tracker
+from .types import (Detections, Frame, PersonDetector, PoseBackend, PoseEstimate, PoseFrame,
+                    Tracker)
 
 NO_BOXES = np.zeros((0, 4), np.float32)
 # FollowPlan.lineage serials, unique in the process: the GUI feeds one tracker from the
@@ -203,6 +208,11 @@ def continuation(followed: np.ndarray, detections: np.ndarray,
     return np.where(near, _SAME_PERSON, score), inflated | is_held
 
 
+def _running_mean(mean: float, value: float, weight: float = 0.2) -> float:
+    """Exponential running mean; the first value (mean 0) is taken as it is."""
+    return value if mean <= 0 else (1 - weight) * mean + weight * value
+
+
 def boxes_from_keypoints(keypoints: np.ndarray, scores: np.ndarray, min_score: float,
                          margin: float, image_hw: tuple[int, int]) -> np.ndarray:
     """(N, K, 2) keypoints -> (N, 4) boxes around their confident points, enlarged.
@@ -237,6 +247,11 @@ class PoseStep:
     # of 0.27-0.33; the back-flipping jumper's right turns 0.41-0.56); a body angle starts
     # turning the crop only from a pose with that mean score too.
     _COLLAPSE_FROM, _TURN_GAIN, _TURN_MIN, _TURN_MEAN = 6, 3, 6, 0.4
+    # detect_ahead starts a scheduled pass as few frames before its frame as cover the
+    # pass with pose work (detect_lead; at most MAX_DETECT_LEAD): a pass started earlier is
+    # wasted more often, when someone lost brings the detector back sooner (8 of 28 passes
+    # on the pedestrian clip with passes started 4 frames ahead)
+    MAX_DETECT_LEAD = 4
 
     def __init__(self, detector: PersonDetector, pose: PoseBackend, tracker: Tracker,
                  config: StepConfig = StepConfig()) -> None:
@@ -245,11 +260,21 @@ class PoseStep:
         self.tracker = tracker
         self.config = config
         self.detector_runs = 0
+        self.detector_runs_ahead = 0     # of detector_runs, those detect_ahead had started
+        self.detector_runs_unused = 0    # passes detect_ahead started that the schedule then
+                                         # did not need (someone lost moved it)
         self.turn_retries = 0            # collapsed poses tried again a quarter turn away
         self.stage = "detector"          # the stage now running (for error reports)
         self._followed = FollowPlan.upright(NO_BOXES)   # the last frame's people, followed
         self._since_detect = 0           # frames since the detector ran (0: run it now)
         self._lost = False               # someone followed was lost on the last frame
+        # detect_ahead: the detector's own thread (every detector call goes through it once
+        # it exists: detectors such as OpenCV DNN or TFLite are not thread-safe), and the
+        # passes started, by frame index
+        self._detector_thread: ThreadPoolExecutor | None = None
+        self._ahead: dict[int, tuple[np.ndarray, Future]] = {}
+        self._pass_ms = 0.0              # running means: a detector pass (on its thread) and
+        self._pose_ms = 0.0              # a frame's pose work (0: not measured yet)
 
     @property
     def follows_turns(self) -> bool:
@@ -269,6 +294,16 @@ class PoseStep:
         self._followed = FollowPlan.upright(NO_BOXES)
         self._since_detect = 0
         self._lost = False
+        for index in list(self._ahead):
+            self._drop_ahead(index)
+
+    def close(self) -> None:
+        """Stop the detector's own thread (detect_ahead), if it was started; the step can
+        still be used, and starts it again when asked to."""
+        self.reset_inference()
+        if self._detector_thread is not None:
+            self._detector_thread.shutdown(wait=False, cancel_futures=True)
+            self._detector_thread = None
 
     def _detector_due(self) -> bool:
         c = self.config
@@ -277,6 +312,78 @@ class PoseStep:
         # lost after being followed for a while: look again now; lost right after a
         # detector pass: that pass is what found them, wait for the schedule
         return self._lost and self._since_detect > 1
+
+    # ---- the detector ahead of the pose model ------------------------------------
+    def frames_to_detection(self) -> int:
+        """How many frames after the next one to infer the detector's next pass is
+        scheduled (0: on that frame), if nobody is lost before then."""
+        if self._detector_due():
+            return 0
+        return self.config.detect_every - self._since_detect
+
+    @property
+    def detect_lead(self) -> int:
+        """How many frames before its frame detect_ahead starts a scheduled pass: enough
+        frames of pose work to cover one pass, as measured so far (1 on a CPU, where a pass
+        takes about 20 ms and a frame's pose 50 ms or more; 2 on a GPU, where the pose model
+        is faster than the detector), at most MAX_DETECT_LEAD and detect_every - 1."""
+        need = 1
+        if self._pass_ms > 0 and self._pose_ms > 0:
+            need = int(np.ceil(self._pass_ms / self._pose_ms))
+        return max(1, min(need, self.MAX_DETECT_LEAD, self.config.detect_every - 1))
+
+    def detect_ahead(self, upcoming: Sequence[Frame]) -> None:
+        """Start the detector, on a thread of its own, on those of `upcoming` (the next
+        frames to infer, in order, starting with the very next) its schedule will run it
+        on: the next scheduled pass once it is detect_lead frames away, or with
+        detect_every=1 every frame. It then works while the pose model does the frames
+        before. A pass the schedule no longer needs
+        when its frame comes (someone lost brought the detector back earlier) is dropped.
+        Every pass gives what the same call in ``infer`` would, so the people found are the
+        same as without this; only the cost moves off the pose model's thread."""
+        if self.config.detect_every == 1:
+            due = list(upcoming)
+        else:
+            k = self.frames_to_detection()
+            due = list(upcoming[k:k + 1]) if 0 < k <= self.detect_lead else []
+        for frame in due:
+            if frame.index not in self._ahead:
+                self._ahead[frame.index] = (
+                    frame.image, self._detector_pool().submit(self._timed_pass, frame.image))
+
+    def _timed_pass(self, image: np.ndarray) -> Detections:
+        t0 = time.perf_counter()
+        out = self.detector(image)
+        self._pass_ms = _running_mean(self._pass_ms, (time.perf_counter() - t0) * 1e3)
+        return out
+
+    def _detector_pool(self) -> ThreadPoolExecutor:
+        if self._detector_thread is None:
+            self._detector_thread = ThreadPoolExecutor(1, thread_name_prefix="detector")
+        return self._detector_thread
+
+    def _run_detector(self, fn, image: np.ndarray) -> Detections:
+        """fn(image) on the detector's own thread once there is one (one call at a time)."""
+        if self._detector_thread is None:
+            return fn(image)
+        return self._detector_thread.submit(fn, image).result()
+
+    def _take_ahead(self, frame: Frame) -> Future | None:
+        """The pass detect_ahead started on this frame, if any; passes on frames up to this
+        one are forgotten (indices only grow between resets)."""
+        hit = None
+        for index in [i for i in self._ahead if i <= frame.index]:
+            image, future = self._ahead[index]
+            if index == frame.index and image is frame.image:
+                hit = self._ahead.pop(index)[1]
+            else:
+                self._drop_ahead(index)
+        return hit
+
+    def _drop_ahead(self, index: int) -> None:
+        _, future = self._ahead.pop(index)
+        if not future.cancel():
+            self.detector_runs_unused += 1
 
     # ---- first half: detector + pose -----------------------------------------------
     def infer(self, frames: Sequence[Frame]) -> list[FrameInference]:
@@ -288,11 +395,15 @@ class PoseStep:
             raise ValueError("several frames per call need detect_every=1")
         plans = []
         for frame in frames:
+            ahead = self._take_ahead(frame)
             if self._detector_due():
-                plan, ms = self._detect(frame, self._followed if c.detect_every > 1 else None)
+                plan, ms = self._detect(frame, self._followed if c.detect_every > 1 else None,
+                                        ahead)
                 plans.append((frame, plan, True, ms))
                 self._since_detect = 1
             else:
+                if ahead is not None and not ahead.cancel():
+                    self.detector_runs_unused += 1
                 plans.append((frame, self._followed, False, 0.0))
                 self._since_detect += 1
         self.stage = "pose"
@@ -305,6 +416,7 @@ class PoseStep:
             estimates = [est for est, _ in posed]
             plans = [(f, p, d, ms) for (f, _, d, ms), (_, p) in zip(plans, posed)]
         pose_ms = (time.perf_counter() - t0) * 1e3 / max(1, len(plans))
+        self._pose_ms = _running_mean(self._pose_ms, pose_ms)
         out, keeps = [], []
         for (f, plan, detected, ms), est in zip(plans, estimates):
             keep = self._dedupe(est)
@@ -323,18 +435,26 @@ class PoseStep:
         self.stage = "detector"
         return out
 
-    def _detect(self, frame: Frame, followed: FollowPlan | None) -> tuple[FollowPlan, float]:
-        """Detector pass; `followed` people (from the last frame) that no detection overlaps
+    def _detect(self, frame: Frame, followed: FollowPlan | None, ahead: Future | None = None
+                ) -> tuple[FollowPlan, float]:
+        """Detector pass (`ahead`: the plain pass detect_ahead started on this frame);
+        `followed` people (from the last frame) that no detection overlaps
         are kept with keep_undetected; pose NMS removes any duplicate afterwards. A
         detection of a followed person takes on what is known of them; one of a turned
-        person is replaced by their turned box (an upright box cuts a turned body badly)."""
+        person is replaced by their turned box (an upright box cuts a turned body badly).
+        The time returned is what this thread spent on it (waiting, with `ahead`)."""
         self.stage = "detector"
         t0 = time.perf_counter()
+        whole = None if ahead is None else ahead.result()
+        self.detector_runs_ahead += ahead is not None
         # Nobody followed into this frame (a still frame, a video's first frame, an empty
         # scene): the detector alone says who is there, so it looks harder where it can
         # (tiles). Followed people are kept by their keypoints, so other passes stay cheap.
-        det = (detect_thoroughly(self.detector, frame.image) if not len(self._followed)
-               else self.detector(frame.image))
+        if not len(self._followed):
+            det = self._run_detector(
+                lambda image: detect_thoroughly(self.detector, image, whole), frame.image)
+        else:
+            det = whole if whole is not None else self._run_detector(self.detector, frame.image)
         ms = (time.perf_counter() - t0) * 1e3
         self.detector_runs += 1
         c = self.config

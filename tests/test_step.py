@@ -2,6 +2,8 @@
 pipeline on a real clip with the shipped model and detector."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -72,11 +74,15 @@ def shipped_engine():
 
 def test_step_frame_by_frame_equals_the_threaded_pipeline(shipped_engine):
     """Same people, same keypoints, same attention rows: the pipeline is the step on
-    threads. Real clip, shipped TransPose-M, shipped YOLOX-Nano."""
+    threads, its detector passes started ahead on a thread of their own. Real clip,
+    shipped TransPose-M, shipped YOLOX-Nano."""
     from core.video import open_source
     piped = []
     with open_source(CLIP) as src:
-        shipped_engine.pipeline(src, attention=True).run(piped.append)
+        pipeline = shipped_engine.pipeline(src, attention=True)
+        pipeline.run(piped.append)
+    # frames 5, 10, ...: the reader keeps the queue full, so the passes start ahead
+    assert pipeline.step.detector_runs_ahead >= 3
     step = shipped_engine.step(attention=True)
     with open_source(CLIP) as src:
         stepped = [step(f) for f in src]
@@ -195,9 +201,9 @@ class TilingDetector(OneBoxDetector):
         self.forms.append("whole")
         return super().__call__(image)
 
-    def detect_tiled(self, image):
+    def detect_tiled(self, image, whole=None):
         self.forms.append("tiled")
-        return super().__call__(image)
+        return super().__call__(image) if whole is None else whole
 
 
 def test_tiles_only_while_nobody_is_followed():
@@ -235,3 +241,109 @@ def test_a_person_lost_right_after_a_detector_pass_waits_for_the_schedule():
         step(f)
         ran.append(det.calls > before)
     assert ran == [True, False, False, False, False, True, False]
+
+
+class ThreadNamingDetector(TilingDetector):
+    """TilingDetector that also records the thread each whole-frame pass ran on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads = []
+
+    def __call__(self, image):
+        import threading
+        self.threads.append(threading.current_thread().name)
+        return super().__call__(image)
+
+
+def _people(out):
+    return [[(p.box.tolist(), p.keypoints.tolist()) for p in f.people] for f in out]
+
+
+@pytest.mark.parametrize("fading", [set(), {3, 8}])
+def test_detect_ahead_runs_scheduled_passes_on_the_detector_thread_with_the_same_people(
+        fading):
+    """The pass the schedule runs next starts one frame early on the detector's own thread;
+    the people are the ones found without it. With the person lost on frames 3 and 8 the
+    detector comes back on frame 4 (early: the schedule moves) and 9, and searches with
+    tiles there (nobody followed)."""
+    clip = frames(16)
+    plain_det, ahead_det = ThreadNamingDetector(), ThreadNamingDetector()
+    plain = PoseStep(plain_det, FadingPose(fading), PassTracker(), StepConfig(detect_every=5))
+    ahead = PoseStep(ahead_det, FadingPose(fading), PassTracker(), StepConfig(detect_every=5))
+    expected = [plain(f) for f in clip]
+    got = []
+    for i, f in enumerate(clip):
+        ahead.detect_ahead(clip[i:i + 2])          # passes can start one frame ahead
+        got.append(ahead(f))
+    ahead.close()
+    assert _people(got) == _people(expected)
+    assert [f.timings_ms["detect"] > 0 for f in got] == \
+        [f.timings_ms["detect"] > 0 for f in expected]
+    assert ahead.detector_runs == plain.detector_runs == 4
+    # started ahead: frames 5, 10, 15; or 9 and 14 after the early pass on frame 4 (frame
+    # 0, and frame 4's pass brought on by the loss, run on the spot)
+    assert ahead.detector_runs_ahead == (2 if fading else 3)
+    assert ahead_det.threads == ["detector_0"] * ahead.detector_runs_ahead
+    assert ahead.detector_runs_unused == 0
+    # the pass started on frame 9, where nobody is followed, is the whole-frame part of the
+    # tiled search
+    assert ahead_det.forms.count("tiled") == plain_det.forms.count("tiled")
+
+
+def test_a_pass_started_ahead_is_dropped_by_a_reset():
+    clip = frames(6)
+    det = OneBoxDetector()
+    step = PoseStep(det, FakePose(), PassTracker(), StepConfig(detect_every=5))
+    for f in clip[:4]:
+        step(f)
+    step.detect_ahead(clip[4:])                    # frame 5's pass starts
+    deadline = time.monotonic() + 10
+    while det.calls < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    step.reset()                                    # a seek: the pass is of no use now
+    assert step.detector_runs_unused == 1
+    for f in clip[4:]:
+        step(f)
+    assert det.calls == 3 and step.detector_runs == 2   # frame 4 after the reset, no 5
+    step.close()
+
+
+def test_detect_ahead_with_the_detector_on_every_frame():
+    clip = frames(6)
+    det = ThreadNamingDetector()
+    step = PoseStep(det, FakePose(), PassTracker(), StepConfig(detect_every=1))
+    step.detect_ahead(clip[:3])
+    step.infer(clip[:3])
+    step.detect_ahead(clip[3:])
+    step.infer(clip[3:])
+    step.close()
+    assert step.detector_runs == step.detector_runs_ahead == 6
+    assert det.threads == ["detector_0"] * 6
+
+
+class SlowDetector(OneBoxDetector):
+    def __call__(self, image):
+        time.sleep(0.03)
+        return super().__call__(image)
+
+
+class QuickPose(FakePose):
+    def __call__(self, image, boxes=None, *, attention=False):
+        time.sleep(0.008)
+        return super().__call__(image, boxes, attention=attention)
+
+
+def test_a_slow_detector_starts_its_passes_earlier():
+    """A pass (30 ms) that one frame of pose work (8 ms) does not cover starts as many
+    frames ahead as do: detect_lead follows the measured times."""
+    clip = frames(40)
+    step = PoseStep(SlowDetector(), QuickPose(), PassTracker(), StepConfig(detect_every=10))
+    assert step.detect_lead == 1                    # nothing measured yet
+    for i, f in enumerate(clip):
+        step.detect_ahead(clip[i:i + 6])
+        step(f)
+    assert 2 <= step.detect_lead <= 4
+    assert step.detector_runs == 4 and step.detector_runs_ahead == 3
+    assert step.detector_runs_unused == 0
+    step.close()

@@ -139,12 +139,16 @@ def nms(boxes_xywh: np.ndarray, scores: np.ndarray, iou_thr: float,
     return np.asarray(keep, np.int64)
 
 
-def detect_thoroughly(detector: Any, image: np.ndarray) -> Detections:
+def detect_thoroughly(detector: Any, image: np.ndarray, whole: Detections | None = None
+                      ) -> Detections:
     """The detector's most thorough pass, for when nobody is known to be in the image (a
     still frame, a video's first frame): ``detect_tiled`` where the detector has it (YOLOX:
-    tiles of a wide frame beside the whole), else its plain call."""
+    tiles of a wide frame beside the whole), else its plain call. `whole`: the detector's
+    plain call on this image, when it has already run (it is not run again)."""
     tiled = getattr(detector, "detect_tiled", None)
-    return tiled(image) if tiled is not None else detector(image)
+    if tiled is not None:
+        return tiled(image) if whole is None else tiled(image, whole=whole)
+    return detector(image) if whole is None else whole
 
 
 def clip_boxes(boxes_xywh: np.ndarray, width: int, height: int) -> np.ndarray:

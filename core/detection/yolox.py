@@ -276,16 +276,19 @@ class YoloxDetector(PersonDetector):
             return [(int(s), 0, short_side, height) for s in starts]
         return [(0, int(s), width, short_side) for s in starts]
 
-    def detect_tiled(self, image_bgr: np.ndarray) -> Detections:
+    def detect_tiled(self, image_bgr: np.ndarray, whole: Detections | None = None
+                     ) -> Detections:
         """The whole frame and its tiles (``tiles``), merged: for when nobody is known to be
         there yet (a still frame, a video's first frame). The letterbox shrinks a wide HD frame
         4.2x, a tile only 2.4x, so small or backlit people get found: on every 20th frame of
         the Sports2D clip the whole frame gave the backlit jumper on the roof in 4 of 12
-        frames, whole + tiles in 10 (and nothing else new). Three detector runs, not one."""
+        frames, whole + tiles in 10 (and nothing else new). Three detector runs, not one.
+        `whole`: this detector's plain call on the image, when it has already run."""
         image = check_image(image_bgr)
         h, w = image.shape[:2]
         regions = self.tiles(w, h)
-        whole = self(image)
+        if whole is None:
+            whole = self(image)
         if not regions:
             return whole
         boxes, scores = [whole.boxes], [whole.scores]
