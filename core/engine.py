@@ -30,6 +30,8 @@ class EngineConfig:
                                    # when the engine is built; see EstimatorConfig.cuda_graphs)
     detect_ahead: bool = True      # batch mode: detector passes start on their own thread on
                                    # queued frames (PipelineConfig.detect_ahead; same people)
+    backfill: bool = True          # batch mode: people the detector finds first are followed
+                                   # back to the frames since its last pass (PipelineConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
 
@@ -61,7 +63,9 @@ class Engine:
     def step(self, *, mode: PipelineMode = "batch", attention: bool = False,
              keep_images: bool = False) -> PoseStep:
         """The synchronous per-frame step with this engine's models and a fresh tracker:
-        ``step(frame) -> PoseFrame`` gives the same people as ``pipeline`` frame by frame."""
+        ``step(frame) -> PoseFrame`` gives the same people as ``pipeline`` frame by frame,
+        except those a batch pipeline follows back from the detector's next pass
+        (``core.step.run_batch(step, frames)`` gives exactly the batch pipeline's)."""
         pose = self.pose
         if mode == "live" and hasattr(pose, "without_flip"):
             pose = pose.without_flip()
@@ -82,7 +86,7 @@ class Engine:
         return PosePipeline(source, self.detector, self.pose, tracker, PipelineConfig(
             mode=mode, detect_every=self.config.detect_every, keep_images=keep_images,
             attention=attention, queue_size=max(queue_size, 2 * fpb), frames_per_batch=fpb,
-            detect_ahead=self.config.detect_ahead))
+            detect_ahead=self.config.detect_ahead, backfill=self.config.backfill))
 
 
 def build_engine(config: EngineConfig = EngineConfig(), progress: bool = True) -> Engine:

@@ -8,7 +8,9 @@ threads, queues, pacing and events. Three worker threads joined by bounded queue
              once in batch mode when the detector runs on every frame), pose NMS. In batch
              mode it looks at the frames waiting in the queue and starts the detector's
              next scheduled passes on them (``PoseStep.detect_ahead``, the detector's own
-             thread), so the detector works beside the pose model;
+             thread), so the detector works beside the pose model; and it holds inferred
+             frames until the detector's next pass, which may find someone who was there
+             on them already: they are followed back (``PoseStep.backfill``);
   tracker    the step's second half (``PoseStep.track``): IDs and smoothing, then an
              immutable PoseFrame.
 The inference stage owns the box-propagation state, so a batch run is deterministic and
@@ -28,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Literal
 
-from .step import FrameInference, PoseStep, StepConfig, boxes_from_keypoints
+from .step import FrameInference, HeldFrames, PoseStep, StepConfig, boxes_from_keypoints
 from .types import Frame, PersonDetector, PoseBackend, PoseFrame, Tracker
 
 __all__ = ["PipelineConfig", "PipelineError", "PipelineFinished", "PipelineStats",
@@ -59,6 +61,9 @@ class PipelineConfig:
     detect_ahead: bool = True        # batch mode: the detector runs on its own thread on the
                                      # queued frames it is scheduled for, beside the pose
                                      # model (PoseStep.detect_ahead; the same people)
+    backfill: bool = True            # batch mode: frames wait for the detector's next pass,
+                                     # and people it finds first are followed back through
+                                     # them (PoseStep.backfill; not with attention kept)
 
     def __post_init__(self) -> None:
         if self.mode not in ("batch", "live"):
@@ -104,6 +109,7 @@ class PipelineStats:
     frames_out: int = 0
     dropped: int = 0
     detector_runs: int = 0
+    backfilled: int = 0              # person-frames added by following people back
     # summed per stage; "detect" is what the inference thread spent on the detector (for a
     # pass started ahead on the detector's own thread, only the wait for its result)
     stage_ms: dict[str, float] = field(default_factory=lambda: {
@@ -393,18 +399,21 @@ class PosePipeline:
         item = None
         gen_seen = 0
         waiting: deque = deque()       # frames taken from the queue to look ahead at
+        held = HeldFrames(self.step) if self._backfills() else None
         try:
             while True:
                 # (frames looked ahead at wait outside the queue: a stop ends them too)
                 item = (waiting.popleft() if waiting and not self._stop.is_set()
                         else self._take(self._frames))
                 if item is _STOP:
+                    self._pass_on(held.flush() if held else [])
                     self._inferred.put(_STOP, self._stop)
                     return
                 if item.generation != self._current_generation():
                     continue                  # a seek happened: this frame is stale
                 if item.generation != gen_seen:
                     gen_seen = item.generation
+                    self._pass_on(held.flush() if held else [])
                     self.step.reset_inference()
                 batch = [item]
                 if self._can_batch_frames():
@@ -419,9 +428,17 @@ class PosePipeline:
                 self.stats.detector_runs = self.step.detector_runs
                 for b in batch:
                     if b is _STOP:
+                        self._pass_on(held.flush() if held else [])
                         self._inferred.put(_STOP, self._stop)
                         return
-                    self._inferred.put(b, self._stop)
+                    if held is None:
+                        self._inferred.put(b, self._stop)
+                        continue
+                    t0 = time.perf_counter()
+                    done = held.push(b, b.inferred)
+                    self.stats.stage_ms["pose"] += (time.perf_counter() - t0) * 1e3
+                    self.stats.backfilled = held.added
+                    self._pass_on(done)
         except Exception as e:              # noqa: BLE001
             if not self._stop.is_set():
                 self._fail(self.step.stage, getattr(getattr(item, "frame", None), "index", None),
@@ -432,6 +449,14 @@ class PosePipeline:
     def _can_batch_frames(self) -> bool:
         c = self.config
         return c.mode == "batch" and c.detect_every == 1 and c.frames_per_batch > 1
+
+    def _backfills(self) -> bool:
+        c = self.config
+        return c.mode == "batch" and c.backfill and c.detect_every > 1 and not c.attention
+
+    def _pass_on(self, items: list[_Item]) -> None:
+        for it in items:
+            self._inferred.put(it, self._stop)
 
     def _looks_ahead(self) -> bool:
         return self.config.mode == "batch" and self.config.detect_ahead

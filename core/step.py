@@ -33,6 +33,13 @@ in the spirit of rtmlib's ``PoseTracker``:
   detector runs on every frame and the backend has ``predict_many``);
 * **pose NMS**: poses that are not people (under 3 confident keypoints) or repeat another
   are dropped, together with their rows of attention (``PoseEstimate[keep]``);
+* **people found late, followed back** (``backfill``, batch runs only): someone the
+  detector first finds on its pass (walking in, or out from behind something) was often
+  there on the frames since its previous pass. A batch run holds those frames back from
+  tracking (``HeldFrames``) and follows such people back through them, as following works
+  forwards, until their pose is lost or repeats someone there; they keep the id they get
+  on the pass (the Sports2D woman stepping out from behind the tree: labelled from frame
+  36, where the pass on frame 40 found her). ``run_batch`` is this without threads;
 * **tracking and smoothing** by the tracker, each person keeping the row of the estimate
   it came from, so attention is linked to people by construction. Each row also tells the
   tracker whom the step followed into it (``FollowPlan.lineage``: a serial per detection,
@@ -55,13 +62,13 @@ import itertools
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from .detection.base import (box_containment, box_iou, detect_thoroughly,
                              within_reach)
-from .pose.nms import pose_nms
+from .pose.nms import pose_nms, repeats
 from .pose.orientation import (body_angle, turned_box, turned_box_hulls, turned_crops_for,
                                wrap_degrees)
 from .types import (Detections, Frame, PersonDetector, PoseBackend, PoseEstimate, PoseFrame,
@@ -158,6 +165,23 @@ class FrameInference:
     turned: FollowPlan | None = None  # per estimate row, the turned crops (None: upright)
     lineage: np.ndarray | None = None  # per estimate row, FollowPlan.lineage (the tracker's
                                        # fallback when a pose changed too much to match)
+    started: np.ndarray | None = None  # per estimate row, on a detector's frame: a person
+                                       # first found here (continuing nobody followed)
+
+    def add_people(self, estimate: PoseEstimate, boxes: np.ndarray,
+                   lineage: np.ndarray) -> None:
+        """More rows: people posed upright in `boxes` (PoseStep.backfill)."""
+        n = len(self.estimate)
+        self.estimate = self.estimate.extended(estimate)
+        self.boxes = np.concatenate([self.boxes, boxes]).astype(np.float32)
+        self.lineage = np.concatenate([np.full(n, -1, np.int64) if self.lineage is None
+                                       else self.lineage, lineage])
+        if self.started is not None:
+            self.started = np.concatenate([self.started, np.zeros(len(boxes), bool)])
+        if self.turned is not None:
+            more = FollowPlan.upright(boxes.astype(np.float32))
+            more.lineage[:] = lineage
+            self.turned = FollowPlan.concat(self.turned, more)
 
 
 _SAME_PERSON = 0.3       # continuation() from which a detection continues a followed person
@@ -424,7 +448,10 @@ class PoseStep:
             rows = plan if keep is None else plan[keep]
             out.append(FrameInference(f, turned_box_hulls(plan.boxes, plan.turns),
                                       est if keep is None else est[keep], detected, ms, pose_ms,
-                                      rows if rows.turns.any() else None, rows.lineage))
+                                      rows if rows.turns.any() else None, rows.lineage,
+                                      # (a detection that continues someone takes on
+                                      # their count of keypoints; a new one has none)
+                                      rows.counts == 0 if detected else None))
         last_plan = plans[-1][1]
         # lost: given to the pose model but not followed on (too weak to follow, or
         # dropped by pose NMS as not a person), or held after a collapse; they come back
@@ -672,6 +699,50 @@ class PoseStep:
             return None
         return keep
 
+    # ---- people found late, followed back -------------------------------------------
+    def backfill(self, earlier: Sequence[FrameInference], later: FrameInference) -> int:
+        """People the detector found first on `later` (``FrameInference.started``: someone
+        walking in, or out from behind something, between two detector passes), followed
+        back through `earlier`, the frames inferred since the detector's previous pass (in
+        order): on each, from the last one back, they are posed in a box around their
+        keypoints on the frame after, exactly as following works forwards, until their pose
+        is lost (under 3 confident keypoints) or repeats someone already there (pose NMS's
+        measure). Their rows are added to those frames with the same lineage, so the
+        tracker gives them the id they have on `later`. Returns the person-frames added.
+
+        For runs that can hold frames back until the next pass (the batch pipeline,
+        ``run_batch``); not with attention kept (the maps of two calls do not join), nor
+        with detect_every=1 (nobody is followed)."""
+        c = self.config
+        if (later.started is None or not later.started.any() or not earlier
+                or c.attention or c.detect_every == 1):
+            return 0
+        thr = c.min_keypoint_score
+        rows = np.flatnonzero(later.started)
+        est, lineage = later.estimate[rows], later.lineage[rows]
+        added = 0
+        self.stage = "pose"
+        for inferred in reversed(earlier):
+            boxes = boxes_from_keypoints(est.keypoints, est.scores, thr, c.box_margin,
+                                         inferred.frame.size_hw)
+            ok = np.isfinite(boxes).all(axis=1)
+            if not ok.any():
+                break
+            boxes, lineage = boxes[ok], lineage[ok]
+            got = self.pose(inferred.frame.image, boxes)
+            keep = pose_nms(got.keypoints, got.scores, got.boxes, c.pose_nms_oks, thr)
+            there = inferred.estimate
+            keep = keep[~repeats(got.keypoints[keep], got.scores[keep], got.boxes[keep],
+                                 there.keypoints, there.scores, there.boxes,
+                                 c.pose_nms_oks, thr)]
+            if not len(keep):
+                break
+            est, boxes, lineage = got[keep], boxes[keep], lineage[keep]
+            inferred.add_people(est, boxes, lineage)
+            added += len(keep)
+        self.stage = "detector"
+        return added
+
     # ---- second half: tracking -------------------------------------------------------
     def track(self, inferred: FrameInference,
               timings_ms: dict[str, float] | None = None) -> PoseFrame:
@@ -693,6 +764,44 @@ class PoseStep:
             image=frame.image if c.keep_images else None,
             timings_ms={"detect": inferred.detect_ms, "pose": inferred.pose_ms,
                         "track": track_ms, **(timings_ms or {})})
+
+
+class HeldFrames:
+    """Inferred frames held back from tracking until the detector's next pass, which may
+    find someone who was already there on them (``PoseStep.backfill``). What a batch run
+    does between ``infer`` and ``track``; a live view cannot wait."""
+
+    def __init__(self, step: PoseStep) -> None:
+        self.step = step
+        self.added = 0                   # person-frames backfill added
+        self._held: list[Any] = []
+
+    def push(self, item: Any, inferred: FrameInference) -> list[Any]:
+        """Hold `item` (inferred as `inferred`); the items that are final now, in order."""
+        out = []
+        if inferred.detected and self._held:
+            self.added += self.step.backfill([i for _, i in self._held], inferred)
+            out = self.flush()
+        self._held.append((item, inferred))
+        return out
+
+    def flush(self) -> list[Any]:
+        """Every item held, in order (the end of a run, a seek)."""
+        out = [item for item, _ in self._held]
+        self._held = []
+        return out
+
+
+def run_batch(step: PoseStep, frames: Iterable[Frame]) -> Iterator[PoseFrame]:
+    """The batch pipeline's results without its threads: each frame inferred, held until
+    the detector's next pass (HeldFrames), then tracked, in order."""
+    held = HeldFrames(step)
+    for frame in frames:
+        inferred = step.infer([frame])[0]
+        for done in held.push(inferred, inferred):
+            yield step.track(done)
+    for done in held.flush():
+        yield step.track(done)
 
 
 def explain(pose: PoseBackend, frame: PoseFrame) -> PoseFrame:

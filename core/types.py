@@ -68,6 +68,20 @@ class PoseEstimate:
         return dataclasses.replace(self, boxes=self.boxes[rows], keypoints=self.keypoints[rows],
                                    scores=self.scores[rows], attention=att, world=world)
 
+    def extended(self, more: "PoseEstimate") -> "PoseEstimate":
+        """These people followed by `more`'s (estimates without an explanation: the
+        attention of two model calls does not join)."""
+        if self.attention is not None or more.attention is not None:
+            raise ValueError("estimates with attention cannot be joined")
+        if (self.world is None) != (more.world is None) and len(self) and len(more):
+            raise ValueError("only one of the estimates has world keypoints")
+        world = None
+        if self.world is not None or more.world is not None:
+            world = np.concatenate([w for w in (self.world, more.world) if w is not None])
+        return PoseEstimate(np.concatenate([self.boxes, more.boxes]),
+                            np.concatenate([self.keypoints, more.keypoints]),
+                            np.concatenate([self.scores, more.scores]), world=world)
+
 
 def validate_boxes(boxes: np.ndarray | Sequence[Sequence[float]] | None,
                    image_hw: tuple[int, int]) -> np.ndarray:

@@ -51,13 +51,10 @@ def pose_nms(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
     if n == 0:
         return np.zeros(0, np.int64)
     sigmas = oks_sigmas(k)
-    valid = (scores >= kp_threshold) & np.isfinite(keypoints).all(-1)
+    kp, valid, areas = _for_oks(keypoints, scores, boxes, kp_threshold)
     counts = valid.sum(1)
     quality = np.where(valid, scores, 0).sum(1) / np.maximum(counts, 1)
     order = [i for i in np.argsort(-quality, kind="stable") if counts[i] >= min_keypoints]
-    kp = np.where(valid[..., None], keypoints, 0.0)
-    boxes = np.asarray(boxes, np.float64).reshape(n, 4)
-    areas = boxes[:, 2] * boxes[:, 3] * 0.53                       # COCO-like areas
     keep: list[int] = []
     for i in order:
         if keep:
@@ -67,3 +64,27 @@ def pose_nms(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
                 continue
         keep.append(int(i))
     return np.array(keep, np.int64)
+
+
+def _for_oks(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
+             kp_threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keypoints (invalid ones zeroed), their validity and COCO-like areas (box x 0.53)."""
+    valid = (scores >= kp_threshold) & np.isfinite(keypoints).all(-1)
+    kp = np.where(valid[..., None], keypoints, 0.0)
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return kp, valid, b[:, 2] * b[:, 3] * 0.53
+
+
+def repeats(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
+            others_keypoints: np.ndarray, others_scores: np.ndarray, others_boxes: np.ndarray,
+            oks_threshold: float = 0.7, kp_threshold: float = 0.3) -> np.ndarray:
+    """(N,) bool: which poses repeat one of the others, by pose_nms's measure (OKS above
+    oks_threshold on the mean of the two areas)."""
+    n = len(keypoints)
+    if n == 0 or len(others_keypoints) == 0:
+        return np.zeros(n, bool)
+    sigmas = oks_sigmas(keypoints.shape[1])
+    oks, _ = keypoint_oks(*_for_oks(keypoints, scores, boxes, kp_threshold),
+                          *_for_oks(others_keypoints, others_scores, others_boxes, kp_threshold),
+                          sigmas)
+    return (oks > oks_threshold).any(axis=1)
