@@ -361,10 +361,10 @@ class PoseStep:
         frames to infer, in order, starting with the very next) its schedule will run it
         on: the next scheduled pass once it is detect_lead frames away, or with
         detect_every=1 every frame. It then works while the pose model does the frames
-        before. A pass the schedule no longer needs
-        when its frame comes (someone lost brought the detector back earlier) is dropped.
-        Every pass gives what the same call in ``infer`` would, so the people found are the
-        same as without this; only the cost moves off the pose model's thread."""
+        before. A pass the schedule no longer needs when its frame comes (someone lost
+        brought the detector back earlier, a reset) is dropped. Every pass gives what the
+        same call in ``infer`` would, so the people found are the same as without this;
+        only the cost moves off the pose model's thread."""
         if self.config.detect_every == 1:
             due = list(upcoming)
         else:
@@ -465,8 +465,8 @@ class PoseStep:
     def _detect(self, frame: Frame, followed: FollowPlan | None, ahead: Future | None = None
                 ) -> tuple[FollowPlan, float]:
         """Detector pass (`ahead`: the plain pass detect_ahead started on this frame);
-        `followed` people (from the last frame) that no detection overlaps
-        are kept with keep_undetected; pose NMS removes any duplicate afterwards. A
+        `followed` people (from the last frame) that no detection overlaps are kept with
+        keep_undetected; pose NMS removes any duplicate afterwards. A
         detection of a followed person takes on what is known of them; one of a turned
         person is replaced by their turned box (an upright box cuts a turned body badly).
         The time returned is what this thread spent on it (waiting, with `ahead`)."""
