@@ -25,14 +25,17 @@ OpenCV here):
    latency of one whole estimator call for one and for four people (uint8 crops up from
    pinned memory, normalise and flip on the device, network, heatmaps back, DARK decode)
    in the precision "auto" chooses, eager and with CUDA graphs, with and without the flip
-   test: what a live preview waits for.
+   test: what a live preview waits for; and the same calls in parts (crop, network with
+   upload and heatmaps back, DARK decode), to say where the time goes.
 3. **End to end**: the pipeline's fps on real clips (default tests/data/clip_person.mp4,
    and the 1768x994 Sports2D clip when found under out/gpu/ or ../shared; --video to
    choose) with the default detector and the tracker, beside the pose model's own fps on
    exactly the same pose calls replayed alone (same frames, boxes and batches:
-   e2e / model-only), and the pipeline's own per-stage ms per frame. Two configurations:
-   the defaults (detector every 5th frame, boxes followed from the keypoints between),
-   and the detector on every frame with 8 frames per pose batch (cross-frame batching).
+   e2e / model-only), and the pipeline's own per-stage ms per frame. The configurations:
+   the defaults (detector every 5th frame, boxes followed from the keypoints between, the
+   detector's passes started ahead on its own thread); the same with the detector on the
+   inference thread as before (``detect_ahead`` off); the detector on every frame with 8
+   frames per pose batch (cross-frame batching); the defaults with CUDA graphs.
 
 Prints each table as its section ends, headed by the device's name; --json writes every
 figure so far after each section (a run cut short still leaves its figures). Sections that
@@ -264,8 +267,25 @@ def call_latency(name: str, make: Callable[[], LoadedWeights], device: str,
             s = time_fn(lambda: one(image, boxes), torch.device(device), budget_s)
             rows.append({"model": name, "precision": precision, "graphs": graphs,
                          "flip_test": flip, "people": len(boxes), "ms": s * 1e3,
-                         "warm_up_s": warm})
+                         "warm_up_s": warm,
+                         "parts_ms": call_parts(one, image, boxes, device, budget_s / 2)})
     return rows
+
+
+def call_parts(est: TransPoseEstimator, image: np.ndarray, boxes: list, device: str,
+               budget_s: float) -> dict[str, float]:
+    """Where one call's time goes (each part timed alone, median ms): the crops cut out on
+    the CPU; the network on the estimator's thread (upload from pinned memory, normalise
+    and flip on the device, forward, heatmaps back); DARK decoding on the CPU."""
+    dev = torch.device(device)
+    crops = est._prepare(image, boxes)
+    result = est._run_network(crops.crops, False)
+    people = slice(0, len(boxes))
+    return {"crop": time_fn(lambda: est._prepare(image, boxes), dev, budget_s) * 1e3,
+            "network": time_fn(lambda: est._run_network(crops.crops, False), dev,
+                               budget_s) * 1e3,
+            "decode": time_fn(lambda: est._finish(crops, result, people), dev,
+                              budget_s) * 1e3}
 
 
 # ---------------------------------------------------------------------------- 3. end to end
@@ -442,6 +462,16 @@ def print_latency(rows: list[dict[str, Any]]) -> None:
         cells = " | ".join(f"{got[(f, n)]['ms']:.2f}" if (f, n) in got else "-"
                            for n in (1, 4) for f in (True, False))
         print(f"| {key[0]} | {form} | {cells} | {first['warm_up_s']:.1f} |")
+    print("\nThe same calls in parts (crop on the CPU / network with upload and heatmaps "
+          "back / DARK decode on the CPU), ms:")
+    for r in rows:
+        if "parts_ms" in r:
+            p = r["parts_ms"]
+            print(f"  {r['model']} {r['precision']}{' + graphs' if r['graphs'] else ''}, "
+                  f"{r['people']} {'person' if r['people'] == 1 else 'people'}, "
+                  f"flip {'on' if r['flip_test'] else 'off'}: "
+                  f"{p['crop']:.2f} / {p['network']:.2f} / {p['decode']:.2f} "
+                  f"(whole call {r['ms']:.2f})")
 
 
 def print_end_to_end(rows: list[dict[str, Any]]) -> None:
