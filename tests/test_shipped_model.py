@@ -188,3 +188,24 @@ def test_the_gpu_auto_precision_keeps_the_shipped_models_heatmaps():
         fp16 = np.abs(_heatmaps_under_autocast(est, crops, torch.float16) - ref).max() / peak
         bf16 = np.abs(_heatmaps_under_autocast(est, crops, torch.bfloat16) - ref).max() / peak
         assert fp16 < 0.01 and bf16 > 3 * fp16, (photo.name, fp16, bf16)
+
+
+@pytest.mark.parametrize("refine", ["dark", "argmax"])
+def test_heatmap_peaks_found_in_torch_agree_with_the_numpy_decoding(estimator, refine):
+    """What a GPU decodes on the device (heatmap_peaks_torch, run here on the CPU) against
+    the official numpy arithmetic the CPU keeps: the shipped model's heatmaps of five real
+    photos, 17 joints each, plus their mirrored and all-zero maps (no peak)."""
+    from core.pose.postprocess import heatmap_peaks, heatmap_peaks_torch
+    maps = []
+    for photo in PHOTOS:
+        img = cv2.imread(str(photo))
+        crops = estimator._prepare(img, [[0, 0, img.shape[1], img.shape[0]]]).crops
+        maps.append(estimator.heatmaps(crops)[0].numpy())
+    hm = np.concatenate(maps + [maps[0][..., ::-1], np.zeros_like(maps[0])])
+    want_xy, want_max = heatmap_peaks(hm, refine)
+    got_xy, got_max = (t.numpy() for t in heatmap_peaks_torch(torch.from_numpy(
+        np.ascontiguousarray(hm)), refine))
+    np.testing.assert_array_equal(got_max, want_max)
+    np.testing.assert_allclose(got_xy, want_xy, rtol=0, atol=1e-3)
+    assert (np.abs(want_xy - np.round(want_xy)) > 0.01).mean() > 0.5     # refined, not ints
+    assert not got_xy[-1].any()                                           # no peak: (0, 0)

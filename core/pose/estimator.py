@@ -25,7 +25,7 @@ from .attention import AttentionMaps, tokens_from_heatmap_coords
 from .decoder_attention import DecoderAttention
 from .orientation import turned_box_hulls
 from ..types import PoseEstimate, validate_boxes  # noqa: F401 - re-exported (older imports)
-from .postprocess import decode_heatmaps, flip_back, heatmap_to_image
+from .postprocess import flip_back, heatmap_peaks, heatmap_peaks_torch, heatmap_to_image
 from .preprocess import (BOX_PADDING, CropMethod, box_to_center_scale, crop_person,
                          normalise_on_device, to_input_tensor)
 
@@ -354,6 +354,12 @@ class TransPoseEstimator(TopDownEstimator):
         """Network on (N, 3, H, W) normalised crops (or (N, H, W, 3) uint8 RGB crops) ->
         flip-averaged heatmaps (float32, CPU), plus per-layer attention of the unflipped
         crops when asked."""
+        heatmaps, layers = self._device_heatmaps(inputs, attention)
+        return heatmaps.cpu(), layers
+
+    def _device_heatmaps(self, inputs: torch.Tensor | np.ndarray, attention: bool
+                         ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """heatmaps(), with the maps left on the model's device."""
         outs, atts = [], []
         for x, n in self._batches(inputs):
             with self._autocast():
@@ -366,24 +372,34 @@ class TransPoseEstimator(TopDownEstimator):
             hm, mirrored = self._halves(hm.float(), n)
             if mirrored is not None:
                 hm = (hm + flip_back(mirrored)) * 0.5
-            outs.append(hm.contiguous().cpu())
-        heatmaps = torch.cat(outs) if outs else torch.zeros(0, self.model_config.num_joints,
-                                                            *self.model_config.heatmap_size[::-1])
+            outs.append(hm.contiguous())
+        heatmaps = torch.cat(outs) if outs else torch.zeros(
+            0, self.model_config.num_joints, *self.model_config.heatmap_size[::-1],
+            device=self.device)
         layers = [torch.cat([a[j] for a in atts]) for j in range(len(atts[0]))] if atts else []
         return heatmaps, layers
 
+    @torch.inference_mode()
     def _infer(self, inputs: torch.Tensor | np.ndarray, explain: bool
-               ) -> tuple[np.ndarray, list[torch.Tensor]]:
-        hm, att = self.heatmaps(inputs, attention=explain)
-        return hm.numpy(), att
+               ) -> tuple[np.ndarray, np.ndarray, list[torch.Tensor]]:
+        """Every crop's heatmap peaks: (N, K, 2) heatmap coords, (N, K) maxvals, attention.
+        On a GPU they are found there (all people at once, heatmap_peaks_torch) and only
+        the peaks come back; on the CPU with the official numpy arithmetic."""
+        hm, att = self._device_heatmaps(inputs, explain)
+        if hm.device.type == "cuda":
+            coords, maxvals = heatmap_peaks_torch(hm, self.config.refine)
+            return coords.cpu().numpy(), maxvals.cpu().numpy(), att
+        coords, maxvals = heatmap_peaks(hm.numpy(), self.config.refine)
+        return coords, maxvals, att
 
-    def _finish(self, crops: PreparedCrops, result: tuple[np.ndarray, list[torch.Tensor]],
+    def _finish(self, crops: PreparedCrops,
+                result: tuple[np.ndarray, np.ndarray, list[torch.Tensor]],
                 people: slice) -> PoseEstimate:
-        hm = result[0][people]
-        att = [a[people] for a in result[1]]
+        coords_hm, scores = result[0][people], result[1][people]
+        att = [a[people] for a in result[2]]
         centers, scales = crops.centers, crops.scales
-        coords, scores, coords_hm = decode_heatmaps(hm, centers, scales, self.config.refine,
-                                                    crops.rotations)
+        coords = heatmap_to_image(coords_hm, centers, scales, self.model_config.heatmap_size,
+                                  crops.rotations)
         maps = None
         if att:
             size = self.model_config.input_size
