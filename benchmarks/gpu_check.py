@@ -25,8 +25,9 @@ OpenCV here):
    latency of one whole estimator call for one and for four people (uint8 crops up from
    pinned memory, normalise and flip on the device, network, heatmaps back, DARK decode)
    in the precision "auto" chooses, eager and with CUDA graphs, with and without the flip
-   test: what a live preview waits for; and the same calls in parts (crop, network with
-   upload and heatmaps back, DARK decode), to say where the time goes.
+   test: what a live preview waits for; and the same calls in parts (crop; network with
+   the upload, the heatmap peaks found on the device and the peaks back; the keypoints
+   mapped to the image), to say where the time goes.
 3. **End to end**: the pipeline's fps on real clips (default tests/data/clip_person.mp4,
    and the 1768x994 Sports2D clip when found under out/gpu/ or ../shared; --video to
    choose) with the default detector and the tracker, beside the pose model's own fps on
@@ -276,7 +277,8 @@ def call_parts(est: TransPoseEstimator, image: np.ndarray, boxes: list, device: 
                budget_s: float) -> dict[str, float]:
     """Where one call's time goes (each part timed alone, median ms): the crops cut out on
     the CPU; the network on the estimator's thread (upload from pinned memory, normalise
-    and flip on the device, forward, heatmaps back); DARK decoding on the CPU."""
+    and flip on the device, forward, heatmap peaks found there and brought back; on a CPU
+    the peaks, DARK included, are found in numpy here); the peaks mapped to the image."""
     dev = torch.device(device)
     crops = est._prepare(image, boxes)
     result = est._run_network(crops.crops, False)
@@ -284,7 +286,7 @@ def call_parts(est: TransPoseEstimator, image: np.ndarray, boxes: list, device: 
     return {"crop": time_fn(lambda: est._prepare(image, boxes), dev, budget_s) * 1e3,
             "network": time_fn(lambda: est._run_network(crops.crops, False), dev,
                                budget_s) * 1e3,
-            "decode": time_fn(lambda: est._finish(crops, result, people), dev,
+            "finish": time_fn(lambda: est._finish(crops, result, people), dev,
                               budget_s) * 1e3}
 
 
@@ -462,15 +464,15 @@ def print_latency(rows: list[dict[str, Any]]) -> None:
         cells = " | ".join(f"{got[(f, n)]['ms']:.2f}" if (f, n) in got else "-"
                            for n in (1, 4) for f in (True, False))
         print(f"| {key[0]} | {form} | {cells} | {first['warm_up_s']:.1f} |")
-    print("\nThe same calls in parts (crop on the CPU / network with upload and heatmaps "
-          "back / DARK decode on the CPU), ms:")
+    print("\nThe same calls in parts (crop / network with upload and heatmap peaks / "
+          "peaks mapped to the image), ms:")
     for r in rows:
         if "parts_ms" in r:
             p = r["parts_ms"]
             print(f"  {r['model']} {r['precision']}{' + graphs' if r['graphs'] else ''}, "
                   f"{r['people']} {'person' if r['people'] == 1 else 'people'}, "
                   f"flip {'on' if r['flip_test'] else 'off'}: "
-                  f"{p['crop']:.2f} / {p['network']:.2f} / {p['decode']:.2f} "
+                  f"{p['crop']:.2f} / {p['network']:.2f} / {p['finish']:.2f} "
                   f"(whole call {r['ms']:.2f})")
 
 
