@@ -466,6 +466,7 @@ def _batch_once(engine: Any, video: Path, max_frames: int
         "video": video.name, "size_hw": list(src.size_hw), "video_fps": src.fps,
         "frames": n, "wall_s": wall, "e2e_fps": n / wall if wall > 0 else float("nan"),
         "dropped": fin.dropped, "detector_runs": st.detector_runs,
+        "backfilled_person_frames": st.backfilled,
         "read_ms": st.stage_ms["read"] / max(1, n),
         "detect_ms_per_run": st.stage_ms["detect"] / max(1, st.detector_runs),
         "detect_ms_per_frame": st.stage_ms["detect"] / max(1, n),
@@ -502,14 +503,17 @@ def run_in_thread(fn: Callable[[], Any]) -> Any:
 
 
 def model_only(engine: Any, video: Path, proxy: RecordingPose, det_proxy: RecordingDetector,
-               repeats: int, thread: str = "worker") -> dict[str, Any]:
+               repeats: int, thread: str = "worker", frames: int | None = None
+               ) -> dict[str, Any]:
     """Time the pose backend alone on the recorded calls (frames re-decoded, paired by order
-    and checked by fingerprint), on a worker thread like the pipeline (or the main one)."""
+    and checked by fingerprint), on a worker thread like the pipeline (or the main one).
+    `frames`: how many frames the batch run had (model fps is per frame of the video)."""
     backend = engine.pose
     # one frame per run of requests with the same fingerprint (the step may call the model
-    # again on a frame: a turned retry, then the frame with the new turns)
+    # again on a frame: a turned retry, then the frame with the new turns); batch runs also
+    # go back to earlier frames (people followed back), so the run's own count is better
     prints = [r[0] for call in proxy.calls for r in call]
-    n_frames = sum(1 for i, fp in enumerate(prints) if i == 0 or fp != prints[i - 1])
+    n_frames = frames or sum(1 for i, fp in enumerate(prints) if i == 0 or fp != prints[i - 1])
     images: list[np.ndarray] = []
     fps_seen: dict[int, int] = {}
     with open_clip(video, n_frames) as src:
@@ -945,7 +949,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.no_model_only:
                     print(f"  model alone on {video.name} ...", flush=True)
                     m = model_only(engine, video, proxy, det_proxy, args.repeats,
-                                   args.model_only_thread)
+                                   args.model_only_thread, frames=res["frames"])
                     block["model_only"].append(m)
                     print(f"    {m['model_fps']:.2f} fps", flush=True)
                 del proxy, det_proxy
