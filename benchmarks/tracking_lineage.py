@@ -8,8 +8,10 @@ Usage (from the repository root):
 
 For every clip the synchronous step (all defaults) runs over the same decoded frames with
 the lineage stage off (``TrackerConfig.lineage_min_iou`` above 1: no box overlap reaches
-it) and on (the default), in batch mode (a person shown from their first frame) and live
-mode (no flip test, three hits before a person is shown), feeding every frame or every
+it) and on (the default), in batch mode (a person shown from their first frame; as
+annotate runs it since 2026-12-04, with people found late followed back,
+``core.step.run_batch``) and live mode (no flip test, three hits before a person is
+shown, frame by frame), feeding every frame or every
 2nd / 3rd one (live mode skips frames when the pose model is slower than the camera).
 It prints track ids and person-frames (people labelled, summed over frames) side by side,
 and each track's span on clips with few people. Fewer ids for the same person-frames is
@@ -27,6 +29,8 @@ from pathlib import Path
 
 from clip_runs import add_clip_arguments, chosen_videos, default_engine, read_frames
 
+from core.step import run_batch
+
 OFF = 2.0          # a lineage_min_iou no box IoU reaches: the stage never matches
 
 
@@ -35,9 +39,10 @@ def run(engine, frames, mode: str, lineage: bool) -> dict:
     if not lineage:
         step.tracker.config = dataclasses.replace(step.tracker.config, lineage_min_iou=OFF)
     spans: dict[int, list[int]] = collections.defaultdict(list)
-    for f in frames:
-        for p in step(f).people:
-            spans[p.track_id].append(f.index)
+    results = run_batch(step, frames) if mode == "batch" else (step(f) for f in frames)
+    for r in results:
+        for p in r.people:
+            spans[p.track_id].append(r.index)
     return {"mode": mode, "lineage": lineage, "ids": len(spans),
             "person_frames": sum(len(v) for v in spans.values()),
             "spans": {t: [v[0], v[-1], len(v)] for t, v in sorted(spans.items())}}

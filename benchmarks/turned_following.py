@@ -26,6 +26,8 @@ from pathlib import Path
 
 from clip_runs import add_clip_arguments, chosen_videos, default_engine, read_frames
 
+from core.step import run_batch
+
 
 
 def run(engine, frames, follow_turns: bool) -> dict:
@@ -33,9 +35,9 @@ def run(engine, frames, follow_turns: bool) -> dict:
     step.config = dataclasses.replace(step.config, follow_turns=follow_turns)
     spans: dict[int, list[int]] = collections.defaultdict(list)
     t0 = time.perf_counter()
-    for f in frames:
-        for p in step(f).people:
-            spans[p.track_id].append(f.index)
+    for r in run_batch(step, frames):            # as annotate runs it (people followed back)
+        for p in r.people:
+            spans[p.track_id].append(r.index)
     seconds = time.perf_counter() - t0
     return {"follow_turns": follow_turns, "ids": len(spans),
             "person_frames": sum(len(v) for v in spans.values()),
