@@ -406,14 +406,14 @@ class PosePipeline:
                 item = (waiting.popleft() if waiting and not self._stop.is_set()
                         else self._take(self._frames))
                 if item is _STOP:
-                    self._pass_on(held.flush() if held else [])
+                    self._release(held)
                     self._inferred.put(_STOP, self._stop)
                     return
                 if item.generation != self._current_generation():
                     continue                  # a seek happened: this frame is stale
                 if item.generation != gen_seen:
                     gen_seen = item.generation
-                    self._pass_on(held.flush() if held else [])
+                    self._release(held)
                     self.step.reset_inference()
                 batch = [item]
                 if self._can_batch_frames():
@@ -428,7 +428,7 @@ class PosePipeline:
                 self.stats.detector_runs = self.step.detector_runs
                 for b in batch:
                     if b is _STOP:
-                        self._pass_on(held.flush() if held else [])
+                        self._release(held)
                         self._inferred.put(_STOP, self._stop)
                         return
                     if held is None:
@@ -457,6 +457,11 @@ class PosePipeline:
     def _pass_on(self, items: list[_Item]) -> None:
         for it in items:
             self._inferred.put(it, self._stop)
+
+    def _release(self, held: HeldFrames | None) -> None:
+        """Every frame held back passes on to tracking (the end of a run, a seek)."""
+        if held is not None:
+            self._pass_on(held.flush())
 
     def _looks_ahead(self) -> bool:
         return self.config.mode == "batch" and self.config.detect_ahead

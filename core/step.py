@@ -52,7 +52,8 @@ so the threaded `core.pipeline.PosePipeline` can run them on two threads; used a
 ``step(frame)`` does both. A caller that sees frames coming (the batch pipeline's queue)
 can hand them to ``detect_ahead``: the detector then runs on a thread of its own, on the
 frames its schedule will run it on, beside the pose model of the frames before, and
-``infer`` takes its result when it gets there (the same people as without it). The GUI's still frames, ``predict`` and the benchmarks call the
+``infer`` takes its result when it gets there (the same people as without it). The GUI's
+still frames, ``predict`` and the benchmarks call the
 same step, so every path sees the same people.
 """
 from __future__ import annotations
@@ -397,15 +398,18 @@ class PoseStep:
         one are forgotten (indices only grow between resets)."""
         hit = None
         for index in [i for i in self._ahead if i <= frame.index]:
-            image, future = self._ahead[index]
+            image, future = self._ahead.pop(index)
             if index == frame.index and image is frame.image:
-                hit = self._ahead.pop(index)[1]
+                hit = future
             else:
-                self._drop_ahead(index)
+                self._discard(future)
         return hit
 
     def _drop_ahead(self, index: int) -> None:
-        _, future = self._ahead.pop(index)
+        self._discard(self._ahead.pop(index)[1])
+
+    def _discard(self, future: Future) -> None:
+        """A pass started ahead that is not needed: cancelled, or counted as wasted."""
         if not future.cancel():
             self.detector_runs_unused += 1
 
@@ -426,8 +430,8 @@ class PoseStep:
                 plans.append((frame, plan, True, ms))
                 self._since_detect = 1
             else:
-                if ahead is not None and not ahead.cancel():
-                    self.detector_runs_unused += 1
+                if ahead is not None:
+                    self._discard(ahead)
                 plans.append((frame, self._followed, False, 0.0))
                 self._since_detect += 1
         self.stage = "pose"
