@@ -368,13 +368,15 @@ def test_config_round_trip_and_cli_override(tmp_path, monkeypatch, capsys):
                     "butterworth", "--cutoff", "5", "--fill-gaps", "4", "--angles",
                     "left_knee,trunk", "--people", "longest:2", "--scale-points", "1", "2",
                     "3", "4", "0.5", "--floor-angle", "points", "--formats", "csv,trc",
-                    "--write-config", str(first)])
+                    "--no-backfill", "--write-config", str(first)])
     assert rc == 0 and not (tmp_path / "o").exists()
     config = resolve_config({}, str(first))
     assert config.cutoff == 5.0 and config.fill_gaps == 4 and config.angles == ("left_knee", "trunk")
     assert config.people == "longest:2" and config.scale_points == (1, 2, 3, 4, 0.5)
     assert config.floor_angle == "points" and config.formats == ("csv", "trc")
     assert config.inputs == (str(CLIP),)
+    from core.batch.job import engine_config
+    assert config.backfill is False and engine_config(config).backfill is False
     second = tmp_path / "second.toml"
     assert main.main(["annotate", "--config", str(first), "--cutoff", "7",
                       "--write-config", str(second)]) == 0

@@ -46,6 +46,7 @@ class AnnotateConfig:
     strength: float = 1.0
     detect_every: int = 5
     cuda_graphs: bool = False
+    backfill: bool = True          # EngineConfig.backfill: people found late, followed back
     overlay: bool = False
     force: bool = False
     formats: tuple[str, ...] = DEFAULT_FORMATS
@@ -185,7 +186,8 @@ def _floor(v: Any) -> float | str | None:
 CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "inputs": _str_list, "out": _str, "model": _str, "detector": _str, "device": _str,
     "smoothing": _choice("kalman", "one-euro", "none"), "strength": _float,
-    "detect_every": _int, "cuda_graphs": _bool, "overlay": _bool, "force": _bool,
+    "detect_every": _int, "cuda_graphs": _bool, "backfill": _bool,
+    "overlay": _bool, "force": _bool,
     "formats": _formats,
     "people": _people, "outliers": _choice("none", "hampel"), "outlier_window": _int,
     "outlier_sigmas": _float, "fill_gaps": _int, "gap_method": _choice("linear", "cubic"),

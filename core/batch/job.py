@@ -254,7 +254,7 @@ def engine_config(config: AnnotateConfig, device: str | None = None) -> EngineCo
     return EngineConfig(model=config.model, detector=config.detector,
                         device=device or config.device, smoothing=config.smoothing,
                         smoothing_strength=config.strength, detect_every=config.detect_every,
-                        cuda_graphs=config.cuda_graphs)
+                        cuda_graphs=config.cuda_graphs, backfill=config.backfill)
 
 
 def busy_result(path: str, e: OutputBusy, if_locked: str) -> InputResult:

@@ -45,6 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="TransPose on a CUDA GPU: run each batch size as one CUDA graph "
                    "(compiled when the model loads, a minute or two; then a small batch runs "
                    "several times faster; see docs/performance.md)")
+    p.add_argument("--backfill", action=argparse.BooleanOptionalAction, default=None,
+                   help="follow people the detector finds first back through the frames "
+                   "since its previous pass (someone walking in, or out from behind "
+                   "something); on by default")
     p.add_argument("--overlay", action=argparse.BooleanOptionalAction, default=None,
                    help="also write <stem>.overlay.mp4")
     p.add_argument("--force", action="store_true", default=None,
