@@ -78,7 +78,7 @@ TOLERANCE_PX = {"fp32": 0.5, "bf16": 4.0, "fp16": 4.0}
 HEATMAP_TOLERANCE = {"fp32": 0.02, "bf16": 0.1, "fp16": 0.1}   # of the CPU map's peak
 CONFIDENT = 0.3
 BATCHES = (1, 8, 32, 128, 256)
-SECTIONS = {"correctness", "e2e", "latency", "throughput", "compile", "eager"}
+SECTIONS = {"correctness", "e2e", "latency", "throughput", "compile", "eager", "cpu"}
 COMPILE_BATCHES = (1, 32, 256)   # each fixed size is one compile and one CUDA graph
 
 
@@ -290,6 +290,39 @@ def call_parts(est: TransPoseEstimator, image: np.ndarray, boxes: list, device: 
                               budget_s) * 1e3}
 
 
+def cpu_threads(make: Callable[[], LoadedWeights], image: np.ndarray, budget_s: float
+                ) -> list[dict[str, Any]]:
+    """The shipped model on this machine's CPU cores (the device machine has more than the
+    2-core development machines, where the thread policy was measured): one estimator call
+    for one and for five people (flip test on) with 2, 4, 8 and all usable threads, the
+    stem's batches split into parts (core.threads, the default) and as one call; and the
+    YOLOX detector with 1, 2 and 4 threads. torch's thread count is restored after."""
+    from core.detection import create_detector
+    from core.threads import usable_cpus
+    h, w = image.shape[:2]
+    five = [PHOTO_BOX, [0, 0, w / 2, h / 2], [w / 2, 0, w / 2, h / 2],
+            [0, h / 2, w / 2, h / 2], [w / 2, h / 2, w / 2, h / 2]]
+    cpus, before, rows = usable_cpus(), torch.get_num_threads(), []
+    loaded, cpu = make(), torch.device("cpu")
+    try:
+        for threads in sorted({t for t in (2, 4, 8, cpus) if t <= cpus}):
+            torch.set_num_threads(threads)
+            for split in (True, False):
+                est = TransPoseEstimator(loaded, EstimatorConfig(device="cpu",
+                                                                 split_batches=split))
+                for boxes in ([PHOTO_BOX], five):
+                    s = time_fn(lambda: est(image, boxes), cpu, budget_s)
+                    rows.append({"what": "pose", "threads": threads, "split": split,
+                                 "people": len(boxes), "ms": s * 1e3})
+    finally:
+        torch.set_num_threads(before)
+    for threads in (1, 2, 4):
+        det = create_detector("yolox-nano", num_threads=threads)
+        s = time_fn(lambda: det(image), cpu, budget_s)
+        rows.append({"what": "detector", "threads": threads, "ms": s * 1e3})
+    return rows
+
+
 # ---------------------------------------------------------------------------- 3. end to end
 class CvClip:
     """A video read with OpenCV (the device machine has no PyAV): a FrameSource enough for
@@ -476,6 +509,23 @@ def print_latency(rows: list[dict[str, Any]]) -> None:
                   f"(whole call {r['ms']:.2f})")
 
 
+def print_cpu_threads(rows: list[dict[str, Any]]) -> None:
+    from core.threads import detector_threads, usable_cpus
+    print(f"\n## The CPU's cores ({usable_cpus()} usable): the shipped model per call, ms "
+          f"(flip test on; the stem split into parts is the default), and YOLOX-Nano per "
+          f"frame (default {detector_threads()} threads here)")
+    print("| threads | 1 person, split | 1 person, one call | 5 people, split "
+          "| 5 people, one call |")
+    print("|---|---|---|---|---|")
+    pose = [r for r in rows if r["what"] == "pose"]
+    for t in dict.fromkeys(r["threads"] for r in pose):
+        got = {(r["people"], r["split"]): r["ms"] for r in pose if r["threads"] == t}
+        print(f"| {t} | " + " | ".join(f"{got[k]:.1f}" if k in got else "-" for k in
+                                       ((1, True), (1, False), (5, True), (5, False))) + " |")
+    print("YOLOX-Nano: " + ", ".join(f"{r['threads']} threads {r['ms']:.1f} ms"
+                                      for r in rows if r["what"] == "detector"))
+
+
 def print_end_to_end(rows: list[dict[str, Any]]) -> None:
     print("\n## End to end (batch mode, default model and detector; stage ms per frame)")
     print("| video | configuration | frames | crops/frame | detector runs | pipeline fps "
@@ -509,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip", default="", metavar="LIST",
                    help="comma list of sections to leave out: correctness, e2e, latency, "
                         "throughput, compile (CUDA graphs), eager (the eager forms in e2e "
-                        "and latency)")
+                        "and latency), cpu (the shipped model and YOLOX on the CPU's cores "
+                        "with several thread counts)")
     p.add_argument("--json", type=Path, help="write every figure to this file")
     args = p.parse_args(argv)
     skip = {x.strip() for x in args.skip.split(",") if x.strip()}
@@ -604,6 +655,13 @@ def main(argv: list[str] | None = None) -> int:
                             model_name, models[model_name], args.device, image, budget, g), [])
                     save()
         print_latency(report["call_latency"])
+    if "cpu" not in skip and shipped and in_time("cpu threads"):
+        # before the throughput tables: a few seconds, and no GPU session has measured the
+        # thread policy on more than 2 cores
+        report["cpu_threads"] = attempt("cpu threads", lambda: cpu_threads(
+            models[shipped[0]], image, budget / 2), [])
+        print_cpu_threads(report["cpu_threads"])
+        save()
     if "throughput" not in skip:
         for model_name, make in models.items():
             if in_time(f"throughput {model_name}"):

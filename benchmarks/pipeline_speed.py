@@ -748,12 +748,18 @@ def build(args: argparse.Namespace, model: str) -> Any:
 
 
 def thread_note(engine: Any) -> str:
+    """The threads each model runs with (core.threads decides the defaults)."""
+    from core.threads import usable_cpus
     parts = [f"torch {torch.get_num_threads()}"]
+    stem = getattr(getattr(engine.pose, "model", None), "stem", None)
+    if hasattr(stem, "split_plan"):
+        parts.append(f"pose stem onnxruntime {stem.threads} (2 crops: "
+                     f"{stem.split_plan(2)} as (crops, threads) per part)")
     for role, obj in (("pose", engine.pose), ("detector", engine.detector)):
         cfg = getattr(obj, "config", None)
         if cfg is not None and hasattr(cfg, "num_threads"):
-            n = cfg.num_threads or max(1, min(4, os.cpu_count() or 1))
-            parts.append(f"{role} LiteRT {n}")
+            n = cfg.num_threads or min(4, usable_cpus())
+            parts.append(f"{role} {getattr(cfg, 'runtime', 'LiteRT')} {n}")
     return ", ".join(parts)
 
 # ------------------------------------------------------------------ printing

@@ -292,7 +292,8 @@ def test_yolox_finds_the_astronaut(yolox_ort, astronaut, basketball):
     assert det.config.runtime == "onnxruntime" and det.session is not None and det.net is None
     assert det.path == YOLOX_ONNX                       # shipped: no download, works offline
     opts = det.session.get_session_options()
-    assert opts.intra_op_num_threads == min(2, os.cpu_count() or 1)
+    from core.threads import detector_threads
+    assert opts.intra_op_num_threads == detector_threads()
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     out = det(astronaut)
     assert len(out) == 1
@@ -531,3 +532,11 @@ def test_yolox_asked_for_a_gpu_runs_where_onnxruntime_can_and_says_so(basketball
     with pytest.raises(InputError, match="cpu, cuda or cuda:N"):
         create_detector("auto", device="gpu")
     assert create_detector("hog", device="cuda").name == "hog"    # the CPU detectors
+
+
+def test_detector_threads_stay_few_beside_the_pose_model():
+    """core.threads: 2 onnxruntime threads up to 8 CPUs (1 on one), a quarter beyond, at
+    most 4; the pose network gets no more threads than the process may use."""
+    from core.threads import detector_threads, pose_threads, usable_cpus
+    assert [detector_threads(n) for n in (1, 2, 4, 8, 12, 16, 64)] == [1, 2, 2, 2, 3, 4, 4]
+    assert 1 <= pose_threads() <= usable_cpus() <= (os.cpu_count() or 1)

@@ -112,13 +112,24 @@ def test_stem_split_into_parallel_parts_gives_the_same_keypoints():
     finally:
         torch.set_num_threads(threads)
     assert isinstance(split.model.stem, OnnxRuntimeStem)
-    assert split.model.stem._parts == 2 and whole.model.stem._parts == 1
+    assert split.model.stem.split_plan(6) == [(3, 1), (3, 1)]
+    assert whole.model.stem.split_plan(6) == [(6, 2)]
     a, b = split(img, boxes), whole(img, boxes)
     assert split.model.stem._pool is not None          # the split path ran
     np.testing.assert_allclose(a.keypoints, b.keypoints, atol=0.05)
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-3)
     single = split(img, boxes[:1])                      # one crop + mirror: two parts
     np.testing.assert_allclose(single.keypoints, a.keypoints[:1], atol=0.05)
+    # more threads than crops (a many-core machine): every thread still works, shared out
+    # among the parts, and the features are those of the one session
+    from core.models import load_weights
+    many = OnnxRuntimeStem(load_weights(SHIPPED, progress=False).model.stem, threads=5)
+    assert many.split_plan(2) == [(1, 3), (1, 2)] and many.split_plan(1) == [(1, 5)]
+    assert many.split_plan(7) == [(2, 1), (2, 1), (1, 1), (1, 1), (1, 1)]
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 3, 256, 192))
+                         .astype(np.float32))
+    np.testing.assert_allclose(many(x).numpy(), whole.model.stem(x).numpy(), atol=1e-4)
+    assert sorted(many._sessions) == [2, 3, 5]
 
 
 def _attention_of_confident_keypoints(estimator):

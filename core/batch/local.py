@@ -13,7 +13,6 @@ SIGTERM, which each handles like Ctrl-C (removes its unfinished outputs), then r
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import queue
 import signal
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..io_utils import log
+from ..threads import usable_cpus
 
 PROGRESS_EVERY_S = 0.1
 
@@ -38,7 +38,7 @@ def _worker_main(wid: int, device: str | None, config: Any, if_locked: str, task
     with termination_as_interrupt(), quiet_source_warnings():
         try:
             import torch
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, n_workers)))
+            torch.set_num_threads(max(1, usable_cpus() // max(1, n_workers)))
             engine = build_engine(engine_config(config, device), progress=False)
         except StudioError as e:
             events.put(("engine_failed", wid, str(e)))

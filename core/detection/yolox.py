@@ -1,7 +1,7 @@
 """YOLOX person detector: an ONNX export run with onnxruntime (or OpenCV's DNN), people only.
 
 Runtime: ``YoloxConfig.runtime`` is "onnxruntime" (default: CPUExecutionProvider,
-`num_threads` intra-op threads, min(2, CPUs) by default, idle threads do not busy-wait) or
+`num_threads` intra-op threads, core.threads.detector_threads() by default, idle threads do not busy-wait) or
 "opencv" (cv2.dnn, kept so that benchmarks/detector_recall.py can compare the two).
 
 Model: the ``yolox-nano`` spec (and ``auto``) use YOLOX-Nano shipped in
@@ -20,7 +20,6 @@ divide by the letterbox ratio; NMS.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -56,9 +55,11 @@ RUNTIMES: tuple[str, ...] = ("onnxruntime", "opencv")
 
 
 def default_threads() -> int:
-    """onnxruntime intra-op threads: min(2, CPUs); the detector shares the CPU with the
-    pose model and the video decoder, and 2 is all this project's machines have."""
-    return max(1, min(2, os.cpu_count() or 1))
+    """onnxruntime intra-op threads (core.threads.detector_threads): 2 up to 8 CPUs, a
+    quarter of them beyond, at most 4; the detector shares the CPU with the pose model and
+    the video decoder."""
+    from ..threads import detector_threads
+    return detector_threads()
 
 
 def shipped_yolox_nano() -> Path | None:

@@ -27,7 +27,7 @@ Feature levels (``MoveNetStem.forward`` returns the one asked for, then any fine
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -181,13 +181,15 @@ class OnnxRuntimeStem(nn.Module):
     of this very module (features equal to ~1e-4), cached on disk by the weights' digest so
     only the first use pays the export (a few seconds).
 
-    With ``threads`` > 1 a batch of several crops is split into ``threads`` parts, each run
-    at once by a single-threaded session (data parallelism): onnxruntime's own intra-op
-    threads wait for each other after every layer, and on the 2-core machine two
+    With ``threads`` > 1 a batch of several crops is split into min(threads, crops) parts
+    run at once, the threads shared out among them (data parallelism): onnxruntime's own
+    intra-op threads wait for each other after every layer, and on the 2-core machine two
     single-threaded calls on halves of the batch took 27 ms where one 2-thread call took
     34 ms (1 person + mirror), 143 against 161 ms for 5 people
     (``benchmarks/default_model_speed.py`` measures it in the product). A single crop keeps
-    the multi-threaded session.
+    the multi-threaded session. With more threads than crops (one person and their mirror
+    image on an 8-core machine) each part gets several threads, so that every core still
+    works (threads // parts, the remainder to the first parts; unmeasured beyond 2 cores).
     """
 
     def __init__(self, stem: MoveNetStem, threads: int = 0, cache_dir: str | None = None,
@@ -196,7 +198,7 @@ class OnnxRuntimeStem(nn.Module):
         import os
         from pathlib import Path
 
-        from ..onnx_session import cpu_session
+        from ..threads import pose_threads
         self.level, self.skips = stem.level, stem.skips
         self._out_channels, self._stride = stem.out_channels, stem.stride
         self.outputs = ["y"] + [f"skip{i}" for i in range(len(self.skips))]
@@ -218,15 +220,14 @@ class OnnxRuntimeStem(nn.Module):
                                                    for o in self.outputs}},
                                   dynamo=False)
             os.replace(tmp, path)
-        self.threads = threads or max(1, min(2, os.cpu_count() or 1))
-        self.session = cpu_session(path, self.threads, what="the TransPose-M stem")
+        self.threads = threads or pose_threads()
         self.path = path
-        # data parallelism (class docstring): one single-threaded session shared by the
-        # parts (onnxruntime's run is thread-safe and releases the GIL) and threads - 1
+        self.session = self._new_session(self.threads)
+        # data parallelism (class docstring): the parts share a session per thread count
+        # (onnxruntime's run is thread-safe and releases the GIL), run by up to threads - 1
         # helpers; the calling thread runs the first part itself
-        self._parts = self.threads if split_batches and self.threads > 1 else 1
-        self._single = (cpu_session(path, 1, what="the TransPose-M stem")
-                        if self._parts > 1 else None)
+        self.split_batches = split_batches and self.threads > 1
+        self._sessions = {self.threads: self.session}
         self._pool = None
 
     @property
@@ -239,23 +240,43 @@ class OnnxRuntimeStem(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
         xs = x.detach().float().contiguous().cpu().numpy()
-        if self._parts > 1 and len(xs) > 1:
+        if self.split_batches and len(xs) > 1:
             ys = self._run_split(xs)
         else:
             ys = self.session.run(self.outputs, {"x": xs})
         out = tuple(torch.from_numpy(y).to(x.dtype) for y in ys)
         return out if self.skips else out[0]
 
+    def split_plan(self, crops: int) -> list[tuple[int, int]]:
+        """How a batch of `crops` is run: (crops, intra-op threads) per part, in order."""
+        if not self.split_batches or crops < 2:
+            return [(crops, self.threads)]
+        n = min(self.threads, crops)
+        sizes = [len(p) for p in np.array_split(np.empty(crops), n)]
+        base, extra = divmod(self.threads, n)
+        return [(size, base + (i < extra)) for i, size in enumerate(sizes)]
+
+    def _new_session(self, threads: int) -> Any:
+        from ..onnx_session import cpu_session
+        return cpu_session(self.path, threads, what="the TransPose-M stem")
+
+    def _session(self, threads: int) -> Any:
+        if threads not in self._sessions:
+            self._sessions[threads] = self._new_session(threads)
+        return self._sessions[threads]
+
     def _run_split(self, xs: np.ndarray) -> list[np.ndarray]:
         from concurrent.futures import ThreadPoolExecutor
         if self._pool is None:
             # joined at interpreter exit (concurrent.futures), so no call is left inside
             # onnxruntime while Python finalises
-            self._pool = ThreadPoolExecutor(self._parts - 1, thread_name_prefix="stem-part")
-        parts = np.array_split(xs, min(self._parts, len(xs)))
-        run = self._single.run
-        futures = [self._pool.submit(run, self.outputs, {"x": p}) for p in parts[1:]]
-        first = run(self.outputs, {"x": parts[0]})
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="stem-part")
+        runs, start = [], 0
+        for size, threads in self.split_plan(len(xs)):
+            runs.append((self._session(threads).run, xs[start:start + size]))
+            start += size
+        futures = [self._pool.submit(run, self.outputs, {"x": part}) for run, part in runs[1:]]
+        first = runs[0][0](self.outputs, {"x": runs[0][1]})
         results = [first] + [f.result() for f in futures]
         return [np.concatenate([r[i] for r in results]) for i in range(len(self.outputs))]
 

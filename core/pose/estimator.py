@@ -21,6 +21,7 @@ from ..errors import InputError
 from ..keypoints import flip_permutation
 from ..models import LoadedWeights, load_weights
 from ..models.tfpose import TFPose
+from ..threads import pose_threads
 from .attention import AttentionMaps, tokens_from_heatmap_coords
 from .decoder_attention import DecoderAttention
 from .orientation import turned_box_hulls
@@ -166,7 +167,7 @@ class TopDownEstimator:
             "opencv" if getattr(self.model_config, "backbone", "") == "movenet" else "exact")
         self.weights_name = weights_name
         if self.device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
-            torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+            torch.set_num_threads(pose_threads())
         # On a GPU every forward runs on this estimator's own thread (shared by its
         # without_flip() twin): PyTorch keeps cuDNN's execution plans, and CUDA graphs, per
         # thread, so each new pipeline thread would plan every convolution again for every
