@@ -30,13 +30,16 @@ Association (every update)
            (IoU >= lineage_min_iou with the track's last or predicted box, or, for a
            track that missed updates, within detection.base.within_reach of its last box,
            which grows with the updates missed: someone the step held and found again,
-           a leap's landing) and the pose is not weak (mean keypoint score >=
-           lineage_min_mean: a weak pose as the track's last state made the next frames'
-           similarity fail). It keeps an id through a change of pose too fast for OKS (a
-           flip seen every third frame, a thin walker whose box doubles in width); it
-           never overrides stages 1-4, and a
-           tentative track is confirmed by similarity only (a followed phantom would
-           otherwise become a person)
+           a leap's landing). It keeps an id through a change of pose too fast for OKS
+           (a flip seen every third frame, a thin walker whose box doubles in width); it
+           never overrides stages 1-4, and a tentative track is confirmed by similarity
+           only (a followed phantom would otherwise become a person). A weak pose (mean
+           keypoint score < lineage_min_mean: a body half hidden behind a post) keeps the
+           id too, but does not become the track's last state: box, keypoints and
+           velocity stay those of its last strong match (as the last state a weak pose
+           made the next frames' similarity fail; before, it got a new id instead). That
+           is where min_hits is 1 (batch mode): where a new track waits for more hits (live
+           mode), a weak pose is not matched so, and starts a tentative track as before
         6. detections still unmatched start tentative tracks (when they have at least
            min_keypoints keypoints above kp_threshold)
 
@@ -92,7 +95,7 @@ class TrackerConfig:
     reid_max_gap: int = 30             # updates since its last match a track stays re-identifiable
     lineage_min_iou: float = 0.1       # gate of the lineage fallback (stage 5): box IoU with
     #                                  # the track's last or predicted box (> 1: off)
-    lineage_min_mean: float = 0.3      # ... and the detection's mean keypoint score
+    lineage_min_mean: float = 0.3      # a weaker pose kept by lineage keeps the id, not the state
     min_keypoints: int = 3             # keypoints above kp_threshold to start a new track
     velocity_smoothing: float = 0.5    # EMA weight of the newest box-centre velocity
     sigmas: tuple[float, ...] | None = None   # OKS sigmas; None: COCO (K=17) or 0.07 each
@@ -274,12 +277,13 @@ class PoseTracker:
                     matched_det[free[c]] = True
         lineage = (np.full(n, -1, np.int64) if lineage is None
                    else np.asarray(lineage, np.int64).reshape(n))
-        self._match_lineage(lineage, matched_det, det_track, boxes, scores, time_s)
+        weak = self._match_lineage(lineage, matched_det, det_track, boxes, scores, time_s)
 
         # update matched tracks (in creation order, so simultaneous confirmations get ids
         # in the order the people first appeared)
         for d, track in sorted(det_track.items(), key=lambda item: item[1].serial):
-            self._observe(track, boxes[d], kps[d], scores[d], valid[d], time_s)
+            self._observe(track, boxes[d], kps[d], scores[d], valid[d], time_s,
+                          state=d not in weak)
             track.lineage = int(lineage[d])
         matched_tracks = {id(t) for t in det_track.values()}
         # new tentative tracks
@@ -324,20 +328,25 @@ class PoseTracker:
     # -- internals ------------------------------------------------------------------------
     def _match_lineage(self, lineage: np.ndarray, matched_det: np.ndarray,
                        det_track: dict[int, _Track], boxes: np.ndarray, scores: np.ndarray,
-                       time_s: float) -> None:
+                       time_s: float) -> set[int]:
         """Stage 5 (module docstring): a detection no stage matched continues the unmatched
         confirmed (or lost) track whose last match had its lineage, when their boxes still
-        overlap."""
+        overlap. Returns the detections matched so whose pose is weak (they keep the id
+        but not the track's state)."""
         if not (lineage >= 0).any() or self.config.lineage_min_iou > 1:
-            return                                 # (no lineage, or the stage is off)
+            return set()                           # (no lineage, or the stage is off)
         taken = {id(t) for t in det_track.values()}
         by_lineage = {t.lineage: t for t in self._tracks
                       if t.lineage >= 0 and t.state != TENTATIVE and id(t) not in taken}
         horizon = self.config.max_extrapolation_s
-        # a weak pose would become the track's last state and spoil the next matches
         strong = scores.mean(axis=1) >= self.config.lineage_min_mean if len(scores) else \
             np.zeros(0, bool)
-        for d in np.flatnonzero(~matched_det & (lineage >= 0) & strong):
+        # a weak pose is shown at once only where a new track would show it (min_hits 1,
+        # as annotate runs): in live mode it stays unshown, as a tentative track's
+        candidates = np.flatnonzero(~matched_det & (lineage >= 0)
+                                    & (strong | (self.config.min_hits <= 1)))
+        weak: set[int] = set()
+        for d in sorted(candidates, key=lambda d: not strong[d]):    # strong poses first
             track = by_lineage.get(int(lineage[d]))
             if track is None:
                 continue
@@ -350,6 +359,9 @@ class PoseTracker:
                 det_track[int(d)] = track
                 matched_det[d] = True
                 del by_lineage[track.lineage]
+                if not strong[d]:
+                    weak.add(int(d))
+        return weak
 
     def _make_smoother(self, k: int):
         cfg = self.config
@@ -391,14 +403,21 @@ class PoseTracker:
         w = self.config.oks_weight
         return np.where(used > 0, w * oks + (1 - w) * iou, iou)
 
-    def _observe(self, track: _Track, box, kps, scores, valid, time_s, first=False) -> None:
+    def _observe(self, track: _Track, box, kps, scores, valid, time_s, first=False,
+                 state: bool = True) -> None:
+        """A match: the track's state (last box, keypoints, velocity) becomes this
+        detection's, unless `state` is False (a weak pose kept by lineage: only its
+        count of misses and its smoothed keypoints move on)."""
         cfg = self.config
-        if not first:
+        if first:
+            track.hits, track.misses = 1, 0
+        elif state:
             anchor = np.median(kps[valid], axis=0) if valid.sum() >= 3 else None
             track.observe(box.copy(), kps.copy(), scores.copy(), time_s, cfg.velocity_smoothing,
                           anchor)
         else:
-            track.hits, track.misses = 1, 0
+            track.hits += 1
+            track.misses = 0
         if track.state == LOST:                     # re-identified
             track.state = CONFIRMED
         if track.state == TENTATIVE and track.hits >= cfg.min_hits:
