@@ -229,6 +229,8 @@ class OnnxRuntimeStem(nn.Module):
         self.split_batches = split_batches and self.threads > 1
         self._sessions = {self.threads: self.session}
         self._pool = None
+        for _, part_threads in self.split_plan(2):    # one person and their mirror image:
+            self._session(part_threads)               # the first frame does not wait
 
     @property
     def out_channels(self) -> int:
