@@ -754,7 +754,7 @@ class PoseStep:
         t0 = time.perf_counter()
         frame = inferred.frame
         people = tuple(self.tracker.update(inferred.estimate, frame.time_s,
-                                           lineage=inferred.lineage))
+                                           lineage=inferred.lineage, frame_hw=frame.size_hw))
         if inferred.turned is not None:          # say how each turned person was cropped
             t = inferred.turned
             people = tuple(dataclasses.replace(p, turn=float(t.turns[p.row]),

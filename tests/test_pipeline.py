@@ -73,7 +73,7 @@ class PassTracker:
     def reset(self):
         self.resets += 1
 
-    def update(self, est, time_s, lineage=None):
+    def update(self, est, time_s, lineage=None, frame_hw=None):
         return [PersonPose(i, est.boxes[i], 1.0, est.keypoints[i], est.scores[i])
                 for i in range(len(est.boxes))]
 

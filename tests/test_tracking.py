@@ -240,6 +240,37 @@ def test_lineage_finds_a_person_again_within_reach_after_missed_updates():
     assert ids_after(4, lying(1700, 760, 300, rng)) == [2]       # out of reach
 
 
+def test_motion_finds_a_walker_again_after_a_short_gap_in_batch_mode():
+    """Stage 6: someone who missed a few updates (behind a post) and comes back 80 px off
+    (no OKS or IoU left) continues their track in batch mode (min_hits 1) when they are
+    within reach of where their motion puts them and of a similar size; farther off, twice
+    the size, beside someone else as near, last seen at the frame's edge, in live mode
+    (min_hits 3) or with the stage off, they are someone new."""
+    rng = np.random.default_rng(31)
+
+    def ids_after(back, cfg=TrackerConfig(min_hits=1), missed=3, x=400, frame_hw=None):
+        tracker = PoseTracker(cfg)
+        for f in range(4):
+            tracker.update(frame_of([person(x, 100, 200, rng)]), f / FPS, frame_hw=frame_hw)
+        for f in range(4, 4 + missed):
+            tracker.update(frame_of([]), f / FPS, frame_hw=frame_hw)
+        back = back if isinstance(back, list) else [back]
+        out = tracker.update(frame_of(back), (4 + missed) / FPS, frame_hw=frame_hw)
+        return [p.track_id for p in out if p.track_id > 0] or ["tentative"]
+
+    assert ids_after(person(480, 100, 200, rng)) == [1]
+    assert ids_after(person(480, 100, 200, rng), missed=0) == [2]   # no update missed
+    assert ids_after(person(650, 100, 200, rng)) == [2]             # 1.25 box lengths off
+    assert ids_after(person(480, 100, 400, rng)) == [2]             # twice the size
+    assert ids_after(person(480, 100, 200, rng), TrackerConfig(min_hits=1, motion_reach=0)) == [2]
+    assert ids_after(person(480, 100, 200, rng), TrackerConfig(min_hits=3)) == ["tentative"]
+    # two people within reach: who is who is not clear, so both are someone new
+    assert ids_after([person(480, 100, 200, rng), person(320, 100, 200, rng)]) == [2, 3]
+    # last seen at the frame's edge (walked out): whoever comes in is someone new
+    assert ids_after(person(1830, 100, 200, rng), x=1870) == [1]
+    assert ids_after(person(1830, 100, 200, rng), x=1870, frame_hw=(1080, 1920)) == [2]
+
+
 def test_lineage_never_overrides_a_similarity_match():
     """Two people walking apart with their lineages swapped on the last update: each keeps
     the id similarity gives them."""

@@ -40,7 +40,19 @@ Association (every update)
            made the next frames' similarity fail; before, it got a new id instead). That
            is where min_hits is 1 (batch mode): where a new track waits for more hits (live
            mode), a weak pose is not matched so, and starts a tentative track as before
-        6. detections still unmatched start tentative tracks (when they have at least
+        6. motion (batch mode: where min_hits is 1): a strong detection still unmatched
+           (mean keypoint score >= lineage_min_mean) continues a confirmed track that
+           missed the last 1..max_age updates and is still unmatched, when its centre lies
+           near where the track's motion puts it (the track's predicted box, constant
+           velocity for at most max_extrapolation_s; distance at most motion_reach times
+           the track box's longer side after one missed update, growing by
+           motion_reach_growth per further one, at most 1.5x) and its size is within
+           1.6x; only where that is unambiguous (no other detection of the frame within
+           the track's reach, no other such track within the detection's), and not for
+           someone last seen at the frame's edge (with the caller's frame_hw). Someone who
+           walked behind a post or another walker for a few frames: their pose on return
+           no longer matches by OKS or IoU, and before they got a new id
+        7. detections still unmatched start tentative tracks (when they have at least
            min_keypoints keypoints above kp_threshold)
 
 Life cycle (all counts are *updates*, i.e. processed frames, not seconds)
@@ -96,6 +108,9 @@ class TrackerConfig:
     lineage_min_iou: float = 0.1       # gate of the lineage fallback (stage 5): box IoU with
     #                                  # the track's last or predicted box (> 1: off)
     lineage_min_mean: float = 0.3      # a weaker pose kept by lineage keeps the id, not the state
+    motion_reach: float = 0.5          # stage 6: distance gate after one missed update, in
+    #                                  # track box lengths (0: the stage is off)
+    motion_reach_growth: float = 0.2   # ... and its growth per further missed update
     min_keypoints: int = 3             # keypoints above kp_threshold to start a new track
     velocity_smoothing: float = 0.5    # EMA weight of the newest box-centre velocity
     sigmas: tuple[float, ...] | None = None   # OKS sigmas; None: COCO (K=17) or 0.07 each
@@ -180,6 +195,15 @@ def _center(box: np.ndarray) -> np.ndarray:
     return box[:2] + 0.5 * box[2:]
 
 
+EDGE_PX = 8.0          # a box this close to the frame's border is at its edge
+
+
+def _at_edge(box: np.ndarray, frame_hw: tuple[int, int]) -> bool:
+    h, w = frame_hw
+    x, y, bw, bh = (float(v) for v in box)
+    return x < EDGE_PX or y < EDGE_PX or x + bw > w - EDGE_PX or y + bh > h - EDGE_PX
+
+
 def _as_arrays(estimate: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """boxes (N,4), keypoints (N,K,2), scores (N,K), box scores (N,) or None."""
     box_scores = None
@@ -238,14 +262,17 @@ class PoseTracker:
         return sorted(t.track_id for t in self._tracks if t.state == state)
 
     def update(self, estimate: Any, time_s: float,
-               lineage: np.ndarray | Sequence[int] | None = None) -> list[PersonPose]:
+               lineage: np.ndarray | Sequence[int] | None = None,
+               frame_hw: tuple[int, int] | None = None) -> list[PersonPose]:
         """One frame: a PoseEstimate (or anything with boxes/keypoints/scores, a mapping
         with those keys, or a (boxes, keypoints, scores[, box_scores]) tuple; None for no
         people) at time_s seconds. Returns the confirmed people matched this frame.
 
         ``lineage`` (optional, one int per detection, -1 for none): which person the caller
         followed into each detection (core.step's box following); stage 5 of the module
-        docstring. Without it the tracker matches by similarity alone."""
+        docstring. Without it the tracker matches by similarity alone. ``frame_hw`` (the
+        frame's height and width, optional): stage 6 does not continue someone last seen
+        at the frame's edge (they walked out; who walks in is someone else)."""
         cfg = self.config
         time_s = float(time_s)
         if self._last_time is not None and time_s < self._last_time:
@@ -278,6 +305,8 @@ class PoseTracker:
         lineage = (np.full(n, -1, np.int64) if lineage is None
                    else np.asarray(lineage, np.int64).reshape(n))
         weak = self._match_lineage(lineage, matched_det, det_track, boxes, scores, time_s)
+        if cfg.min_hits <= 1 and cfg.motion_reach > 0:
+            self._match_motion(matched_det, det_track, boxes, scores, valid, time_s, frame_hw)
 
         # update matched tracks (in creation order, so simultaneous confirmations get ids
         # in the order the people first appeared)
@@ -362,6 +391,43 @@ class PoseTracker:
                 if not strong[d]:
                     weak.add(int(d))
         return weak
+
+    def _match_motion(self, matched_det: np.ndarray, det_track: dict[int, _Track],
+                      boxes: np.ndarray, scores: np.ndarray, valid: np.ndarray,
+                      time_s: float, frame_hw: tuple[int, int] | None) -> None:
+        """Stage 6 (module docstring): strong detections still unmatched continue confirmed
+        tracks that missed the last updates, by where their motion puts them; only where
+        that is unambiguous (one detection of the frame, matched or not, within the
+        track's reach, and one such track within the detection's) and not for someone
+        last seen at the frame's edge."""
+        cfg = self.config
+        taken = {id(t) for t in det_track.values()}
+        tracks = [t for t in self._tracks if t.state == CONFIRMED and t.misses >= 1
+                  and id(t) not in taken
+                  and (frame_hw is None or not _at_edge(t.box, frame_hw))]
+        if not tracks or scores.size == 0:
+            return
+        free = np.flatnonzero(~matched_det & (valid.sum(axis=1) >= cfg.min_keypoints)
+                              & (scores.mean(axis=1) >= cfg.lineage_min_mean))
+        if not len(free):
+            return
+        predicted = np.stack([t.predict(time_s, cfg.max_extrapolation_s)[0] for t in tracks])
+        length = predicted[:, 2:].max(axis=1)[:, None]
+        det_length = boxes[:, 2:].max(axis=1)[None]
+        centres = predicted[:, :2] + predicted[:, 2:] / 2
+        det_centres = boxes[:, :2] + boxes[:, 2:] / 2
+        distance = np.linalg.norm(centres[:, None] - det_centres[None], axis=2) / length
+        misses = np.array([t.misses for t in tracks], np.float64)[:, None]
+        reach = np.minimum(cfg.motion_reach + cfg.motion_reach_growth * (misses - 1), 1.5)
+        near = distance <= reach                          # (tracks, every detection)
+        ok = (near & (det_length <= 1.6 * length) & (length <= 1.6 * det_length)
+              & (near.sum(axis=1, keepdims=True) == 1) & (near.sum(axis=0) == 1))[:, free]
+        cost = np.where(ok, distance[:, free], _INF_COST)
+        rows, cols = linear_sum_assignment(cost)
+        for r, c in zip(rows, cols):
+            if cost[r, c] < _INF_COST:
+                det_track[int(free[c])] = tracks[r]
+                matched_det[free[c]] = True
 
     def _make_smoother(self, k: int):
         cfg = self.config
