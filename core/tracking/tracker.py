@@ -48,7 +48,8 @@ Association (every update)
            the track box's longer side after one missed update, growing by
            motion_reach_growth per further one, at most 1.5x) and its size is within
            1.6x; only where that is unambiguous (no other detection of the frame within
-           the track's reach, no other such track within the detection's), and not for
+           the track's reach, no other unmatched confirmed track, even one matched on the
+           last update, within the detection's), and not for
            someone last seen at the frame's edge (with the caller's frame_hw). Someone who
            walked behind a post or another walker for a few frames: their pose on return
            no longer matches by OKS or IoU, and before they got a new id
@@ -398,15 +399,18 @@ class PoseTracker:
         """Stage 6 (module docstring): strong detections still unmatched continue confirmed
         tracks that missed the last updates, by where their motion puts them; only where
         that is unambiguous (one detection of the frame, matched or not, within the
-        track's reach, and one such track within the detection's) and not for someone
-        last seen at the frame's edge."""
+        track's reach, and one unmatched confirmed track within the detection's) and not
+        for someone last seen at the frame's edge."""
         cfg = self.config
         taken = {id(t) for t in det_track.values()}
-        tracks = [t for t in self._tracks if t.state == CONFIRMED and t.misses >= 1
-                  and id(t) not in taken
-                  and (frame_hw is None or not _at_edge(t.box, frame_hw))]
+        # every confirmed track left unmatched counts for ambiguity (one matched on the
+        # last update too: giving its person to an older track made ids alternate);
+        # those that missed updates, away from the edge, may be continued
+        tracks = [t for t in self._tracks if t.state == CONFIRMED and id(t) not in taken]
         if not tracks or scores.size == 0:
             return
+        may = np.array([t.misses >= 1 and (frame_hw is None or not _at_edge(t.box, frame_hw))
+                        for t in tracks])[:, None]
         free = np.flatnonzero(~matched_det & (valid.sum(axis=1) >= cfg.min_keypoints)
                               & (scores.mean(axis=1) >= cfg.lineage_min_mean))
         if not len(free):
@@ -417,10 +421,10 @@ class PoseTracker:
         centres = predicted[:, :2] + predicted[:, 2:] / 2
         det_centres = boxes[:, :2] + boxes[:, 2:] / 2
         distance = np.linalg.norm(centres[:, None] - det_centres[None], axis=2) / length
-        misses = np.array([t.misses for t in tracks], np.float64)[:, None]
+        misses = np.array([max(t.misses, 1) for t in tracks], np.float64)[:, None]
         reach = np.minimum(cfg.motion_reach + cfg.motion_reach_growth * (misses - 1), 1.5)
         near = distance <= reach                          # (tracks, every detection)
-        ok = (near & (det_length <= 1.6 * length) & (length <= 1.6 * det_length)
+        ok = (near & may & (det_length <= 1.6 * length) & (length <= 1.6 * det_length)
               & (near.sum(axis=1, keepdims=True) == 1) & (near.sum(axis=0) == 1))[:, free]
         cost = np.where(ok, distance[:, free], _INF_COST)
         rows, cols = linear_sum_assignment(cost)
