@@ -313,7 +313,9 @@ def cpu_threads(make: Callable[[], LoadedWeights], image: np.ndarray, budget_s: 
                 for boxes in ([PHOTO_BOX], five):
                     s = time_fn(lambda: est(image, boxes), cpu, budget_s)
                     rows.append({"what": "pose", "threads": threads, "split": split,
-                                 "people": len(boxes), "ms": s * 1e3})
+                                 "people": len(boxes), "ms": s * 1e3,
+                                 # onnxruntime, or torch where onnx is missing (no split)
+                                 "stem": type(getattr(est.model, "stem", None)).__name__})
     finally:
         torch.set_num_threads(before)
     for threads in (1, 2, 4):
@@ -522,6 +524,7 @@ def print_cpu_threads(rows: list[dict[str, Any]]) -> None:
         got = {(r["people"], r["split"]): r["ms"] for r in pose if r["threads"] == t}
         print(f"| {t} | " + " | ".join(f"{got[k]:.1f}" if k in got else "-" for k in
                                        ((1, True), (1, False), (5, True), (5, False))) + " |")
+    print("stem run by: " + ", ".join(sorted({r["stem"] for r in pose})))
     print("YOLOX-Nano: " + ", ".join(f"{r['threads']} threads {r['ms']:.1f} ms"
                                       for r in rows if r["what"] == "detector"))
 
