@@ -749,7 +749,7 @@ def build(args: argparse.Namespace, model: str) -> Any:
 
 def thread_note(engine: Any) -> str:
     """The threads each model runs with (core.threads decides the defaults)."""
-    from core.threads import usable_cpus
+    from core.threads import landmark_threads
     parts = [f"torch {torch.get_num_threads()}"]
     stem = getattr(getattr(engine.pose, "model", None), "stem", None)
     if hasattr(stem, "split_plan"):
@@ -758,7 +758,7 @@ def thread_note(engine: Any) -> str:
     for role, obj in (("pose", engine.pose), ("detector", engine.detector)):
         cfg = getattr(obj, "config", None)
         if cfg is not None and hasattr(cfg, "num_threads"):
-            n = cfg.num_threads or min(4, usable_cpus())
+            n = cfg.num_threads or landmark_threads()
             parts.append(f"{role} {getattr(cfg, 'runtime', 'LiteRT')} {n}")
     return ", ".join(parts)
 

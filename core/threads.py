@@ -34,6 +34,11 @@ def pose_threads() -> int:
     return max(1, min(torch.get_num_threads(), usable_cpus()))
 
 
+def landmark_threads() -> int:
+    """Threads of a TFLite pose model (BlazePose's landmarks): up to 4 usable CPUs."""
+    return min(4, usable_cpus())
+
+
 def detector_threads(cpus: int | None = None) -> int:
     """Intra-op threads of an onnxruntime detector: 2 on machines of up to 8 CPUs (1 on a
     single CPU), a quarter of them beyond, at most MAX_DETECTOR_THREADS."""

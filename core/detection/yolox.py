@@ -1,8 +1,8 @@
 """YOLOX person detector: an ONNX export run with onnxruntime (or OpenCV's DNN), people only.
 
 Runtime: ``YoloxConfig.runtime`` is "onnxruntime" (default: CPUExecutionProvider,
-`num_threads` intra-op threads, core.threads.detector_threads() by default, idle threads do not busy-wait) or
-"opencv" (cv2.dnn, kept so that benchmarks/detector_recall.py can compare the two).
+`num_threads` intra-op threads, core.threads.detector_threads() by default, idle threads
+do not busy-wait) or "opencv" (cv2.dnn, kept so that benchmarks/detector_recall.py can compare the two).
 
 Model: the ``yolox-nano`` spec (and ``auto``) use YOLOX-Nano shipped in
 resources/models/yolox_nano_416x416.onnx (Megvii's COCO weights, Apache-2.0; see

@@ -60,7 +60,7 @@ import numpy as np
 
 from ..errors import InputError, StudioError
 from ..keypoints import NUM_KEYPOINTS
-from ..threads import usable_cpus
+from ..threads import landmark_threads
 from ..tflite import load_interpreter, mediapipe_model_path
 from ..types import PoseEstimate, validate_boxes
 
@@ -150,7 +150,7 @@ class BlazePoseEstimator:
             raise InputError(f"crop_scale must be positive, not {config.crop_scale!r}")
         self.config = config
         self.model_path = config.model_path or str(mediapipe_model_path("pose_landmark_full"))
-        threads = config.num_threads or min(4, usable_cpus())
+        threads = config.num_threads or landmark_threads()
         self.interpreter = load_interpreter(self.model_path, num_threads=threads)
         inp = self.interpreter.get_input_details()
         if len(inp) != 1 or list(inp[0]["shape"][1:]) != [INPUT_SIZE, INPUT_SIZE, 3]:

@@ -49,10 +49,10 @@ Association (every update)
            motion_reach_growth per further one, at most 1.5x) and its size is within
            1.6x; only where that is unambiguous (no other detection of the frame within
            the track's reach, no other unmatched confirmed track, even one matched on the
-           last update, within the detection's), and not for
-           someone last seen at the frame's edge (with the caller's frame_hw). Someone who
-           walked behind a post or another walker for a few frames: their pose on return
-           no longer matches by OKS or IoU, and before they got a new id
+           last update, within the detection's), and not for someone last seen at the
+           frame's edge (with the caller's frame_hw). Someone who walked behind a post or
+           another walker for a few frames: their pose on return no longer matches by OKS
+           or IoU, and before they got a new id
         7. detections still unmatched start tentative tracks (when they have at least
            min_keypoints keypoints above kp_threshold)
 
@@ -305,9 +305,12 @@ class PoseTracker:
                     matched_det[free[c]] = True
         lineage = (np.full(n, -1, np.int64) if lineage is None
                    else np.asarray(lineage, np.int64).reshape(n))
-        weak = self._match_lineage(lineage, matched_det, det_track, boxes, scores, time_s)
+        # a strong pose may become a track's last state (stages 5 and 6)
+        strong = (scores.mean(axis=1) >= cfg.lineage_min_mean if scores.size
+                  else np.zeros(n, bool))
+        weak = self._match_lineage(lineage, matched_det, det_track, boxes, strong, time_s)
         if cfg.min_hits <= 1 and cfg.motion_reach > 0:
-            self._match_motion(matched_det, det_track, boxes, scores, valid, time_s, frame_hw)
+            self._match_motion(matched_det, det_track, boxes, strong, valid, time_s, frame_hw)
 
         # update matched tracks (in creation order, so simultaneous confirmations get ids
         # in the order the people first appeared)
@@ -357,7 +360,7 @@ class PoseTracker:
 
     # -- internals ------------------------------------------------------------------------
     def _match_lineage(self, lineage: np.ndarray, matched_det: np.ndarray,
-                       det_track: dict[int, _Track], boxes: np.ndarray, scores: np.ndarray,
+                       det_track: dict[int, _Track], boxes: np.ndarray, strong: np.ndarray,
                        time_s: float) -> set[int]:
         """Stage 5 (module docstring): a detection no stage matched continues the unmatched
         confirmed (or lost) track whose last match had its lineage, when their boxes still
@@ -369,8 +372,6 @@ class PoseTracker:
         by_lineage = {t.lineage: t for t in self._tracks
                       if t.lineage >= 0 and t.state != TENTATIVE and id(t) not in taken}
         horizon = self.config.max_extrapolation_s
-        strong = scores.mean(axis=1) >= self.config.lineage_min_mean if len(scores) else \
-            np.zeros(0, bool)
         # a weak pose is shown at once only where a new track would show it (min_hits 1,
         # as annotate runs): in live mode it stays unshown, as a tentative track's
         candidates = np.flatnonzero(~matched_det & (lineage >= 0)
@@ -394,7 +395,7 @@ class PoseTracker:
         return weak
 
     def _match_motion(self, matched_det: np.ndarray, det_track: dict[int, _Track],
-                      boxes: np.ndarray, scores: np.ndarray, valid: np.ndarray,
+                      boxes: np.ndarray, strong: np.ndarray, valid: np.ndarray,
                       time_s: float, frame_hw: tuple[int, int] | None) -> None:
         """Stage 6 (module docstring): strong detections still unmatched continue confirmed
         tracks that missed the last updates, by where their motion puts them; only where
@@ -407,12 +408,11 @@ class PoseTracker:
         # last update too: giving its person to an older track made ids alternate);
         # those that missed updates, away from the edge, may be continued
         tracks = [t for t in self._tracks if t.state == CONFIRMED and id(t) not in taken]
-        if not tracks or scores.size == 0:
+        if not tracks:
             return
         may = np.array([t.misses >= 1 and (frame_hw is None or not _at_edge(t.box, frame_hw))
                         for t in tracks])[:, None]
-        free = np.flatnonzero(~matched_det & (valid.sum(axis=1) >= cfg.min_keypoints)
-                              & (scores.mean(axis=1) >= cfg.lineage_min_mean))
+        free = np.flatnonzero(~matched_det & (valid.sum(axis=1) >= cfg.min_keypoints) & strong)
         if not len(free):
             return
         predicted = np.stack([t.predict(time_s, cfg.max_extrapolation_s)[0] for t in tracks])
