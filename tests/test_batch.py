@@ -215,6 +215,36 @@ def test_parts_of_a_killed_run_are_removed_by_the_next(tmp_path):
         ["clip_person.csv", "clip_person.json", other.name]
 
 
+def test_worker_terminated_while_reporting_ready_exits_cleanly():
+    """The parent may send SIGTERM while a worker is still starting (CI caught a worker
+    that got it inside its "ready" report and died with a traceback)."""
+    from core.batch import local
+    from core.batch.config import AnnotateConfig
+
+    sent = []
+
+    class Events:
+        def put(self, event):
+            sent.append(event[0])
+            if event[0] == "ready":
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(2)                     # the handler raises in here
+
+    class Tasks:
+        def get(self):
+            raise AssertionError("a terminated worker must not take an input")
+
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        local._worker_main(0, None, AnnotateConfig(model="mediapipe"), "fail",
+                           Tasks(), Events())
+    except KeyboardInterrupt as e:
+        pytest.fail(f"the worker let {e!r} escape")
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+    assert sent == ["ready", "exit"]
+
+
 @pytest.mark.parametrize("backend", ["one process", "--workers 2", "--ray"])
 def test_sigterm_leaves_no_part_files(tmp_path, backend):
     extra = backend.split() if backend.startswith("--") else []

@@ -36,21 +36,21 @@ def _worker_main(wid: int, device: str | None, config: Any, if_locked: str, task
     from ..engine import build_engine
     from ..errors import StudioError
     with termination_as_interrupt(), quiet_source_warnings():
-        try:
-            import torch
-            torch.set_num_threads(max(1, usable_cpus() // max(1, n_workers)))
-            engine = build_engine(engine_config(config, device), progress=False)
-        except StudioError as e:
-            events.put(("engine_failed", wid, str(e)))
-            return
-        except KeyboardInterrupt:
-            return
-        except Exception as e:                       # noqa: BLE001 - reported, not raised
-            events.put(("engine_failed", wid, f"the model could not be loaded: {e}"))
-            return
-        events.put(("ready", wid, engine.pose_description))
         current = None
+        # one try around everything after the handler is installed: SIGTERM may arrive at
+        # any point, also while the worker reports that it is ready
         try:
+            try:
+                import torch
+                torch.set_num_threads(max(1, usable_cpus() // max(1, n_workers)))
+                engine = build_engine(engine_config(config, device), progress=False)
+            except StudioError as e:
+                events.put(("engine_failed", wid, str(e)))
+                return
+            except Exception as e:                   # noqa: BLE001 - reported, not raised
+                events.put(("engine_failed", wid, f"the model could not be loaded: {e}"))
+                return
+            events.put(("ready", wid, engine.pose_description))
             while True:
                 task = tasks.get()
                 if task is None:
