@@ -72,6 +72,7 @@ from .detection.base import (box_containment, box_iou, detect_thoroughly,
 from .pose.nms import pose_nms, repeats
 from .pose.orientation import (body_angle, turned_box, turned_box_hulls, turned_crops_for,
                                wrap_degrees)
+from .tracking.appearance import describe
 from .types import (Detections, Frame, PersonDetector, PoseBackend, PoseEstimate, PoseFrame,
                     Tracker)
 
@@ -753,8 +754,14 @@ class PoseStep:
         """IDs and smoothing for an inferred frame -> the immutable PoseFrame."""
         t0 = time.perf_counter()
         frame = inferred.frame
-        people = tuple(self.tracker.update(inferred.estimate, frame.time_s,
-                                           lineage=inferred.lineage, frame_hw=frame.size_hw))
+        extra = {}
+        est = inferred.estimate
+        if getattr(self.tracker, "wants_appearance", False) and len(est.keypoints):
+            # what each person's clothes look like, for the tracker's joins after a gap
+            extra["appearance"] = describe(frame.image, est.keypoints, est.scores,
+                                           self.config.min_keypoint_score)
+        people = tuple(self.tracker.update(est, frame.time_s, lineage=inferred.lineage,
+                                           frame_hw=frame.size_hw, **extra))
         if inferred.turned is not None:          # say how each turned person was cropped
             t = inferred.turned
             people = tuple(dataclasses.replace(p, turn=float(t.turns[p.row]),

@@ -20,6 +20,8 @@ from core.keypoints import NUM_KEYPOINTS
 from core.tracking import (KalmanKeypointSmoother, OneEuroSmoother, PoseTracker, TrackerConfig,
                            box_iou, make_smoother)
 
+from conftest import DATA
+
 FPS = 30.0
 
 # a standing person, keypoints in box-normalised coordinates (x right, y down), COCO order
@@ -271,6 +273,45 @@ def test_motion_finds_a_walker_again_after_a_short_gap_in_batch_mode():
     assert ids_after(person(1830, 100, 200, rng), x=1870, frame_hw=(1080, 1920)) == [2]
 
 
+def test_appearance_settles_or_refuses_a_join_after_a_gap():
+    """Stage 6 with the caller's appearance (clothes): of two people back within reach,
+    the one dressed like the lost track continues it; where both are alike, or one's
+    clothes are unseen, the ambiguity rule decides, as before. Alone, a walker continues
+    the track whatever their clothes (a post in front of a torso changes its colours)."""
+    from core.tracking.appearance import BINS
+    rng = np.random.default_rng(32)
+
+    def clothes(bin_: int | None) -> np.ndarray:
+        d = np.full((2, BINS), np.nan, np.float32)
+        if bin_ is not None:
+            d[:] = 0.0
+            d[:, bin_] = 0.9
+            d[:, (bin_ + 1) % BINS] = 0.1
+        return d
+
+    def ids_after(back, dressed):
+        tracker = PoseTracker(TrackerConfig(min_hits=1))
+        assert tracker.wants_appearance
+        for f in range(4):
+            tracker.update(frame_of([person(400, 100, 200, rng)]), f / FPS,
+                           appearance=np.stack([clothes(5)]))
+        for f in range(4, 7):
+            tracker.update(frame_of([]), f / FPS, appearance=np.zeros((0, 2, BINS)))
+        out = tracker.update(frame_of(back), 7 / FPS,
+                             appearance=np.stack([clothes(b) for b in dressed]))
+        return [p.track_id for p in sorted(out, key=lambda p: -p.box[0])]   # right first
+
+    two = [person(480, 100, 200, rng), person(320, 100, 200, rng)]
+    assert ids_after(two, [5, 30]) == [1, 2]         # the like one continues
+    assert ids_after(two, [30, 5]) == [2, 1]
+    assert ids_after(two, [5, 5]) == [2, 3]          # both alike: unclear
+    assert ids_after(two, [5, None]) == [2, 3]       # one unseen: unclear
+    assert ids_after([person(480, 100, 200, rng)], [30]) == [1]
+    assert ids_after([person(480, 100, 200, rng)], [None]) == [1]
+    assert not PoseTracker(TrackerConfig(min_hits=3)).wants_appearance
+    assert not PoseTracker(TrackerConfig(min_hits=1, appearance=False)).wants_appearance
+
+
 def test_lineage_never_overrides_a_similarity_match():
     """Two people walking apart with their lineages swapped on the last update: each keeps
     the id similarity gives them."""
@@ -483,3 +524,35 @@ def test_one_euro_follows_casiez_reference_step():
     dx_hat = alpha(1.0) * 100.0
     expected = alpha(1.0 + 0.1 * dx_hat) * 10.0
     np.testing.assert_allclose(out[0], [expected, 0.0], rtol=1e-12)
+
+
+def test_appearance_describes_clothes_on_a_real_photo():
+    """core.tracking.appearance on two riders in the same uniform (a COCO photo with its
+    human keypoints): alike each other, and each like themselves in the mirrored photo;
+    the same photo with one rider's shirt recoloured (hue turned by 90 degrees, the
+    texture kept) makes that rider unlike who they were."""
+    import cv2
+    from core.tracking.appearance import describe, similarity
+    folder = DATA / "eval" / "coco8-pose"
+    image = cv2.imread(str(folder / "images" / "train" / "000000000049.jpg"))
+    h, w = image.shape[:2]
+    rows = np.loadtxt(folder / "labels" / "train" / "000000000049.txt", ndmin=2)
+    labels = rows[:, 5:].reshape(-1, 17, 3)
+    kps, seen = labels[..., :2] * [w, h], (labels[..., 2] > 0).astype(float)
+    riders = describe(image, kps, seen)
+    assert np.isfinite(riders[:, 1]).all()                     # both riders' thighs seen
+    assert similarity(riders[:1], riders[1:])[0, 0] > 0.9        # the same uniform
+    mirrored = kps.copy()
+    mirrored[..., 0] = w - 1 - mirrored[..., 0]
+    swap = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+    flipped = describe(image[:, ::-1], mirrored[:, swap], seen[:, swap])
+    assert np.diag(similarity(riders, flipped)).min() > 0.97
+    rider = int(np.flatnonzero(np.isfinite(riders[:, 0]).all(axis=1))[0])   # torso seen
+    body = kps[rider, [5, 6, 12, 11]].astype(np.int32)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(mask, [body], 255)
+    hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+    hsv[..., 0] = np.where(mask > 0, (hsv[..., 0].astype(int) + 45) % 180, hsv[..., 0])
+    recoloured = describe(cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR), kps, seen)
+    torso = similarity(riders[rider:rider + 1, :1], recoloured[rider:rider + 1, :1])[0, 0]
+    assert torso < 0.5, torso

@@ -90,6 +90,7 @@ from scipy.optimize import linear_sum_assignment
 from ..detection.base import box_iou, within_reach
 from ..pose.nms import keypoint_oks, oks_sigmas
 from ..types import PersonPose
+from .appearance import blend, similarity
 from .smoothing import SMOOTHING_KINDS, make_smoother
 
 TENTATIVE, CONFIRMED, LOST = "tentative", "confirmed", "lost"
@@ -112,6 +113,11 @@ class TrackerConfig:
     motion_reach: float = 0.5          # stage 6: distance gate after one missed update, in
     #                                  # track box lengths (0: the stage is off)
     motion_reach_growth: float = 0.2   # ... and its growth per further missed update
+    appearance: bool = True            # stage 6 settles ambiguous joins by the caller's
+    #                                  # appearance (clothes) where it is clear:
+    appearance_sure: float = 0.75      # a likeness from this, beating every rival near
+    appearance_margin: float = 0.15    # the track or the detection by this much
+    appearance_weight: float = 0.3     # weight of each new sighting in a track's descriptor
     min_keypoints: int = 3             # keypoints above kp_threshold to start a new track
     velocity_smoothing: float = 0.5    # EMA weight of the newest box-centre velocity
     sigmas: tuple[float, ...] | None = None   # OKS sigmas; None: COCO (K=17) or 0.07 each
@@ -152,7 +158,8 @@ class TrackInfo:
 
 class _Track:
     __slots__ = ("serial", "track_id", "state", "hits", "misses", "time_s", "box", "keypoints",
-                 "kp_scores", "velocity", "anchor", "smoother", "smoothed", "lineage")
+                 "kp_scores", "velocity", "anchor", "smoother", "smoothed", "lineage",
+                 "appearance")
 
     def __init__(self, serial, box, keypoints, kp_scores, time_s, smoother) -> None:
         self.serial = serial           # creation order; decides id order at confirmation
@@ -169,6 +176,7 @@ class _Track:
         self.smoother = smoother
         self.smoothed: np.ndarray | None = None     # (K, 2) smoother output of the last match
         self.lineage = -1              # the caller's lineage of the last match (-1: none)
+        self.appearance: np.ndarray | None = None   # clothes (tracking.appearance), if given
 
     def predict(self, time_s: float, horizon_s: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
         if self.velocity is None:
@@ -197,6 +205,18 @@ def _center(box: np.ndarray) -> np.ndarray:
 
 
 EDGE_PX = 8.0          # a box this close to the frame's border is at its edge
+
+
+def _best_other(values: np.ndarray, axis: int) -> np.ndarray:
+    """For each entry of a 2-D array, the largest other value along `axis` (-inf if none)."""
+    v = np.moveaxis(values, axis, -1)
+    if v.shape[-1] < 2:
+        return np.full(values.shape, -np.inf)
+    order = np.argsort(v, axis=-1)
+    top = np.take_along_axis(v, order[..., -1:], axis=-1)
+    second = np.take_along_axis(v, order[..., -2:-1], axis=-1)
+    is_top = np.arange(v.shape[-1]) == order[..., -1:]
+    return np.moveaxis(np.where(is_top, second, top), -1, axis)
 
 
 def _at_edge(box: np.ndarray, frame_hw: tuple[int, int]) -> bool:
@@ -262,9 +282,17 @@ class PoseTracker:
         """Ids of the tracks in a state ('confirmed' includes coasting ones, or 'lost')."""
         return sorted(t.track_id for t in self._tracks if t.state == state)
 
+    @property
+    def wants_appearance(self) -> bool:
+        """Whether update() uses an `appearance` argument (stage 6 runs, with its gate on):
+        callers compute it only then."""
+        c = self.config
+        return c.min_hits <= 1 and c.motion_reach > 0 and c.appearance
+
     def update(self, estimate: Any, time_s: float,
                lineage: np.ndarray | Sequence[int] | None = None,
-               frame_hw: tuple[int, int] | None = None) -> list[PersonPose]:
+               frame_hw: tuple[int, int] | None = None,
+               appearance: np.ndarray | None = None) -> list[PersonPose]:
         """One frame: a PoseEstimate (or anything with boxes/keypoints/scores, a mapping
         with those keys, or a (boxes, keypoints, scores[, box_scores]) tuple; None for no
         people) at time_s seconds. Returns the confirmed people matched this frame.
@@ -273,7 +301,10 @@ class PoseTracker:
         followed into each detection (core.step's box following); stage 5 of the module
         docstring. Without it the tracker matches by similarity alone. ``frame_hw`` (the
         frame's height and width, optional): stage 6 does not continue someone last seen
-        at the frame's edge (they walked out; who walks in is someone else)."""
+        at the frame's edge (they walked out; who walks in is someone else).
+        ``appearance`` (optional, (N, parts, bins), core.tracking.appearance.describe):
+        what each detection's clothes look like; stage 6 settles by it joins that its
+        geometry leaves ambiguous."""
         cfg = self.config
         time_s = float(time_s)
         if self._last_time is not None and time_s < self._last_time:
@@ -309,8 +340,18 @@ class PoseTracker:
         strong = (scores.mean(axis=1) >= cfg.lineage_min_mean if scores.size
                   else np.zeros(n, bool))
         weak = self._match_lineage(lineage, matched_det, det_track, boxes, strong, time_s)
+        if appearance is not None:
+            appearance = np.asarray(appearance, np.float32).reshape(n, *np.shape(appearance)[1:])
         if cfg.min_hits <= 1 and cfg.motion_reach > 0:
-            self._match_motion(matched_det, det_track, boxes, strong, valid, time_s, frame_hw)
+            self._match_motion(matched_det, det_track, boxes, strong, valid, time_s, frame_hw,
+                               appearance if self.wants_appearance else None)
+        # a track's clothes are learnt from strong poses clear of everyone else's box
+        # (where two people overlap, the colours inside one's torso are partly the other's)
+        clear = np.ones(n, bool)
+        if appearance is not None and n > 1:
+            overlap = box_iou(boxes, boxes)
+            np.fill_diagonal(overlap, 0.0)
+            clear = overlap.max(axis=1) < 0.1
 
         # update matched tracks (in creation order, so simultaneous confirmations get ids
         # in the order the people first appeared)
@@ -318,6 +359,8 @@ class PoseTracker:
             self._observe(track, boxes[d], kps[d], scores[d], valid[d], time_s,
                           state=d not in weak)
             track.lineage = int(lineage[d])
+            if appearance is not None and d not in weak and clear[d]:
+                track.appearance = blend(track.appearance, appearance[d], cfg.appearance_weight)
         matched_tracks = {id(t) for t in det_track.values()}
         # new tentative tracks
         for d in np.flatnonzero(~matched_det):
@@ -329,6 +372,8 @@ class PoseTracker:
             track.anchor = np.median(kps[d][valid[d]], axis=0)
             self._observe(track, boxes[d], kps[d], scores[d], valid[d], time_s, first=True)
             track.lineage = int(lineage[d])
+            if appearance is not None and clear[d]:
+                track.appearance = appearance[d].copy()
             self._tracks.append(track)
             det_track[int(d)] = track
             matched_tracks.add(id(track))
@@ -396,12 +441,14 @@ class PoseTracker:
 
     def _match_motion(self, matched_det: np.ndarray, det_track: dict[int, _Track],
                       boxes: np.ndarray, strong: np.ndarray, valid: np.ndarray,
-                      time_s: float, frame_hw: tuple[int, int] | None) -> None:
+                      time_s: float, frame_hw: tuple[int, int] | None,
+                      appearance: np.ndarray | None = None) -> None:
         """Stage 6 (module docstring): strong detections still unmatched continue confirmed
         tracks that missed the last updates, by where their motion puts them; only where
         that is unambiguous (one detection of the frame, matched or not, within the
         track's reach, and one unmatched confirmed track within the detection's) and not
-        for someone last seen at the frame's edge."""
+        for someone last seen at the frame's edge. With `appearance`, a pair whose clothes
+        are clearly more alike than any rival's is unambiguous too."""
         cfg = self.config
         taken = {id(t) for t in det_track.values()}
         # every confirmed track left unmatched counts for ambiguity (one matched on the
@@ -424,8 +471,25 @@ class PoseTracker:
         misses = np.array([max(t.misses, 1) for t in tracks], np.float64)[:, None]
         reach = np.minimum(cfg.motion_reach + cfg.motion_reach_growth * (misses - 1), 1.5)
         near = distance <= reach                          # (tracks, every detection)
-        ok = (near & may & (det_length <= 1.6 * length) & (length <= 1.6 * det_length)
-              & (near.sum(axis=1, keepdims=True) == 1) & (near.sum(axis=0) == 1))[:, free]
+        ok = near & may & (det_length <= 1.6 * length) & (length <= 1.6 * det_length)
+        unique = (near.sum(axis=1, keepdims=True) == 1) & (near.sum(axis=0) == 1)
+        if appearance is not None and any(t.appearance is not None for t in tracks):
+            unseen = np.full(appearance.shape[1:], np.nan, np.float32)
+            likeness = similarity(np.stack([unseen if t.appearance is None else t.appearance
+                                            for t in tracks]), appearance)
+            known = np.isfinite(likeness)
+            # the best rival of each pair, near the track or near the detection (an
+            # unknown likeness is a rival that cannot be ruled out)
+            rivals = np.where(near, np.where(known, likeness, np.inf), -np.inf)
+            rival = np.maximum(_best_other(rivals, axis=1), _best_other(rivals, axis=0))
+            settled = (known & (likeness >= cfg.appearance_sure)
+                       & (likeness - rival >= cfg.appearance_margin))
+            # (a likeness too low never refuses a join: someone half behind a post or a
+            # sign has their torso cut out partly from it, 0.21 for a right join)
+            ok &= unique | settled
+        else:
+            ok &= unique
+        ok = ok[:, free]
         cost = np.where(ok, distance[:, free], _INF_COST)
         rows, cols = linear_sum_assignment(cost)
         for r, c in zip(rows, cols):
