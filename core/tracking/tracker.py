@@ -52,7 +52,12 @@ Association (every update)
            last update, within the detection's), and not for someone last seen at the
            frame's edge (with the caller's frame_hw). Someone who walked behind a post or
            another walker for a few frames: their pose on return no longer matches by OKS
-           or IoU, and before they got a new id
+           or IoU, and before they got a new id. With the caller's appearance (clothes,
+           core.tracking.appearance; a track learns it from its strong poses clear of
+           anyone else's box), a pair is unambiguous too when its likeness is at least
+           appearance_sure and beats every rival near the track or the detection by
+           appearance_margin (a rival whose clothes are unseen cannot be ruled out). A low
+           likeness refuses nothing: a post across someone's torso changes its colours
         7. detections still unmatched start tentative tracks (when they have at least
            min_keypoints keypoints above kp_threshold)
 
