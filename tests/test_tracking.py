@@ -276,7 +276,8 @@ def test_motion_finds_a_walker_again_after_a_short_gap_in_batch_mode():
 def test_appearance_settles_or_refuses_a_join_after_a_gap():
     """Stage 6 with the caller's appearance (clothes): of two people back within reach,
     the one dressed like the lost track continues it; where both are alike, or one's
-    clothes are unseen, the ambiguity rule decides, as before. Alone, a walker continues
+    clothes are unseen, the ambiguity rule decides, as before (a rival already matched
+    by pose to someone else's track is ruled out by unseen clothes). Alone, a walker continues
     the track whatever their clothes (a post in front of a torso changes its colours)."""
     from core.tracking.appearance import BINS
     rng = np.random.default_rng(32)
@@ -308,6 +309,23 @@ def test_appearance_settles_or_refuses_a_join_after_a_gap():
     assert ids_after(two, [5, None]) == [2, 3]       # one unseen: unclear
     assert ids_after([person(480, 100, 200, rng)], [30]) == [1]
     assert ids_after([person(480, 100, 200, rng)], [None]) == [1]
+
+    def with_a_walker_beside(walker_dressed):
+        """A walker at x=560 stays matched by pose throughout, within the lost track's
+        reach: a rival, unless their clothes are unseen (taken by someone else's track)."""
+        tracker = PoseTracker(TrackerConfig(min_hits=1))
+        for f in range(7):
+            people = [person(560, 100, 200, rng)] + ([person(400, 100, 200, rng)] if f < 4 else [])
+            dressed = [walker_dressed] + ([5] if f < 4 else [])
+            tracker.update(frame_of(people), f / FPS,
+                           appearance=np.stack([clothes(b) for b in dressed]))
+        out = tracker.update(frame_of([person(560, 100, 200, rng), person(480, 100, 200, rng)]),
+                             7 / FPS, appearance=np.stack([clothes(walker_dressed), clothes(5)]))
+        return [p.track_id for p in sorted(out, key=lambda p: -p.box[0])]
+
+    assert with_a_walker_beside(30) == [1, 2]         # clearly unlike: the join is made
+    assert with_a_walker_beside(None) == [1, 2]       # unseen, but theirs: made too
+    assert with_a_walker_beside(5) == [1, 3]          # alike: unclear, someone new
     assert not PoseTracker(TrackerConfig(min_hits=3)).wants_appearance
     assert not PoseTracker(TrackerConfig(min_hits=1, appearance=False)).wants_appearance
 

@@ -56,8 +56,9 @@ Association (every update)
            core.tracking.appearance; a track learns it from its strong poses clear of
            anyone else's box), a pair is unambiguous too when its likeness is at least
            appearance_sure and beats every rival near the track or the detection by
-           appearance_margin (a rival whose clothes are unseen cannot be ruled out). A low
-           likeness refuses nothing: a post across someone's torso changes its colours
+           appearance_margin (a rival whose clothes are unseen cannot be ruled out, unless
+           it is a detection another track took by its pose). A low likeness refuses
+           nothing: a post across someone's torso changes its colours
         7. detections still unmatched start tentative tracks (when they have at least
            min_keypoints keypoints above kp_threshold)
 
@@ -483,10 +484,13 @@ class PoseTracker:
             likeness = similarity(np.stack([unseen if t.appearance is None else t.appearance
                                             for t in tracks]), appearance)
             known = np.isfinite(likeness)
-            # the best rival of each pair, near the track or near the detection (an
-            # unknown likeness is a rival that cannot be ruled out)
-            rivals = np.where(near, np.where(known, likeness, np.inf), -np.inf)
-            rival = np.maximum(_best_other(rivals, axis=1), _best_other(rivals, axis=0))
+            # the best rival of each pair: another detection near the track, another track
+            # near the detection. One whose likeness is unknown cannot be ruled out, unless
+            # it is a detection someone else's track already took by its pose (stages 1-5)
+            unknown = np.where(matched_det[None], -np.inf, np.inf)
+            rival = np.maximum(
+                _best_other(np.where(near, np.where(known, likeness, unknown), -np.inf), axis=1),
+                _best_other(np.where(near, np.where(known, likeness, np.inf), -np.inf), axis=0))
             settled = (known & (likeness >= cfg.appearance_sure)
                        & (likeness - rival >= cfg.appearance_margin))
             # (a likeness too low never refuses a join: someone half behind a post or a
