@@ -242,12 +242,13 @@ def test_lineage_finds_a_person_again_within_reach_after_missed_updates():
     assert ids_after(4, lying(1700, 760, 300, rng)) == [2]       # out of reach
 
 
-def test_motion_finds_a_walker_again_after_a_short_gap_in_batch_mode():
+def test_motion_finds_a_walker_again_after_a_short_gap():
     """Stage 6: someone who missed a few updates (behind a post) and comes back 80 px off
-    (no OKS or IoU left) continues their track in batch mode (min_hits 1) when they are
-    within reach of where their motion puts them and of a similar size; farther off, twice
-    the size, beside someone else as near, last seen at the frame's edge, in live mode
-    (min_hits 3) or with the stage off, they are someone new."""
+    (no OKS or IoU left) continues their track, in batch mode (min_hits 1) and in live mode
+    (min_hits 3: shown at once, where someone new would wait), when they are within reach
+    of where their motion puts them and of a similar size; farther off, twice the size,
+    beside someone else as near, last seen at the frame's edge or with the stage off, they
+    are someone new."""
     rng = np.random.default_rng(31)
 
     def ids_after(back, cfg=TrackerConfig(min_hits=1), missed=3, x=400, frame_hw=None):
@@ -265,7 +266,8 @@ def test_motion_finds_a_walker_again_after_a_short_gap_in_batch_mode():
     assert ids_after(person(650, 100, 200, rng)) == [2]             # 1.25 box lengths off
     assert ids_after(person(480, 100, 400, rng)) == [2]             # twice the size
     assert ids_after(person(480, 100, 200, rng), TrackerConfig(min_hits=1, motion_reach=0)) == [2]
-    assert ids_after(person(480, 100, 200, rng), TrackerConfig(min_hits=3)) == ["tentative"]
+    assert ids_after(person(480, 100, 200, rng), TrackerConfig(min_hits=3)) == [1]
+    assert ids_after(person(650, 100, 200, rng), TrackerConfig(min_hits=3)) == ["tentative"]
     # two people within reach: who is who is not clear, so both are someone new
     assert ids_after([person(480, 100, 200, rng), person(320, 100, 200, rng)]) == [2, 3]
     # last seen at the frame's edge (walked out): whoever comes in is someone new
@@ -326,7 +328,8 @@ def test_appearance_settles_or_refuses_a_join_after_a_gap():
     assert with_a_walker_beside(30) == [1, 2]         # clearly unlike: the join is made
     assert with_a_walker_beside(None) == [1, 2]       # unseen, but theirs: made too
     assert with_a_walker_beside(5) == [1, 3]          # alike: unclear, someone new
-    assert not PoseTracker(TrackerConfig(min_hits=3)).wants_appearance
+    assert PoseTracker(TrackerConfig(min_hits=3)).wants_appearance           # live mode too
+    assert not PoseTracker(TrackerConfig(min_hits=1, motion_reach=0)).wants_appearance
     assert not PoseTracker(TrackerConfig(min_hits=1, appearance=False)).wants_appearance
 
 

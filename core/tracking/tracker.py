@@ -40,7 +40,7 @@ Association (every update)
            made the next frames' similarity fail; before, it got a new id instead). That
            is where min_hits is 1 (batch mode): where a new track waits for more hits (live
            mode), a weak pose is not matched so, and starts a tentative track as before
-        6. motion (batch mode: where min_hits is 1): a strong detection still unmatched
+        6. motion (batch and live mode): a strong detection still unmatched
            (mean keypoint score >= lineage_min_mean) continues a confirmed track that
            missed the last 1..max_age updates and is still unmatched, when its centre lies
            near where the track's motion puts it (the track's predicted box, constant
@@ -52,7 +52,8 @@ Association (every update)
            last update, within the detection's), and not for someone last seen at the
            frame's edge (with the caller's frame_hw). Someone who walked behind a post or
            another walker for a few frames: their pose on return no longer matches by OKS
-           or IoU, and before they got a new id. With the caller's appearance (clothes,
+           or IoU, and before they got a new id (in live mode, a new id after min_hits
+           frames unshown). With the caller's appearance (clothes,
            core.tracking.appearance; a track learns it from its strong poses clear of
            anyone else's box), a pair is unambiguous too when its likeness is at least
            appearance_sure and beats every rival near the track or the detection by
@@ -292,8 +293,7 @@ class PoseTracker:
     def wants_appearance(self) -> bool:
         """Whether update() uses an `appearance` argument (stage 6 runs, with its gate on):
         callers compute it only then."""
-        c = self.config
-        return c.min_hits <= 1 and c.motion_reach > 0 and c.appearance
+        return self.config.motion_reach > 0 and self.config.appearance
 
     def update(self, estimate: Any, time_s: float,
                lineage: np.ndarray | Sequence[int] | None = None,
@@ -348,7 +348,7 @@ class PoseTracker:
         weak = self._match_lineage(lineage, matched_det, det_track, boxes, strong, time_s)
         if appearance is not None:
             appearance = np.asarray(appearance, np.float32).reshape(n, *np.shape(appearance)[1:])
-        if cfg.min_hits <= 1 and cfg.motion_reach > 0:
+        if cfg.motion_reach > 0:
             self._match_motion(matched_det, det_track, boxes, strong, valid, time_s, frame_hw,
                                appearance if self.wants_appearance else None)
         # a track's clothes are learnt from strong poses clear of everyone else's box
