@@ -398,6 +398,7 @@ def render_frame(frame: PoseFrame, settings: OverlaySettings, target_wh: tuple[i
     if settings.trails and trails is not None:
         trails.update(frame, settings.trail_length)
         trails.draw(canvas, scale, origin)
+    labels: list[tuple[int, int, int, int]] = []    # id labels drawn (angle lists avoid them)
     if settings.skeleton or settings.boxes:
         for p in frame.people:
             scores = np.nan_to_num(np.asarray(p.keypoint_scores, np.float32), nan=0.0)
@@ -416,9 +417,10 @@ def render_frame(frame: PoseFrame, settings: OverlaySettings, target_wh: tuple[i
                     at = (int(box[0]) + 3, int(box[1]) + 18)
                 else:
                     continue
-                _id_label(canvas, f"#{p.track_id}", at, p.track_id == settings.angle_track)
+                labels.append(_id_label(canvas, f"#{p.track_id}", at,
+                                        p.track_id == settings.angle_track))
     if settings.angles or settings.angle_track is not None:
-        _draw_person_angles(canvas, frame, settings, scale, origin)
+        _draw_person_angles(canvas, frame, settings, scale, origin, labels)
     decoder = settings.attention and isinstance(frame.attention, DecoderAttention)
     if decoder:                              # over the skeleton: its lines join the joints
         draw_decoder_explanation(canvas, frame, settings, scale, origin)
@@ -456,11 +458,15 @@ def _on_canvas(box: np.ndarray, canvas: np.ndarray, margin: float = 0.0) -> bool
 
 
 def _draw_person_angles(canvas: np.ndarray, frame: PoseFrame, settings: OverlaySettings,
-                        scale: float, origin: tuple[float, float] = (0.0, 0.0)) -> None:
+                        scale: float, origin: tuple[float, float] = (0.0, 0.0),
+                        labels: list[tuple[int, int, int, int]] = ()) -> None:
     """The selected person's box highlighted and their chosen angles listed beside it (or
-    everyone's angles while nobody is selected)."""
+    everyone's angles while nobody is selected, lowest id first, each where it covers no
+    list already drawn nor an id label in `labels`: in a crowd some are left out until
+    someone is selected)."""
     from core.analysis.angles import compute_angles
     from core.visualization import draw_angles
+    taken = list(labels)                  # lists and id labels drawn: none is covered
     for p in frame.people:
         if settings.angle_track is not None and p.track_id != settings.angle_track:
             continue
@@ -472,16 +478,17 @@ def _draw_person_angles(canvas: np.ndarray, frame: PoseFrame, settings: OverlayS
             cv2.rectangle(canvas, (x, y), (x + w, y + h), SELECTED_COLOR, 2, cv2.LINE_AA)
         if settings.angles:
             values = compute_angles(np.asarray(p.keypoints, float)[None], settings.angles)
-            draw_angles(canvas, box, {n: float(v[0]) for n, v in values.items()})
+            draw_angles(canvas, box, {n: float(v[0]) for n, v in values.items()}, taken=taken)
 
 
-def _id_label(image: np.ndarray, text: str, at: tuple[int, int], selected: bool) -> None:
+def _id_label(image: np.ndarray, text: str, at: tuple[int, int],
+              selected: bool) -> tuple[int, int, int, int]:
     """A track ID on a dark box (the followed person's on the highlight colour), so it
-    reads on white walls and dark shadows alike; kept inside the image."""
+    reads on white walls and dark shadows alike; kept inside the image. Returns where."""
     if selected:
-        draw_label(image, text, at, scale=0.55, color=(20, 20, 20), background=SELECTED_COLOR)
-    else:
-        draw_label(image, text, at, scale=0.55, background=LABEL_BACKGROUND)
+        return draw_label(image, text, at, scale=0.55, color=(20, 20, 20),
+                          background=SELECTED_COLOR)
+    return draw_label(image, text, at, scale=0.55, background=LABEL_BACKGROUND)
 
 
 def _label(image: np.ndarray, text: str, at: tuple[int, int], size: float = 0.55) -> None:

@@ -143,29 +143,43 @@ def angle_label(name: str) -> str:
 
 
 def draw_angles(image: np.ndarray, box: np.ndarray, angles: dict[str, float],
-                color: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+                color: tuple[int, int, int] = (255, 255, 255),
+                taken: list[tuple[int, int, int, int]] | None = None) -> bool:
     """List a person's angles (degrees) beside their box, in place: to the right of the box,
-    or to its left when the right side would leave the image. NaN values show as '-'."""
+    or to its left when the right side would leave the image. NaN values show as '-'.
+
+    ``taken``: the lists already drawn on this image, (x0, y0, x1, y1) each. The list goes
+    to whichever side covers none of them (and is added to them); where both would, it is
+    left out: in a crowd, numbers drawn over each other are read by nobody. Returns whether
+    it was drawn."""
     if not angles or not np.isfinite(np.asarray(box, float)).all():
-        return image
+        return False
     h, w = image.shape[:2]
     scale = float(np.clip(h / 1400, 0.4, 1.0))     # readable on small and large frames
     thick = 1 if h < 700 else 2
     line_h = int(22 * scale / 0.6) + 2
     texts = [f"{angle_label(n)} {v:.0f}" if np.isfinite(v) else f"{angle_label(n)} -"
              for n, v in angles.items()]
-    widths = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] for t in texts]
-    x, y, bw, _ = (float(v) for v in box)
-    left = max(0, int(x + bw + 6))
-    if left + max(widths) > w:
-        left = max(0, int(x - max(widths) - 6))
-    top = int(max(line_h, y + line_h))
     pad = 3
-    y1 = min(h - 1, top + line_h * (len(texts) - 1) + pad)
-    sub = image[max(0, top - line_h + 2):y1, left:left + max(widths) + 2 * pad]
+    width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0]
+                for t in texts) + 2 * pad
+    x, y, bw, _ = (float(v) for v in box)
+    top = int(max(line_h, y + line_h))
+    y0, y1 = max(0, top - line_h + 2), min(h - 1, top + line_h * (len(texts) - 1) + pad)
+    right, left = max(0, int(x + bw + 6)), max(0, int(x - width + 2 * pad - 6))
+    sides = [right, left] if right + width - 2 * pad <= w else [left]
+    free = [a for a in sides
+            if not any(a < t[2] and t[0] < a + width and y0 < t[3] and t[1] < y1
+                       for t in (taken or ()))]
+    if not free:
+        return False
+    at = free[0]
+    if taken is not None:
+        taken.append((at, y0, at + width, y1))
+    sub = image[y0:y1, at:at + width]
     if sub.size:          # a dark backing so the numbers stay readable on any frame
         sub[:] = (sub * 0.45).astype(np.uint8)
     for i, t in enumerate(texts):
-        cv2.putText(image, t, (left + pad, top + i * line_h), cv2.FONT_HERSHEY_SIMPLEX, scale,
+        cv2.putText(image, t, (at + pad, top + i * line_h), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     color, thick, cv2.LINE_AA)
-    return image
+    return True

@@ -121,6 +121,29 @@ def test_unknown_angle_name_is_one_clear_error():
 
 
 # ---------------------------------------------------------------------------- filtering
+def test_angle_lists_on_a_crowded_frame_never_cover_each_other():
+    """Three walkers close together, drawn in turn: the first gets its list to the right,
+    the second (on its left) to its own left, since its right would cover the first's
+    list, the third (between them) none, since both sides would; alone, a walker always
+    gets one. Whatever is drawn is drawn where nothing else was."""
+    from core.visualization import draw_angles
+    values = {"left_knee": 12.0, "right_knee": 8.0, "left_hip": float("nan"), "trunk": 3.0}
+    image = np.full((576, 768, 3), 200, np.uint8)
+    taken: list = []
+    boxes = [(300, 150, 30, 80), (250, 150, 30, 80), (290, 150, 30, 80)]
+    drawn = [draw_angles(image, np.array(b, float), values, taken=taken) for b in boxes]
+    assert drawn == [True, True, False] and len(taken) == 2
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = taken
+    assert ax1 - ax0 > 50                                # (wide enough for the layout above)
+    assert ax0 >= 330 and bx1 <= 250                     # first right of its box, second left
+    assert bx1 <= ax0 or ax1 <= bx0 or by1 <= ay0 or ay1 <= by0
+    assert (image[ay0:ay1, ax0:ax1] < 200).any() and (image[by0:by1, bx0:bx1] < 200).any()
+    alone = np.full((576, 768, 3), 200, np.uint8)
+    assert draw_angles(alone, np.array(boxes[2], float), values, taken=[])
+    assert draw_angles(alone, np.array(boxes[2], float), values)      # no bookkeeping
+    assert not draw_angles(alone, np.array([np.nan] * 4), values)
+
+
 def test_butterworth_equals_scipy_filtfilt_and_keeps_the_slow_signal():
     from scipy.signal import butter, sosfiltfilt
     fs = 100.0

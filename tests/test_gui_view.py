@@ -373,6 +373,27 @@ def test_track_id_labels_sit_on_a_dark_box_in_the_gui_and_in_overlay_videos():
     _dark_box_with_white_text(_label_pixels(drawn, plain))
 
 
+def test_angle_lists_leave_id_labels_and_each_other_readable():
+    """Two people close together, nobody selected: the first person's angle list would
+    cover the second's id label on its right, so it goes to the left; the label's pixels
+    are those drawn without any angles."""
+    grey = np.full((480, 640, 3), 90, np.uint8)
+    people = (person_at(standing_person(cx=200), track_id=1),
+              person_at(standing_person(cx=300), track_id=2))
+    frame = PoseFrame(0, 0.0, (480, 640), people, image=grey)
+    s = OverlaySettings(ids=True, angles=("left_knee", "right_knee", "trunk"))
+    with_lists, _ = render_frame(frame, s, (640, 480))
+    ids_only, _ = render_frame(frame, dataclasses.replace(s, angles=()), (640, 480))
+    bare, _ = render_frame(frame, dataclasses.replace(s, angles=(), ids=False), (640, 480))
+    label = (ids_only != bare).any(axis=2)
+    label[:, :250] = False                                # the second person's label only
+    assert label.sum() > 100
+    assert (with_lists[label] == ids_only[label]).all()
+    lists = (with_lists != ids_only).any(axis=2)
+    assert lists[:, :122].any()                           # the first list: left of its box
+    assert lists[:, 380:].any()                           # the second: right of its box
+
+
 # ---- the attention legend and its messages -----------------------------------------------------
 def test_the_legend_shows_delta_and_says_when_delta_hides_everything(qtbot, view):
     att = synthetic_attention(peak=0.05)

@@ -21,7 +21,8 @@ from .config import AnnotateConfig, with_absolute_paths, write_config
 
 
 class AngleOverlayVideoWriter(OverlayVideoWriter):
-    """The overlay video with each person's chosen angles listed beside them."""
+    """The overlay video with each person's chosen angles listed beside them (where the
+    list covers no other person's list; every value is in the angles CSV)."""
 
     def __init__(self, *args, result: AnalysisResult, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -32,11 +33,12 @@ class AngleOverlayVideoWriter(OverlayVideoWriter):
         from ..visualization import draw_angles
         canvas = super().draw(canvas, frame)
         pos = self._pos.get(frame.index)
+        taken: list[tuple[int, int, int, int]] = []   # no list drawn over another
         for person in frame.people:
             t = self.result.track(person.track_id)
             i = pos - t.start
             values = {n: float(v[i]) for n, v in self.result.angles[person.track_id].items()}
-            draw_angles(canvas, person.box, values)
+            draw_angles(canvas, person.box, values, taken=taken)
         return canvas
 
 

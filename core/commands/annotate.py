@@ -95,7 +95,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--angles", metavar="LIST", help="all (default), joints, segments, none, "
                    "or names such as left_knee,trunk")
     a.add_argument("--draw-angles", action=argparse.BooleanOptionalAction, default=None,
-                   help="list the angles beside each person on the overlay video")
+                   help="list the angles beside each person on the overlay video (a "
+                   "list that would cover another's is left out; all are in the CSV)")
     a.add_argument("--person-height", type=float, metavar="METRES",
                    help="scale to metres from the height of the longest-tracked person")
     a.add_argument("--scale-points", type=float, nargs=5, metavar=("X1", "Y1", "X2", "Y2", "M"),
