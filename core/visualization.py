@@ -25,9 +25,11 @@ def bone_color(a: int, b: int) -> tuple[int, int, int]:
 
 def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
                   threshold: float = 0.3, label: str | None = None,
-                  box: np.ndarray | None = None) -> np.ndarray:
+                  box: np.ndarray | None = None,
+                  labels: list[tuple[int, int, int, int]] | None = None) -> np.ndarray:
     """Draw one person in place: bones coloured by side, joints by confidence; `label`
-    (the track id) above the highest joint, white on a dark box (readable on any frame)."""
+    (the track id) above the highest joint, white on a dark box (readable on any frame),
+    where it went appended to `labels` when given."""
     thick = max(2, round(max(image.shape[:2]) / 400))
     ok = np.isfinite(keypoints).all(axis=1) & (scores >= threshold)
     pts = np.nan_to_num(keypoints).round().astype(int)
@@ -47,8 +49,11 @@ def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
         (tw, th), base = cv2.getTextSize(label, LABEL_FONT, scale, weight)
         pad = max(2, int(round(th * 0.3)))
         # centred over the highest joint, its box clear of the joint's dot
-        draw_label(image, label, (int(top[0]) - tw // 2, int(top[1]) - thick - 4 - base - pad),
-                   scale=scale, thickness=weight, pad=pad)
+        at = draw_label(image, label, (int(top[0]) - tw // 2,
+                                       int(top[1]) - thick - 4 - base - pad),
+                        scale=scale, thickness=weight, pad=pad)
+        if labels is not None:
+            labels.append(at)
     return image
 
 
@@ -92,12 +97,14 @@ def blend_heatmap(image: np.ndarray, heat: np.ndarray, opacity: float = 0.6) -> 
 
 
 def draw_pose_frame(image: np.ndarray, frame, threshold: float = 0.3,
-                    show_boxes: bool = False) -> np.ndarray:
-    """Draw every tracked person of a PoseFrame (skeleton + track id) in place."""
+                    show_boxes: bool = False,
+                    labels: list[tuple[int, int, int, int]] | None = None) -> np.ndarray:
+    """Draw every tracked person of a PoseFrame (skeleton + track id) in place; where the
+    id labels went appended to `labels` when given."""
     for person in frame.people:
         scores = np.nan_to_num(person.keypoint_scores, nan=0.0)
         draw_skeleton(image, person.keypoints, scores, threshold, label=f"#{person.track_id}",
-                      box=person.box if show_boxes else None)
+                      box=person.box if show_boxes else None, labels=labels)
     return image
 
 

@@ -22,7 +22,7 @@ from .config import AnnotateConfig, with_absolute_paths, write_config
 
 class AngleOverlayVideoWriter(OverlayVideoWriter):
     """The overlay video with each person's chosen angles listed beside them (where the
-    list covers no other person's list; every value is in the angles CSV)."""
+    list covers no other person's list or id label; every value is in the angles CSV)."""
 
     def __init__(self, *args, result: AnalysisResult, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -30,10 +30,10 @@ class AngleOverlayVideoWriter(OverlayVideoWriter):
         self._pos = {int(i): p for p, i in enumerate(result.timeline.frame_indices)}
 
     def draw(self, canvas: np.ndarray, frame: PoseFrame) -> np.ndarray:
-        from ..visualization import draw_angles
-        canvas = super().draw(canvas, frame)
+        from ..visualization import draw_angles, draw_pose_frame
+        taken: list[tuple[int, int, int, int]] = []   # id labels and lists: none covered
+        canvas = draw_pose_frame(canvas, frame, self.threshold, labels=taken)
         pos = self._pos.get(frame.index)
-        taken: list[tuple[int, int, int, int]] = []   # no list drawn over another
         for person in frame.people:
             t = self.result.track(person.track_id)
             i = pos - t.start
