@@ -459,7 +459,7 @@ def _on_canvas(box: np.ndarray, canvas: np.ndarray, margin: float = 0.0) -> bool
 
 def _draw_person_angles(canvas: np.ndarray, frame: PoseFrame, settings: OverlaySettings,
                         scale: float, origin: tuple[float, float] = (0.0, 0.0),
-                        labels: list[tuple[int, int, int, int]] = ()) -> None:
+                        labels: tuple | list = ()) -> None:
     """The selected person's box highlighted and their chosen angles listed beside it (or
     everyone's angles while nobody is selected, lowest id first, each where it covers no
     list already drawn nor an id label in `labels`: in a crowd some are left out until

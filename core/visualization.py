@@ -155,10 +155,10 @@ def draw_angles(image: np.ndarray, box: np.ndarray, angles: dict[str, float],
     """List a person's angles (degrees) beside their box, in place: to the right of the box,
     or to its left when the right side would leave the image. NaN values show as '-'.
 
-    ``taken``: the lists already drawn on this image, (x0, y0, x1, y1) each. The list goes
-    to whichever side covers none of them (and is added to them); where both would, it is
-    left out: in a crowd, numbers drawn over each other are read by nobody. Returns whether
-    it was drawn."""
+    ``taken``: what is drawn already and must stay readable (other lists, id labels),
+    (x0, y0, x1, y1) each. The list goes to whichever side covers none of them (and is
+    added to them); where both would, it is left out: in a crowd, numbers drawn over each
+    other are read by nobody. Returns whether it was drawn."""
     if not angles or not np.isfinite(np.asarray(box, float)).all():
         return False
     h, w = image.shape[:2]
