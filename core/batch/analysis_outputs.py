@@ -30,9 +30,9 @@ class AngleOverlayVideoWriter(OverlayVideoWriter):
         self._pos = {int(i): p for p, i in enumerate(result.timeline.frame_indices)}
 
     def draw(self, canvas: np.ndarray, frame: PoseFrame) -> np.ndarray:
-        from ..visualization import draw_angles, draw_pose_frame
+        from ..visualization import draw_angles
         taken: list[tuple[int, int, int, int]] = []   # id labels and lists: none covered
-        canvas = draw_pose_frame(canvas, frame, self.threshold, labels=taken)
+        canvas = super().draw(canvas, frame, labels=taken)
         pos = self._pos.get(frame.index)
         for person in frame.people:
             t = self.result.track(person.track_id)

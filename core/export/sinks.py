@@ -291,10 +291,12 @@ class OverlayVideoWriter(PoseSink):
             raise InputError(f"{self.path}: cannot create the overlay video ({e})") from None
         self._av = av
 
-    def draw(self, canvas: np.ndarray, frame: PoseFrame) -> np.ndarray:
-        """Draw the frame's people on a copy of its image (subclasses add more)."""
+    def draw(self, canvas: np.ndarray, frame: PoseFrame,
+             labels: list[tuple[int, int, int, int]] | None = None) -> np.ndarray:
+        """Draw the frame's people on a copy of its image (subclasses add more); where the
+        id labels went is appended to `labels` when given (what is drawn next avoids them)."""
         from ..visualization import draw_pose_frame
-        return draw_pose_frame(canvas, frame, self.threshold)
+        return draw_pose_frame(canvas, frame, self.threshold, labels=labels)
 
     def write(self, frame: PoseFrame, image: np.ndarray | None = None) -> None:
         img = image if image is not None else frame.image
