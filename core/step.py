@@ -39,7 +39,10 @@ in the spirit of rtmlib's ``PoseTracker``:
   tracking (``HeldFrames``) and follows such people back through them, as following works
   forwards, until their pose is lost or repeats someone there; they keep the id they get
   on the pass (the Sports2D woman stepping out from behind the tree: labelled from frame
-  36, where the pass on frame 40 found her). ``run_batch`` is this without threads;
+  36, where the pass on frame 40 found her). When the pose they repeat is of someone
+  followed there but lost before the pass, they are that person (the follow lost them
+  behind a post): they take on that person's lineage, so their id. ``run_batch`` is
+  this without threads;
 * **tracking and smoothing** by the tracker, each person keeping the row of the estimate
   it came from, so attention is linked to people by construction. Each row also tells the
   tracker whom the step followed into it (``FollowPlan.lineage``: a serial per detection,
@@ -69,7 +72,7 @@ import numpy as np
 
 from .detection.base import (box_containment, box_iou, detect_thoroughly,
                              within_reach)
-from .pose.nms import pose_nms, repeats
+from .pose.nms import pose_nms, twins
 from .pose.orientation import (body_angle, turned_box, turned_box_hulls, turned_crops_for,
                                wrap_degrees)
 from .tracking.appearance import describe
@@ -159,7 +162,8 @@ class FrameInference:
     """A frame after detector and pose, before tracking (what ``infer`` hands ``track``)."""
 
     frame: Frame
-    boxes: np.ndarray                # (N, 4) xywh the pose model saw (upright hulls)
+    boxes: np.ndarray                # (N, 4) per estimate row, the box the pose model saw
+                                     # (upright hulls of turned crops)
     estimate: PoseEstimate           # one row per kept person (after pose NMS)
     detected: bool                   # whether the detector ran on this frame
     detect_ms: float = 0.0
@@ -184,6 +188,16 @@ class FrameInference:
             more = FollowPlan.upright(boxes.astype(np.float32))
             more.lineage[:] = lineage
             self.turned = FollowPlan.concat(self.turned, more)
+
+    def drop_people(self, rows: np.ndarray) -> None:
+        """Fewer rows: those in `rows` go (PoseStep.backfill: two poses of one person)."""
+        stay = np.setdiff1d(np.arange(len(self.estimate)), rows)
+        self.estimate = self.estimate[stay]
+        self.boxes = self.boxes[stay]
+        for name in ("lineage", "started", "turned"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value[stay])
 
 
 _SAME_PERSON = 0.3       # continuation() from which a detection continues a followed person
@@ -451,7 +465,7 @@ class PoseStep:
             keep = self._dedupe(est)
             keeps.append(keep)
             rows = plan if keep is None else plan[keep]
-            out.append(FrameInference(f, turned_box_hulls(plan.boxes, plan.turns),
+            out.append(FrameInference(f, turned_box_hulls(rows.boxes, rows.turns),
                                       est if keep is None else est[keep], detected, ms, pose_ms,
                                       rows if rows.turns.any() else None, rows.lineage,
                                       # (a detection that continues someone takes on
@@ -713,7 +727,17 @@ class PoseStep:
         keypoints on the frame after, exactly as following works forwards, until their pose
         is lost (under 3 confident keypoints) or repeats someone already there (pose NMS's
         measure). Their rows are added to those frames with the same lineage, so the
-        tracker gives them the id they have on `later`. Returns the person-frames added.
+        tracker gives them the id they have on `later`. Returns the person-frames added
+        (less those dropped, below).
+
+        Where the pose they repeat is of someone the step followed there but lost before
+        `later` (no row of `later` has their lineage), they are that person: the follow
+        drifted off them (the pedestrian clip's man walking past a lamp post, whose crop
+        stayed on the post) and the detector found them again as new. They take on that
+        person's lineage, on `later` and on what is followed from it, so the tracker keeps
+        that person's id rather than starting one beside a failing pose of them. On each
+        frame where both poses of them are then there, the stronger (mean keypoint score)
+        stays; the one found on the way back goes on back while it is the stronger.
 
         For runs that can hold frames back until the next pass (the batch pipeline,
         ``run_batch``); not with attention kept (the maps of two calls do not join), nor
@@ -725,9 +749,12 @@ class PoseStep:
         thr = c.min_keypoint_score
         rows = np.flatnonzero(later.started)
         est, lineage = later.estimate[rows], later.lineage[rows]
-        added = 0
+        on_later = set(later.lineage.tolist())
+        taken_over: dict[int, int] = {}     # a late person's lineage -> the lost one's
+        added, reached = 0, len(earlier)
         self.stage = "pose"
-        for inferred in reversed(earlier):
+        for k in range(len(earlier) - 1, -1, -1):
+            inferred = earlier[k]
             boxes = boxes_from_keypoints(est.keypoints, est.scores, thr, c.box_margin,
                                          inferred.frame.size_hw)
             ok = np.isfinite(boxes).all(axis=1)
@@ -737,16 +764,58 @@ class PoseStep:
             got = self.pose(inferred.frame.image, boxes)
             keep = pose_nms(got.keypoints, got.scores, got.boxes, c.pose_nms_oks, thr)
             there = inferred.estimate
-            keep = keep[~repeats(got.keypoints[keep], got.scores[keep], got.boxes[keep],
-                                 there.keypoints, there.scores, there.boxes,
-                                 c.pose_nms_oks, thr)]
+            twin = twins(got.keypoints[keep], got.scores[keep], got.boxes[keep],
+                         there.keypoints, there.scores, there.boxes, c.pose_nms_oks, thr)
+            goes_on = twin < 0
+            for j in np.flatnonzero(~goes_on):
+                lost = -1 if inferred.lineage is None else int(inferred.lineage[twin[j]])
+                mine = int(lineage[keep[j]])
+                if (lost < 0 or lost in on_later
+                        or taken_over.get(mine, lost) != lost
+                        or (lost in taken_over.values() and taken_over.get(mine) != lost)):
+                    continue                     # someone still followed: stop here
+                taken_over[mine] = lost
+                goes_on[j] = (got.scores[keep[j]].mean()
+                              > there.scores[twin[j]].mean())
+            keep = keep[goes_on]
             if not len(keep):
                 break
             est, boxes, lineage = got[keep], boxes[keep], lineage[keep]
             inferred.add_people(est, boxes, lineage)
             added += len(keep)
+            reached = k
+        if taken_over:
+            added -= self._take_over(taken_over, earlier[reached:], later)
         self.stage = "detector"
         return added
+
+    def _take_over(self, taken_over: dict[int, int], frames: Sequence[FrameInference],
+                   later: FrameInference) -> int:
+        """Late people take on the lineage of the lost people they are (`taken_over`), on
+        `frames`, on `later` and on who is followed from it; where a frame then has two
+        rows of one lineage, the weaker goes. Returns the rows dropped."""
+        def rename(values: np.ndarray) -> None:
+            for mine, lost in taken_over.items():
+                values[values == mine] = lost
+
+        rename(later.lineage)
+        rename(self._followed.lineage)
+        if later.turned is not None:
+            rename(later.turned.lineage)
+        dropped = 0
+        for inferred in frames:
+            rename(inferred.lineage)
+            if inferred.turned is not None:
+                rename(inferred.turned.lineage)
+            means = inferred.estimate.scores.mean(axis=1)
+            weaker: list[int] = []
+            for lost in taken_over.values():
+                same = np.flatnonzero(inferred.lineage == lost)
+                weaker += np.delete(same, means[same].argmax()).tolist() if len(same) else []
+            if weaker:
+                inferred.drop_people(np.array(weaker, np.int64))
+                dropped += len(weaker)
+        return dropped
 
     # ---- second half: tracking -------------------------------------------------------
     def track(self, inferred: FrameInference,

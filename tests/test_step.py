@@ -444,6 +444,73 @@ def test_following_back_stops_at_someone_already_there():
     assert len(earlier[4].estimate) == 2 and len(earlier[3].estimate) == 1
 
 
+def _walker_box(i: int) -> list[float]:
+    return [10.0 + 6 * i, 5.0, 20.0, 40.0]       # 6 px a frame to the right
+
+
+class WalkerDetector:
+    """Finds the walker (_walker_box) on every pass."""
+
+    def __call__(self, image):
+        from core.types import Detections
+        return Detections([_walker_box(int(image[0, 0, 0]))], [0.9])
+
+
+class PastAPost(FakePose):
+    """The walker on a 200-px-wide frame. On frames 2-4 a crop lagging behind him (its
+    centre over 2 px behind his) poses a post where he was on frame 1 (score 0.4: the
+    follow drifts onto it and stays); on frame 5 such a crop poses nobody. Any other crop
+    that holds his centre poses him (0.9), else nobody (0.1)."""
+
+    POST = [21.0, 5.0, 10.0, 40.0]
+
+    def __call__(self, image, boxes=None, *, attention=False):
+        i = int(image[0, 0, 0])
+        b = np.asarray(boxes, np.float32).reshape(-1, 4)
+        walker = np.array(_walker_box(i), np.float32)
+        centre = walker[0] + walker[2] / 2
+        rows = []
+        for box in b:
+            mid = box[0] + box[2] / 2
+            if 2 <= i <= 4 and mid < centre - 2:
+                rows.append((self.POST, 0.4))
+            elif box[0] <= centre <= box[0] + box[2] and not (i == 5 and mid < centre - 2):
+                rows.append((walker, 0.9))
+            else:
+                rows.append((box, 0.1))
+        from core.pose.estimator import PoseEstimate
+        est = super().__call__(image, [r for r, _ in rows] or None)
+        scores = np.repeat(np.array([s for _, s in rows], np.float32)[:, None], 17, axis=1)
+        return PoseEstimate(boxes=b, keypoints=est.keypoints, scores=scores)
+
+
+def test_someone_the_follow_lost_and_the_detector_found_again_keeps_their_id():
+    """The follow drifts off the walker onto a post on frame 2 (the pedestrian clip's man
+    behind the lamp post) and loses him on frame 5, where the detector finds him as new.
+    Followed back, he repeats the pose the follow had of him on frame 1: he is that
+    person. A batch run shows one person on every frame, the walker, with one id; the
+    post's poses of frames 2-4 are gone. Frame by frame (live) the post is a person."""
+    from core.step import run_batch
+    from core.tracking import PoseTracker, TrackerConfig
+
+    def step():
+        return PoseStep(WalkerDetector(), PastAPost(), PoseTracker(TrackerConfig(min_hits=1)),
+                        StepConfig(detect_every=5))
+
+    clip = [Frame(i, i / 30.0, np.full((60, 200, 3), i, np.uint8)) for i in range(9)]
+    live_step = step()
+    live = [live_step(f) for f in clip]
+    assert [len(f.people) for f in live[:6]] == [1, 1, 1, 1, 1, 1]
+    centre = [p.box[0] + p.box[2] / 2 for f in live[2:5] for p in f.people]
+    assert max(centre) < 30                              # on frames 2-4: the post
+    batch = list(run_batch(step(), clip))
+    assert [len(f.people) for f in batch] == [1] * 9
+    x, _, w, _ = np.array([_walker_box(f.index) for f in batch]).T
+    np.testing.assert_allclose([np.nanmean(f.people[0].keypoints[:, 0]) for f in batch],
+                               x + w / 2, atol=1.5)   # the walker (smoothed), not the post
+    assert {f.people[0].track_id for f in batch} == {1}
+
+
 @pytest.mark.skipif(not (SHARED / "datasets/videos/sports2d_demo.mp4").exists(),
                     reason="../shared/datasets/videos/sports2d_demo.mp4 is absent")
 def test_the_woman_stepping_out_from_behind_the_tree_is_labelled_from_frame_36():

@@ -75,16 +75,16 @@ def _for_oks(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
     return kp, valid, b[:, 2] * b[:, 3] * 0.53
 
 
-def repeats(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
-            others_keypoints: np.ndarray, others_scores: np.ndarray, others_boxes: np.ndarray,
-            oks_threshold: float = 0.7, kp_threshold: float = 0.3) -> np.ndarray:
-    """(N,) bool: which poses repeat one of the others, by pose_nms's measure (OKS above
-    oks_threshold on the mean of the two areas)."""
+def twins(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
+          others_keypoints: np.ndarray, others_scores: np.ndarray, others_boxes: np.ndarray,
+          oks_threshold: float = 0.7, kp_threshold: float = 0.3) -> np.ndarray:
+    """(N,) for each pose, the other it repeats most alike (pose_nms's measure), -1 where
+    it repeats none."""
     n = len(keypoints)
     if n == 0 or len(others_keypoints) == 0:
-        return np.zeros(n, bool)
+        return np.full(n, -1, np.int64)
     sigmas = oks_sigmas(keypoints.shape[1])
     oks, _ = keypoint_oks(*_for_oks(keypoints, scores, boxes, kp_threshold),
                           *_for_oks(others_keypoints, others_scores, others_boxes, kp_threshold),
                           sigmas)
-    return (oks > oks_threshold).any(axis=1)
+    return np.where((oks > oks_threshold).any(axis=1), oks.argmax(axis=1), -1)
