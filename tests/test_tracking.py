@@ -221,7 +221,9 @@ def test_lineage_finds_a_person_again_within_reach_after_missed_updates():
     below it (no box overlap left): with their lineage, after updates the track missed,
     the detection continues it if it lies within reach of the last box (growing with the
     updates missed); straight away, or far off, or without the lineage, it is someone
-    new."""
+    new. Straight away a nearer jump is within reach: the walker past the lamp post,
+    whose last pose was of the post beside him (the step found him again as new and
+    gave him back the lineage the follow had lost, ``PoseStep.backfill``)."""
     rng = np.random.default_rng(23)
     standing = [person(400, 100, 300, rng) for _ in range(3)]
 
@@ -237,7 +239,10 @@ def test_lineage_finds_a_person_again_within_reach_after_missed_updates():
 
     below = lying(420, 760, 300, rng)               # 460 px below the standing centre
     assert ids_after(4, below) == [1]
-    assert ids_after(0, below) == [2]               # no missed update: IoU only
+    assert ids_after(0, below) == [2]               # no missed update: a smaller reach
+    beside = person(550, 100, 300, rng)             # no overlap, 150 px off
+    assert ids_after(0, beside) == [1]
+    assert ids_after(0, beside, lineage=(8,)) == [2]
     assert ids_after(4, below, lineage=(-1,)) == [2] and ids_after(4, below, (8,)) == [2]
     assert ids_after(4, lying(1700, 760, 300, rng)) == [2]       # out of reach
 

@@ -27,10 +27,11 @@ Association (every update)
            caller followed from a confirmed track's last match (core.step cuts each
            person's next crop from their keypoints, or holds their box; its FollowPlan
            lineage) continues that track if it is still unmatched, their boxes overlap
-           (IoU >= lineage_min_iou with the track's last or predicted box, or, for a
-           track that missed updates, within detection.base.within_reach of its last box,
-           which grows with the updates missed: someone the step held and found again,
-           a leap's landing). It keeps an id through a change of pose too fast for OKS
+           (IoU >= lineage_min_iou with the track's last or predicted box, or within
+           detection.base.within_reach of its last box, which grows with the updates
+           missed: someone the step held and found again, a leap's landing; or, with no
+           update missed, a walker whose last pose was of the lamp post beside him,
+           given his lineage back by the step's backfill). It keeps an id through a change of pose too fast for OKS
            (a flip seen every third frame, a thin walker whose box doubles in width); it
            never overrides stages 1-4, and a tentative track is confirmed by similarity
            only (a followed phantom would otherwise become a person). A weak pose (mean
@@ -433,11 +434,11 @@ class PoseTracker:
             if track is None:
                 continue
             seen = np.stack([track.box, track.predict(time_s, horizon)[0]])
-            # or, after missed updates, within reach of where it was last seen (the step
-            # held the box of someone it lost and found them again below it: a landing)
+            # or within reach of where it was last seen (the step held the box of someone
+            # it lost and found them again below it: a landing; its follow drifted onto a
+            # post beside them, and it found them again as new)
             if (box_iou(seen, boxes[d][None]).max() >= self.config.lineage_min_iou
-                    or (track.misses and within_reach(track.box[None], boxes[d][None],
-                                                      [track.misses])[0, 0])):
+                    or within_reach(track.box[None], boxes[d][None], [track.misses])[0, 0]):
                 det_track[int(d)] = track
                 matched_det[d] = True
                 del by_lineage[track.lineage]
