@@ -22,6 +22,7 @@ DEFAULT_ANGLES: tuple[str, ...] = ("left_knee", "right_knee", "left_hip", "right
 _PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
             "#FFFFFF", "#999999")
 MAX_SAMPLES = 20_000          # per track: about 11 minutes at 30 fps
+_DOTS_BELOW = 60              # a series with fewer samples is drawn with dots as well
 
 
 class AngleHistory:
@@ -185,15 +186,24 @@ class AnglesPanel(QWidget):
             return
         for name in names:
             t, v = self.history.series(track, name)
+            color = _PALETTE[ANGLE_NAMES.index(name) % len(_PALETTE)]
             curve = self._curves.get(name)
             if curve is None:
-                color = _PALETTE[ANGLE_NAMES.index(name) % len(_PALETTE)]
                 curve = self.plot.plot(name=name, pen={"color": color, "width": 2},
                                        connect="finite")
                 self._curves[name] = curve
-            curve.setData(t, v, connect="finite")
+            # a line needs two samples in a row: a still frame (or a few frames seen by
+            # seeking) would plot nothing, so short series get dots too
+            dots = int(np.isfinite(v).sum()) < _DOTS_BELOW
+            curve.setData(t, v, connect="finite", symbol="o" if dots else None, symbolSize=6,
+                          symbolPen=None, symbolBrush=color)
         self.plot.setTitle(f"track #{track}")
         self._update_label()
+
+    @property
+    def refresh_pending(self) -> bool:
+        """Frames added that the plot does not show yet (it is redrawn on a timer)."""
+        return self._timer.isActive()
 
     def curve_data(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The plotted (times, degrees) of one angle (tests)."""

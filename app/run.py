@@ -107,6 +107,7 @@ class HeadlessDriver:
             return
         r = self.window.last_rendered
         ready = (c.idle and not c.playing and self.window.renderer.idle and
+                 not self.window.angles_panel.refresh_pending and
                  c.current is not None and r is not None and r.frame is c.current and
                  (self.still_frame is None or c.current.index == self._still_index()))
         self._stable = self._stable + 1 if ready else 0

@@ -77,3 +77,32 @@ def test_overlay_lists_the_angles_beside_the_selected_person():
     # the text sits to the right of person 1's box, and person 2 gets nothing
     assert xs.min() >= 86 and changed[:, 156:290].any()     # 86: the highlight box line
     assert not changed[:, 365:].any()
+
+
+def test_a_still_frame_plots_a_dot_per_angle(qtbot):
+    """A line needs two samples: one frame (a video opened paused with --frame, a few
+    frames seen by seeking) is drawn as dots, once the plot's timer has run; a long series
+    as a line only."""
+    from app.angles_panel import AnglesPanel
+    panel = AnglesPanel()
+    qtbot.addWidget(panel)
+    panel.set_angles(["left_knee", "trunk"])
+    rng = np.random.default_rng(5)
+    kps = rng.uniform(100, 300, (17, 2))
+
+    def frame(i):
+        person = PersonPose(1, np.array([100.0, 100, 200, 200]), 0.9, kps, np.full(17, 0.9))
+        return PoseFrame(i, i / 30.0, (480, 640), (person,))
+
+    panel.add_frame(frame(60))
+    assert panel.refresh_pending
+    qtbot.waitUntil(lambda: not panel.refresh_pending, timeout=5_000)
+    t, v = panel.curve_data("left_knee")
+    assert len(t) == 1 and np.isfinite(v).all()
+    assert panel._curves["left_knee"].opts["symbol"] == "o"
+    assert "Plotting #1" in panel.track_label.text()
+    for i in range(61, 161):
+        panel.add_frame(frame(i))
+    panel.refresh_plot()
+    assert len(panel.curve_data("trunk")[0]) == 101
+    assert panel._curves["trunk"].opts["symbol"] is None
