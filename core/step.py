@@ -773,7 +773,7 @@ class PoseStep:
                 if (lost < 0 or lost in on_later
                         or taken_over.get(mine, lost) != lost
                         or (lost in taken_over.values() and taken_over.get(mine) != lost)):
-                    continue                     # someone still followed: stop here
+                    continue             # someone still followed (or taken): stop here
                 taken_over[mine] = lost
                 goes_on[j] = (got.scores[keep[j]].mean()
                               > there.scores[twin[j]].mean())

@@ -31,10 +31,11 @@ Association (every update)
            detection.base.within_reach of its last box, which grows with the updates
            missed: someone the step held and found again, a leap's landing; or, with no
            update missed, a walker whose last pose was of the lamp post beside him,
-           given his lineage back by the step's backfill). It keeps an id through a change of pose too fast for OKS
-           (a flip seen every third frame, a thin walker whose box doubles in width); it
-           never overrides stages 1-4, and a tentative track is confirmed by similarity
-           only (a followed phantom would otherwise become a person). A weak pose (mean
+           given his lineage back by the step's backfill). It keeps an id through a
+           change of pose too fast for OKS (a flip seen every third frame, a thin walker
+           whose box doubles in width); it never overrides stages 1-4, and a tentative
+           track is confirmed by similarity only (a followed phantom would otherwise
+           become a person). A weak pose (mean
            keypoint score < lineage_min_mean: a body half hidden behind a post) keeps the
            id too, but does not become the track's last state: box, keypoints and
            velocity stay those of its last strong match (as the last state a weak pose
