@@ -767,14 +767,15 @@ class PoseStep:
             twin = twins(got.keypoints[keep], got.scores[keep], got.boxes[keep],
                          there.keypoints, there.scores, there.boxes, c.pose_nms_oks, thr)
             goes_on = twin < 0
+            taken_by = {lost: mine for mine, lost in taken_over.items()}
             for j in np.flatnonzero(~goes_on):
                 lost = -1 if inferred.lineage is None else int(inferred.lineage[twin[j]])
                 mine = int(lineage[keep[j]])
-                if (lost < 0 or lost in on_later
-                        or taken_over.get(mine, lost) != lost
-                        or (lost in taken_over.values() and taken_over.get(mine) != lost)):
+                # (one late person per lost one, and one lost one per late person)
+                if (lost < 0 or lost in on_later or taken_over.get(mine, lost) != lost
+                        or taken_by.get(lost, mine) != mine):
                     continue             # someone still followed (or taken): stop here
-                taken_over[mine] = lost
+                taken_over[mine], taken_by[lost] = lost, mine
                 goes_on[j] = (got.scores[keep[j]].mean()
                               > there.scores[twin[j]].mean())
             keep = keep[goes_on]
