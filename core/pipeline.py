@@ -52,6 +52,8 @@ class PipelineConfig:
     keep_images: bool = False        # keep the frame's image in each PoseFrame
     max_people: int = 20
     pose_nms_oks: float = 0.7        # poses more alike than this (OKS) are one person
+    joint_share: float = 0.7         # a pose whose keypoints repeat others' this much is no
+                                     # one (core.pose.nms.pose_nms; > 1: off)
     keep_undetected: bool = True     # a person whose box follows their keypoints stays when
                                      # a detector pass misses them, while their pose stays
                                      # confident (detectors miss backlit or unusual poses);
@@ -75,7 +77,7 @@ class PipelineConfig:
         return StepConfig(detect_every=self.detect_every,
                           min_keypoint_score=self.min_keypoint_score,
                           box_margin=self.box_margin, max_people=self.max_people,
-                          pose_nms_oks=self.pose_nms_oks,
+                          pose_nms_oks=self.pose_nms_oks, joint_share=self.joint_share,
                           keep_undetected=self.keep_undetected, attention=self.attention,
                           keep_images=self.keep_images,
                           retry_collapsed=self.mode == "batch")

@@ -72,7 +72,7 @@ import numpy as np
 
 from .detection.base import (box_containment, box_iou, detect_thoroughly,
                              within_reach)
-from .pose.nms import pose_nms, twins
+from .pose.nms import pieced, pose_nms, twins
 from .pose.orientation import (body_angle, turned_box, turned_box_hulls, turned_crops_for,
                                wrap_degrees)
 from .tracking.appearance import describe
@@ -92,6 +92,9 @@ class StepConfig:
     box_margin: float = 1.25         # box from keypoints: enlarged by this about its centre
     max_people: int = 20
     pose_nms_oks: float = 0.7        # poses more alike than this (OKS) are one person
+    joint_share: float = 0.7         # a pose whose keypoints repeat others' this much is no
+                                     # one: a skeleton pieced from two people crossing
+                                     # (core.pose.nms.pose_nms; > 1: off)
     keep_undetected: bool = True     # a followed person the detector misses stays while
                                      # their pose stays confident (with detect_every=1 the
                                      # detector alone decides)
@@ -713,7 +716,7 @@ class PoseStep:
             return None
         c = self.config
         keep = pose_nms(est.keypoints, est.scores, est.boxes, c.pose_nms_oks,
-                        c.min_keypoint_score)
+                        c.min_keypoint_score, joint_share=c.joint_share)
         if len(keep) == len(est.keypoints) and np.array_equal(keep, np.arange(len(keep))):
             return None
         return keep
@@ -739,6 +742,10 @@ class PoseStep:
         frame where both poses of them are then there, the stronger (mean keypoint score)
         stays; the one found on the way back goes on back while it is the stronger.
 
+        A followed pose that is pieced from the people on a frame once the late ones are
+        added (core.pose.nms.pieced: two people crossing, the follow of one took the head
+        of the other) goes from that frame on, on `later` too, and is followed no more.
+
         For runs that can hold frames back until the next pass (the batch pipeline,
         ``run_batch``); not with attention kept (the maps of two calls do not join), nor
         with detect_every=1 (nobody is followed)."""
@@ -751,6 +758,7 @@ class PoseStep:
         est, lineage = later.estimate[rows], later.lineage[rows]
         on_later = set(later.lineage.tolist())
         taken_over: dict[int, int] = {}     # a late person's lineage -> the lost one's
+        phantoms: dict[int, int] = {}       # lineage -> the first frame it was pieced
         added, reached = 0, len(earlier)
         self.stage = "pose"
         for k in range(len(earlier) - 1, -1, -1):
@@ -762,7 +770,8 @@ class PoseStep:
                 break
             boxes, lineage = boxes[ok], lineage[ok]
             got = self.pose(inferred.frame.image, boxes)
-            keep = pose_nms(got.keypoints, got.scores, got.boxes, c.pose_nms_oks, thr)
+            keep = pose_nms(got.keypoints, got.scores, got.boxes, c.pose_nms_oks, thr,
+                            joint_share=c.joint_share)
             there = inferred.estimate
             twin = twins(got.keypoints[keep], got.scores[keep], got.boxes[keep],
                          there.keypoints, there.scores, there.boxes, c.pose_nms_oks, thr)
@@ -785,10 +794,38 @@ class PoseStep:
             inferred.add_people(est, boxes, lineage)
             added += len(keep)
             reached = k
+            there = inferred.estimate
+            for row in np.flatnonzero(pieced(there.keypoints, there.scores, there.boxes, thr,
+                                             c.joint_share)[:-len(keep)]):
+                if inferred.lineage[row] >= 0:
+                    phantoms[int(inferred.lineage[row])] = k
         if taken_over:
             added -= self._take_over(taken_over, earlier[reached:], later)
+        for lost in taken_over.values():
+            phantoms.pop(lost, None)          # (a pose of someone found late: theirs now)
+        if phantoms:
+            added -= self._drop_phantoms(phantoms, earlier, later)
         self.stage = "detector"
         return added
+
+    def _drop_phantoms(self, phantoms: dict[int, int], earlier: Sequence[FrameInference],
+                       later: FrameInference) -> int:
+        """Followed poses that backfill found pieced from the people there (`phantoms`: their
+        lineage -> the first of `earlier` where they were) go from that frame on, and are
+        followed no more: had the late person been known on that frame, pose NMS would have
+        dropped the pose there and nobody would have followed it on. Returns the rows
+        dropped."""
+        dropped = 0
+        for k, inferred in enumerate([*earlier, later]):
+            if inferred.lineage is None:
+                continue
+            gone = [row for row, serial in enumerate(inferred.lineage.tolist())
+                    if phantoms.get(serial, len(earlier) + 1) <= k]
+            if gone:
+                inferred.drop_people(np.array(gone, np.int64))
+                dropped += len(gone)
+        self._followed = self._followed[~np.isin(self._followed.lineage, list(phantoms))]
+        return dropped
 
     def _take_over(self, taken_over: dict[int, int], frames: Sequence[FrameInference],
                    later: FrameInference) -> int:

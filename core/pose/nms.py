@@ -36,7 +36,7 @@ def keypoint_oks(kp_a: np.ndarray, valid_a: np.ndarray, area_a: np.ndarray,
 
 def pose_nms(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
              oks_threshold: float = 0.7, kp_threshold: float = 0.3,
-             min_keypoints: int = 3) -> np.ndarray:
+             min_keypoints: int = 3, joint_share: float = 0.7) -> np.ndarray:
     """Indices of the poses to keep, best first.
 
     A pose needs `min_keypoints` keypoints scoring >= kp_threshold; among poses whose OKS
@@ -46,6 +46,13 @@ def pose_nms(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
     detector's box of a lying man's upper body, of a woman's upper body seen from behind)
     judged its repeat of that person on its own small scale and survived as a second,
     partial skeleton.
+
+    A pose is a repeat too when at least `joint_share` of its confident keypoints each
+    repeat the same keypoint of a stronger pose kept, or of two or more other poses kept
+    whatever their strength (`pieced`; joint_share > 1: off). A crop followed through two
+    people crossing gives a skeleton pieced from both, its head on one and its legs on the
+    other (the OpenCV pedestrian clip, frames 132-138): its OKS with either is low, its
+    keypoints are confident, and it stayed as a phantom stretched between them.
     """
     n, k = scores.shape[:2]
     if n == 0:
@@ -62,8 +69,58 @@ def pose_nms(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
                                   valid[keep], areas[keep], sigmas)
             if (oks > oks_threshold).any():
                 continue
+            share, _ = _repeated_joints(kp[i], valid[i], kp[keep], valid[keep],
+                                        areas[keep], sigmas)
+            if share >= joint_share:
+                continue
         keep.append(int(i))
-    return np.array(keep, np.int64)
+    kept = np.array(keep, np.int64)
+    if len(kept) > 2:
+        kept = kept[~pieced(keypoints[kept], scores[kept], boxes[kept], kp_threshold,
+                            joint_share)]
+    return kept
+
+
+def pieced(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
+           kp_threshold: float = 0.3, joint_share: float = 0.7) -> np.ndarray:
+    """(N,) bool: poses pieced from others, whatever their strength: at least
+    `joint_share` of a pose's confident keypoints each repeat the same keypoint of one of
+    the others, two or more of them giving some. The most pieced goes first and the rest
+    are judged again without it (a real person half covered by a phantom stays)."""
+    n = len(keypoints)
+    out = np.zeros(n, bool)
+    if n < 3 or joint_share > 1:
+        return out
+    sigmas = oks_sigmas(keypoints.shape[1])
+    kp, valid, areas = _for_oks(keypoints, scores, boxes, kp_threshold)
+    while True:
+        left = np.flatnonzero(~out)
+        if len(left) < 3:
+            return out
+        shares = np.zeros(len(left))
+        for a, i in enumerate(left):
+            others = left[left != i]
+            share, donors = _repeated_joints(kp[i], valid[i], kp[others], valid[others],
+                                             areas[others], sigmas)
+            shares[a] = share if donors >= 2 else 0.0
+        if shares.max() < joint_share:
+            return out
+        out[left[shares.argmax()]] = True
+
+
+def _repeated_joints(kp: np.ndarray, valid: np.ndarray, others_kp: np.ndarray,
+                     others_valid: np.ndarray, others_area: np.ndarray,
+                     sigmas: np.ndarray) -> tuple[float, int]:
+    """The share of one pose's valid keypoints (K,) that repeat the same keypoint of any of
+    the others (M, K), and how many of the others give some: OKS's term for a keypoint
+    above 1/2 on that other pose's scale (a pieced skeleton's own box spans both people
+    it was pieced from)."""
+    if not valid.any() or not len(others_kp):
+        return 0.0, 0
+    d2 = np.sum((others_kp - kp[None]) ** 2, axis=-1)                     # (M, K)
+    e = d2 / (2.0 * np.maximum(others_area, 1.0)[:, None] * (2.0 * sigmas) ** 2)
+    repeats = others_valid & valid[None] & (e < np.log(2.0))
+    return float(repeats.any(axis=0)[valid].mean()), int(repeats.any(axis=1).sum())
 
 
 def _for_oks(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
