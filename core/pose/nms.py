@@ -2,7 +2,8 @@
 
 Two person boxes around one person (e.g. a detector's upright and lying box, or a
 propagated box beside a fresh detection) give two near-identical skeletons; without this
-step both become tracks that never die.
+step both become tracks that never die. A box followed through two people crossing gives
+a skeleton pieced from both (`pieced`): a phantom stretched between them.
 """
 from __future__ import annotations
 
