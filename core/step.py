@@ -820,7 +820,7 @@ class PoseStep:
             if inferred.lineage is None:
                 continue
             gone = [row for row, serial in enumerate(inferred.lineage.tolist())
-                    if phantoms.get(serial, len(earlier) + 1) <= k]
+                    if serial in phantoms and phantoms[serial] <= k]
             if gone:
                 inferred.drop_people(np.array(gone, np.int64))
                 dropped += len(gone)

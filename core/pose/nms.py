@@ -76,10 +76,7 @@ def pose_nms(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
                 continue
         keep.append(int(i))
     kept = np.array(keep, np.int64)
-    if len(kept) > 2:
-        kept = kept[~pieced(keypoints[kept], scores[kept], boxes[kept], kp_threshold,
-                            joint_share)]
-    return kept
+    return kept[~_pieced(kp[kept], valid[kept], areas[kept], sigmas, joint_share)]
 
 
 def pieced(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
@@ -88,12 +85,16 @@ def pieced(keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray,
     `joint_share` of a pose's confident keypoints each repeat the same keypoint of one of
     the others, two or more of them giving some. The most pieced goes first and the rest
     are judged again without it (a real person half covered by a phantom stays)."""
-    n = len(keypoints)
-    out = np.zeros(n, bool)
-    if n < 3 or joint_share > 1:
+    return _pieced(*_for_oks(keypoints, scores, boxes, kp_threshold),
+                   oks_sigmas(keypoints.shape[1]), joint_share)
+
+
+def _pieced(kp: np.ndarray, valid: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
+            joint_share: float) -> np.ndarray:
+    """pieced, on _for_oks's keypoints, validity and areas."""
+    out = np.zeros(len(kp), bool)
+    if len(kp) < 3 or joint_share > 1:
         return out
-    sigmas = oks_sigmas(keypoints.shape[1])
-    kp, valid, areas = _for_oks(keypoints, scores, boxes, kp_threshold)
     while True:
         left = np.flatnonzero(~out)
         if len(left) < 3:
