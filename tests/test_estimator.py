@@ -169,6 +169,23 @@ def test_device_normalisation_equals_the_numpy_path():
     torch.testing.assert_close(got, ref, atol=1e-6, rtol=0)
 
 
+def test_table_normalisation_is_torchvision_arithmetic_bit_for_bit():
+    """to_input_tensor looks each value up in a table; the official pipeline computes
+    ToTensor (x / 255) then Normalize ((x - mean) / std) in float32. The numbers must be the
+    same to the bit, and the flip test's mirror images exactly the normalised crops
+    flipped, as the official flip test makes them."""
+    from core.pose.preprocess import IMAGENET_MEAN, IMAGENET_STD, to_input_tensor
+    crops = np.random.default_rng(1).integers(0, 256, (3, 256, 192, 3), dtype=np.uint8)
+    crops[0, :2].reshape(-1, 3)[:256] = np.arange(256)[:, None]   # every value, each channel
+    x = (crops.astype(np.float32) / np.float32(255.0) - IMAGENET_MEAN) / IMAGENET_STD
+    ref = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    assert torch.equal(to_input_tensor(crops), ref)
+    assert torch.equal(to_input_tensor(crops, mirrored=True), torch.cat([ref, ref.flip(3)]))
+    assert to_input_tensor(crops[:0], mirrored=True).shape == (0, 3, 256, 192)
+    with pytest.raises(TypeError, match="uint8"):
+        to_input_tensor(crops.astype(np.float32))
+
+
 # ---- the GPU path's batching, checked on the CPU ---------------------------------------
 THREE_PEOPLE = [[18, 9.5, 350, 502], [100, 50, 200, 300], [30, 200, 250, 280]]
 

@@ -255,7 +255,9 @@ class TopDownEstimator:
                     x = normalise_on_device(torch.from_numpy(np.ascontiguousarray(chunk))
                                             .pin_memory().to(self.device, non_blocking=True))
                 else:
-                    x = to_input_tensor(chunk)
+                    # the mirror images normalised with the crops, in one array
+                    yield to_input_tensor(chunk, mirrored=self.config.flip_test), n
+                    continue
             else:
                 x = chunk.to(self.device, non_blocking=True)
             yield (torch.cat([x, x.flip(3)]) if self.config.flip_test else x), n

@@ -129,11 +129,29 @@ def crop_person(image_rgb: np.ndarray, center: np.ndarray, scale: np.ndarray,
     return warp_bilinear(image_rgb, matrix, input_size)
 
 
-def to_input_tensor(crops_rgb: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32, ToTensor + ImageNet Normalize."""
-    x = crops_rgb.astype(np.float32) / np.float32(255.0)
-    x = (x - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+# ToTensor + ImageNet Normalize of every uint8 value, per channel, in the same float32
+# arithmetic: a table lookup gives the very same numbers in one pass over the crops instead
+# of five (cast, divide, subtract, divide, transpose), about 3x faster on the CPU.
+_NORMALISED = np.ascontiguousarray(
+    ((np.arange(256, dtype=np.float32)[:, None] / np.float32(255.0) - IMAGENET_MEAN)
+     / IMAGENET_STD).T)                                       # (3, 256) float32
+
+
+def to_input_tensor(crops_rgb: np.ndarray, *, mirrored: bool = False) -> torch.Tensor:
+    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32, ToTensor + ImageNet Normalize.
+
+    mirrored: append each crop's left-right mirror image after the N crops, (2N, 3, H, W):
+    the flip test's batch, without normalising the mirror images again."""
+    crops = np.asarray(crops_rgb)
+    if crops.dtype != np.uint8:
+        raise TypeError(f"to_input_tensor takes uint8 crops, not {crops.dtype}")
+    n, h, w, _ = crops.shape
+    out = np.empty((2 * n if mirrored else n, 3, h, w), np.float32)
+    for c in range(3):
+        np.take(_NORMALISED[c], crops[..., c], out=out[:n, c], mode="clip")
+    if mirrored:
+        out[n:] = out[:n, :, :, ::-1]
+    return torch.from_numpy(out)
 
 
 def normalise_on_device(crops_rgb: torch.Tensor) -> torch.Tensor:
