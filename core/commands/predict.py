@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         # video's first frame (YOLOX adds tiles on wide frames)
         found = detect_thoroughly(detector, image)
         log(f"detector: {getattr(detector, 'description', detector.name)}: "
-            f"{len(found)} people")
+            f"{len(found)} {'person' if len(found) == 1 else 'people'}")
         if not len(found):
             log("nobody found; using the whole image as one person (--box to choose)")
         else:
