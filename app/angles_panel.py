@@ -224,7 +224,7 @@ class AnglesPanel(QWidget):
                                      (f" Plotting #{shown}." if shown is not None else ""))
         else:
             latest = self.history.latest(self._track)
-            values = ", ".join(f"{n} {latest[n]:.0f}°" for n in self.chosen_angles()[:2]
+            values = ", ".join(f"{n} {round(float(latest[n]))}°" for n in self.chosen_angles()[:2]
                                if n in latest and np.isfinite(latest[n]))
             self.track_label.setText(f"Selected: #{self._track}" +
                                      (f"\n{values}" if values else ""))

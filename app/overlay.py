@@ -418,7 +418,7 @@ def render_frame(frame: PoseFrame, settings: OverlaySettings, target_wh: tuple[i
                 else:
                     continue
                 labels.append(_id_label(canvas, f"#{p.track_id}", at,
-                                        p.track_id == settings.angle_track))
+                                        p.track_id == settings.angle_track, labels))
     if settings.angles or settings.angle_track is not None:
         _draw_person_angles(canvas, frame, settings, scale, origin, labels)
     decoder = settings.attention and isinstance(frame.attention, DecoderAttention)
@@ -481,14 +481,15 @@ def _draw_person_angles(canvas: np.ndarray, frame: PoseFrame, settings: OverlayS
             draw_angles(canvas, box, {n: float(v[0]) for n, v in values.items()}, taken=taken)
 
 
-def _id_label(image: np.ndarray, text: str, at: tuple[int, int],
-              selected: bool) -> tuple[int, int, int, int]:
+def _id_label(image: np.ndarray, text: str, at: tuple[int, int], selected: bool,
+              others: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
     """A track ID on a dark box (the followed person's on the highlight colour), so it
-    reads on white walls and dark shadows alike; kept inside the image. Returns where."""
+    reads on white walls and dark shadows alike; kept inside the image and beside the ids
+    already drawn (`others`) rather than over them. Returns where."""
     if selected:
         return draw_label(image, text, at, scale=0.55, color=(20, 20, 20),
-                          background=SELECTED_COLOR)
-    return draw_label(image, text, at, scale=0.55, background=LABEL_BACKGROUND)
+                          background=SELECTED_COLOR, avoid=others)
+    return draw_label(image, text, at, scale=0.55, background=LABEL_BACKGROUND, avoid=others)
 
 
 def _label(image: np.ndarray, text: str, at: tuple[int, int], size: float = 0.55) -> None:

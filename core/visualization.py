@@ -1,6 +1,8 @@
 """Drawing skeletons and attention maps on frames (OpenCV, BGR images)."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import cv2
 import numpy as np
 
@@ -51,7 +53,7 @@ def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
         # centred over the highest joint, its box clear of the joint's dot
         at = draw_label(image, label, (int(top[0]) - tw // 2,
                                        int(top[1]) - thick - 4 - base - pad),
-                        scale=scale, thickness=weight, pad=pad)
+                        scale=scale, thickness=weight, pad=pad, avoid=labels)
         if labels is not None:
             labels.append(at)
     return image
@@ -61,19 +63,58 @@ LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
 LABEL_BACKGROUND = (24, 24, 24)          # BGR: near black, behind white text
 
 
+Box = tuple[int, int, int, int]          # (x0, y0, x1, y1), pixels, x1 and y1 exclusive
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def free_offset(box: Box, taken: Sequence[Box], image_hw: tuple[int, int],
+                gap: int = 2) -> tuple[int, int]:
+    """How far to move `box` so that it covers none of `taken` and stays in the image: the
+    smallest move among those that put it just beside (left, right, above, below; `gap`
+    pixels apart) one of the boxes it would cover. (0, 0) when it covers none, or when no
+    such move is free (a crowd: it stays where it belongs)."""
+    clashes = [t for t in taken if _overlaps(box, t)]
+    if not clashes:
+        return 0, 0
+    h, w = image_hw
+    x0, y0, x1, y1 = box
+    moves = []
+    for t in clashes:
+        moves += [(t[2] + gap - x0, 0), (t[0] - gap - x1, 0), (0, t[1] - gap - y1),
+                  (0, t[3] + gap - y0)]
+    best = None
+    for dx, dy in sorted(moves, key=lambda m: m[0] ** 2 + m[1] ** 2):
+        moved = (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+        if moved[0] >= 0 and moved[1] >= 0 and moved[2] <= w and moved[3] <= h and \
+                not any(_overlaps(moved, t) for t in taken):
+            best = (dx, dy)
+            break
+    return best if best is not None else (0, 0)
+
+
 def draw_label(image: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.55,
                thickness: int = 1, color: tuple[int, int, int] = (255, 255, 255),
                background: tuple[int, int, int] | None = LABEL_BACKGROUND,
-               outline: bool = False, pad: int | None = None) -> tuple[int, int, int, int]:
+               outline: bool = False, pad: int | None = None,
+               avoid: Sequence[Box] | None = None) -> Box:
     """Text that stays readable on any frame, in place: on a filled box (`background`) or,
     with outline=True, with a dark outline (no box). `org` is the text's bottom-left as for
-    cv2.putText; the label is moved inside the image when it would leave it. Returns the
+    cv2.putText; the label is moved inside the image when it would leave it, and beside
+    any of the boxes in `avoid` it would cover (other people's id labels: two people side
+    by side must not share one unreadable label; `free_offset`). Returns the
     (x0, y0, x1, y1) it covers. Cost: a few small rectangles, whatever the image size."""
     (tw, th), base = cv2.getTextSize(text, LABEL_FONT, scale, thickness)
     pad = max(2, int(round(th * 0.3))) if pad is None else int(pad)
     h, w = image.shape[:2]
     x = int(np.clip(org[0], pad, max(pad, w - tw - pad)))
     y = int(np.clip(org[1], th + pad, max(th + pad, h - base - pad)))
+    if avoid:
+        dx, dy = free_offset((x - pad, y - th - pad, x + tw + pad, y + base + pad), avoid,
+                             (h, w))
+        x, y = x + dx, y + dy
     x0, y0, x1, y1 = x - pad, y - th - pad, x + tw + pad, y + base + pad
     if outline or background is None:
         dark = background if background is not None else LABEL_BACKGROUND
@@ -100,7 +141,8 @@ def draw_pose_frame(image: np.ndarray, frame, threshold: float = 0.3,
                     show_boxes: bool = False,
                     labels: list[tuple[int, int, int, int]] | None = None) -> np.ndarray:
     """Draw every tracked person of a PoseFrame (skeleton + track id) in place; where the
-    id labels went appended to `labels` when given."""
+    id labels went appended to `labels` when given. No id label covers another."""
+    labels = [] if labels is None else labels
     for person in frame.people:
         scores = np.nan_to_num(person.keypoint_scores, nan=0.0)
         draw_skeleton(image, person.keypoints, scores, threshold, label=f"#{person.track_id}",
@@ -165,8 +207,9 @@ def draw_angles(image: np.ndarray, box: np.ndarray, angles: dict[str, float],
     scale = float(np.clip(h / 1400, 0.4, 1.0))     # readable on small and large frames
     thick = 1 if h < 700 else 2
     line_h = int(22 * scale / 0.6) + 2
-    texts = [f"{angle_label(n)} {v:.0f}" if np.isfinite(v) else f"{angle_label(n)} -"
-             for n, v in angles.items()]
+    # (round() gives an int: -0.4 reads "0", where format(-0.4, ".0f") gives "-0")
+    texts = [f"{angle_label(n)} {round(float(v))}" if np.isfinite(v) else
+             f"{angle_label(n)} -" for n, v in angles.items()]
     pad = 3
     width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0]
                 for t in texts) + 2 * pad

@@ -373,6 +373,32 @@ def test_track_id_labels_sit_on_a_dark_box_in_the_gui_and_in_overlay_videos():
     _dark_box_with_white_text(_label_pixels(drawn, plain))
 
 
+def test_id_labels_of_people_side_by_side_do_not_cover_each_other():
+    """Two people 12 px apart (a pair walking together): each id label, centred over its
+    person's head, would cover the other's. Both stay whole, side by side, in the GUI and
+    in the overlay video; a person alone keeps the label where it was."""
+    import cv2
+    grey = np.full((480, 640, 3), 90, np.uint8)
+    people = (person_at(standing_person(cx=200), track_id=1),
+              person_at(standing_person(cx=212), track_id=27))
+    frame = PoseFrame(0, 0.0, (480, 640), people, image=grey)
+    s = OverlaySettings(ids=True)
+    on, _ = render_frame(frame, s, (640, 480))
+    off, _ = render_frame(frame, dataclasses.replace(s, ids=False), (640, 480))
+    boxes = (on != off).any(axis=2).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(boxes)
+    assert n - 1 == 2, "the two id labels run into one"
+    # the overlay video: the label boxes it records are apart, each near its own head
+    labels: list = []
+    draw_pose_frame(grey.copy(), frame, labels=labels)
+    (a0, ay0, a1, ay1), (b0, by0, b1, by1) = labels
+    assert a1 <= b0 or b1 <= a0 or ay1 <= by0 or by1 <= ay0
+    assert all(abs((x0 + x1) / 2 - cx) < 45 for (x0, _, x1, _), cx in zip(labels, (200, 212)))
+    alone: list = []
+    draw_pose_frame(grey.copy(), dataclasses.replace(frame, people=people[:1]), labels=alone)
+    assert alone[0] == labels[0]
+
+
 def test_angle_lists_leave_id_labels_and_each_other_readable():
     """Two people close together, nobody selected: the first person's angle list would
     cover the second's id label on its right, so it goes to the left; the label's pixels
