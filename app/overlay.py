@@ -478,7 +478,9 @@ def _draw_person_angles(canvas: np.ndarray, frame: PoseFrame, settings: OverlayS
             cv2.rectangle(canvas, (x, y), (x + w, y + h), SELECTED_COLOR, 2, cv2.LINE_AA)
         if settings.angles:
             values = compute_angles(np.asarray(p.keypoints, float)[None], settings.angles)
-            draw_angles(canvas, box, {n: float(v[0]) for n, v in values.items()}, taken=taken)
+            others = [_display_box(o.box, scale, origin) for o in frame.people if o is not p]
+            draw_angles(canvas, box, {n: float(v[0]) for n, v in values.items()}, taken=taken,
+                        others=others)
 
 
 def _id_label(image: np.ndarray, text: str, at: tuple[int, int], selected: bool,

@@ -193,14 +193,17 @@ def angle_label(name: str) -> str:
 
 def draw_angles(image: np.ndarray, box: np.ndarray, angles: dict[str, float],
                 color: tuple[int, int, int] = (255, 255, 255),
-                taken: list[tuple[int, int, int, int]] | None = None) -> bool:
+                taken: list[tuple[int, int, int, int]] | None = None,
+                others: Sequence[np.ndarray] = ()) -> bool:
     """List a person's angles (degrees) beside their box, in place: to the right of the box,
     or to its left when the right side would leave the image. NaN values show as '-'.
 
     ``taken``: what is drawn already and must stay readable (other lists, id labels),
     (x0, y0, x1, y1) each. The list goes to whichever side covers none of them (and is
     added to them); where both would, it is left out: in a crowd, numbers drawn over each
-    other are read by nobody. Returns whether it was drawn."""
+    other are read by nobody. ``others``: the other people's boxes (x, y, w, h); of two
+    free sides the list takes the one that covers less of them (the right one when they
+    tie), so that it darkens nobody else where it need not. Returns whether it was drawn."""
     if not angles or not np.isfinite(np.asarray(box, float)).all():
         return False
     h, w = image.shape[:2]
@@ -223,7 +226,13 @@ def draw_angles(image: np.ndarray, box: np.ndarray, angles: dict[str, float],
                        for t in (taken or ()))]
     if not free:
         return False
-    at = free[0]
+
+    def covered(a: int) -> float:          # of the other people, by the list at x = a
+        return sum(max(0.0, min(a + width, ox + ow) - max(a, ox)) *
+                   max(0.0, min(y1, oy + oh) - max(y0, oy))
+                   for ox, oy, ow, oh in (np.asarray(o, float) for o in others)
+                   if np.isfinite([ox, oy, ow, oh]).all())
+    at = min(free, key=covered)            # (min keeps the first of a tie: the right side)
     if taken is not None:
         taken.append((at, y0, at + width, y1))
     sub = image[y0:y1, at:at + width]

@@ -420,6 +420,32 @@ def test_angle_lists_leave_id_labels_and_each_other_readable():
     assert lists[:, 380:].any()                           # the second: right of its box
 
 
+def test_an_angle_list_goes_to_the_side_where_it_darkens_nobody_else():
+    """Free space on the left, someone else's body on the right (their id label clear of
+    the list): the list goes left, in the GUI and in the overlay video."""
+    from core.visualization import draw_angles
+    grey = np.full((480, 640, 3), 90, np.uint8)
+    a, b = (person_at(standing_person(cx=250), track_id=1),
+            person_at(standing_person(cx=470), track_id=2))
+    frame = PoseFrame(0, 0.0, (480, 640), (a, b), image=grey)
+    s = OverlaySettings(ids=True, angles=("left_knee", "right_knee", "trunk"),
+                        angle_track=1)
+    with_list, _ = render_frame(frame, s, (640, 480))
+    without, _ = render_frame(frame, dataclasses.replace(s, angles=()), (640, 480))
+    drawn = (with_list != without).any(axis=2)
+    ax, bx = int(a.box[0]), int(b.box[0])
+    assert drawn[:, :ax].any() and not drawn[:, ax + int(a.box[2]):].any()
+    # core.visualization.draw_angles, as the overlay video calls it
+    values = {"left_knee": 170.0, "right_knee": 171.0, "trunk": 2.0}
+    canvas, taken = grey.copy(), []
+    assert draw_angles(canvas, a.box, values, taken=taken, others=[b.box])
+    assert taken[0][2] <= ax                                       # left of the box
+    canvas, taken = grey.copy(), []
+    assert draw_angles(canvas, a.box, values, taken=taken)         # nobody else: the right
+    assert taken[0][0] >= ax + a.box[2]
+    assert bx < ax + a.box[2] + 6 + (taken[0][2] - taken[0][0])     # it would cover b
+
+
 # ---- the attention legend and its messages -----------------------------------------------------
 def test_the_legend_shows_delta_and_says_when_delta_hides_everything(qtbot, view):
     att = synthetic_attention(peak=0.05)

@@ -38,7 +38,8 @@ class AngleOverlayVideoWriter(OverlayVideoWriter):
             t = self.result.track(person.track_id)
             i = pos - t.start
             values = {n: float(v[i]) for n, v in self.result.angles[person.track_id].items()}
-            draw_angles(canvas, person.box, values, taken=taken)
+            draw_angles(canvas, person.box, values, taken=taken,
+                        others=[o.box for o in frame.people if o is not person])
         return canvas
 
 
