@@ -44,8 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "again from a crop turned by their body angle, kept when it poses them "
                    "better (TransPose and TFPose; on by default, as for annotate's first "
                    "frames)")
-    p.add_argument("--threshold", type=float, default=0.0,
-                   help="with --draw: hide keypoints scoring below this")
+    p.add_argument("--threshold", type=float, default=0.3,
+                   help="with --draw: hide keypoints scoring below this (0.3, as annotate's "
+                   "overlay and the GUI draw them; 0 draws every keypoint; the table and "
+                   "the JSON always list them all)")
 
 
 def result_json(image: str, variant: str, weights: str, est: PoseEstimate,
