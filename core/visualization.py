@@ -85,14 +85,12 @@ def free_offset(box: Box, taken: Sequence[Box], image_hw: tuple[int, int],
     for t in clashes:
         moves += [(t[2] + gap - x0, 0), (t[0] - gap - x1, 0), (0, t[1] - gap - y1),
                   (0, t[3] + gap - y0)]
-    best = None
     for dx, dy in sorted(moves, key=lambda m: m[0] ** 2 + m[1] ** 2):
         moved = (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
         if moved[0] >= 0 and moved[1] >= 0 and moved[2] <= w and moved[3] <= h and \
                 not any(_overlaps(moved, t) for t in taken):
-            best = (dx, dy)
-            break
-    return best if best is not None else (0, 0)
+            return dx, dy
+    return 0, 0
 
 
 def draw_label(image: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.55,
