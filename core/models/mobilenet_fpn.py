@@ -272,10 +272,10 @@ class OnnxRuntimeStem(nn.Module):
         thread and helpers) until none is left. Parts of one crop, handed out as workers
         come free, keep every core busy when another thread of the pipeline (the decoder,
         the tracker) takes one for a while: with one fixed half per core, the half on the
-        busy core held up the whole call while the other core waited. Measured on the stem
-        alone (2-core AMD EPYC, median of 5 calls x 3 rounds): 6 crops 76 -> 69 ms, 10 crops
-        125 -> 111 ms; with a thread beside it busy half the time, 105 -> 91 ms and 170 ->
-        138 ms. A crop on its own is also a little faster per crop than in a batch."""
+        busy core held up the whole call while the other core waited. On the 2-core machine
+        (``benchmarks/stem_parts.py``): 6 crops 75 -> 71 ms, 10 crops 132 -> 118 ms; with a
+        thread beside it busy half the time, 105 -> 87 ms and 172 -> 144 ms. A crop on its
+        own is also a little faster per crop than in a batch."""
         import itertools
         from concurrent.futures import ThreadPoolExecutor
         if self._pool is None:
