@@ -5,6 +5,7 @@ Runs without ../shared: the photos are the in-tree fixtures.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import cv2
@@ -220,3 +221,33 @@ def test_heatmap_peaks_found_in_torch_agree_with_the_numpy_decoding(estimator, r
     np.testing.assert_allclose(got_xy, want_xy, rtol=0, atol=1e-3)
     assert (np.abs(want_xy - np.round(want_xy)) > 0.01).mean() > 0.5     # refined, not ints
     assert not got_xy[-1].any()                                           # no peak: (0, 0)
+
+
+def test_a_failing_stem_part_raises_once_and_leaves_no_part_running():
+    """One part of a split batch failing inside onnxruntime (out of memory, say) makes the
+    call raise that error, and no helper is left working on the batch afterwards."""
+    from core.models import load_weights
+    from core.models.mobilenet_fpn import OnnxRuntimeStem, onnxruntime_available
+    if not onnxruntime_available():
+        pytest.skip("onnx/onnxruntime are not installed")
+    stem = OnnxRuntimeStem(load_weights(SHIPPED, progress=False).model.stem, threads=2)
+    calls = []
+    real = stem._session(1)
+
+    class Failing:
+        def run(self, outputs, feeds):
+            calls.append(len(feeds["x"]))
+            if len(calls) == 2:
+                raise RuntimeError("onnxruntime: out of memory")
+            return real.run(outputs, feeds)
+
+    stem._sessions[1] = Failing()
+    x = torch.zeros(6, 3, 256, 192)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        stem(x)
+    after = len(calls)
+    assert after < 6                                   # the others took no new part
+    time.sleep(0.2)
+    assert len(calls) == after                         # and nothing ran on afterwards
+    stem._sessions[1] = real
+    assert stem(x[:2]).shape[0] == 2                   # the stem still works
