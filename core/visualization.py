@@ -6,6 +6,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .detection.base import intersection_areas
 from .keypoints import COCO_SKELETON
 
 # Person's left in blue-ish, right in orange-ish, centre line in green (BGR).
@@ -220,17 +221,14 @@ def draw_angles(image: np.ndarray, box: np.ndarray, angles: dict[str, float],
     right, left = max(0, int(x + bw + 6)), max(0, int(x - width + 2 * pad - 6))
     sides = [right, left] if right + width - 2 * pad <= w else [left]
     free = [a for a in sides
-            if not any(a < t[2] and t[0] < a + width and y0 < t[3] and t[1] < y1
-                       for t in (taken or ()))]
+            if not any(_overlaps((a, y0, a + width, y1), t) for t in (taken or ()))]
     if not free:
         return False
-
-    def covered(a: int) -> float:          # of the other people, by the list at x = a
-        return sum(max(0.0, min(a + width, ox + ow) - max(a, ox)) *
-                   max(0.0, min(y1, oy + oh) - max(y0, oy))
-                   for ox, oy, ow, oh in (np.asarray(o, float) for o in others)
-                   if np.isfinite([ox, oy, ow, oh]).all())
-    at = min(free, key=covered)            # (min keeps the first of a tie: the right side)
+    seen = [o for o in (np.asarray(o, float) for o in others) if np.isfinite(o).all()]
+    # how much of the other people each free side covers; argmin keeps the first of a tie
+    # (the right side)
+    covered = intersection_areas([(a, y0, width, y1 - y0) for a in free], seen)[0]
+    at = free[int(np.argmin(covered.sum(axis=1)))]
     if taken is not None:
         taken.append((at, y0, at + width, y1))
     sub = image[y0:y1, at:at + width]

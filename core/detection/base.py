@@ -62,8 +62,8 @@ def check_image(image: Any) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _intersections(a: np.ndarray, b: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def intersection_areas(a: np.ndarray, b: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(N, M) intersection areas of (N, 4) and (M, 4) x, y, w, h boxes, and their areas."""
     a = np.asarray(a, np.float64).reshape(-1, 4)
     b = np.asarray(b, np.float64).reshape(-1, 4)
@@ -79,7 +79,7 @@ def _intersections(a: np.ndarray, b: np.ndarray
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N, M) IoU between (N, 4) and (M, 4) boxes given as x, y, w, h."""
-    inter, area_a, area_b = _intersections(a, b)
+    inter, area_a, area_b = intersection_areas(a, b)
     union = area_a[:, None] + area_b[None] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = np.where(union > 0, inter / union, 0.0)
@@ -89,7 +89,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def box_containment(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N, M) share of the smaller box's area that lies inside the other (x, y, w, h):
     1 when one box is inside the other, whatever their sizes (IoU is low then)."""
-    inter, area_a, area_b = _intersections(a, b)
+    inter, area_a, area_b = intersection_areas(a, b)
     smaller = np.minimum(area_a[:, None], area_b[None])
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(smaller > 0, inter / smaller, 0.0)
