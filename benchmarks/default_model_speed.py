@@ -16,7 +16,10 @@ image, network, decoding), on a real photo with one person box
   default on a CPU) and in PyTorch (``stem_runtime="torch"``);
 * ``tp-m flip``: the same with flip test (the crop and its mirror image in one batch,
   averaged): by default the onnxruntime stem runs the two as parallel single-threaded
-  parts; "one call" is the same batch in one multi-threaded call, as before.
+  parts; "one call" is the same batch in one multi-threaded call, as before;
+* ``tp-m int8``: the same two (without and with flip test) with the stem quantised to
+  int8 (``tp-m-s16-int8``: <weights>.stem-int8.onnx beside the weights, when it is there;
+  ``--int8 FILE`` names another).
 
 All forms are warmed up, then timed in turn with the order rotating every repeat, so the
 load of the machine hits them alike; the ratio column is median / MoveNet's median. The
@@ -50,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                                             "movenet_thunder.onnx"))
     p.add_argument("--image", default=str(ROOT / "tests" / "data" / "reference" /
                                           "astronaut.png"))
+    p.add_argument("--int8", default="", help="int8 stem (default: the one beside the weights)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
@@ -73,14 +77,22 @@ def main(argv: list[str] | None = None) -> int:
         forms["movenet"] = lambda: movenet(image, boxes)
     else:
         print(f"{args.movenet} is absent: timing TransPose-M alone", file=sys.stderr)
-    for label, runtime, flip, split in (
-            ("tp-m (stem onnxruntime)", "auto", False, True),
-            ("tp-m (stem torch)", "torch", False, True),
-            ("tp-m flip (stem onnxruntime)", "auto", True, True),
-            ("tp-m flip (onnxruntime, one call)", "auto", True, False),
-            ("tp-m flip (stem torch)", "torch", True, True)):
+    from core.models.quantize_stem import int8_stem_path
+    int8 = Path(args.int8) if args.int8 else int8_stem_path(weights)
+    variants = [("tp-m (stem onnxruntime)", "auto", False, True, None),
+                ("tp-m (stem torch)", "torch", False, True, None),
+                ("tp-m flip (stem onnxruntime)", "auto", True, True, None),
+                ("tp-m flip (onnxruntime, one call)", "auto", True, False, None),
+                ("tp-m flip (stem torch)", "torch", True, True, None)]
+    if int8.is_file():
+        variants += [("tp-m int8", "auto", False, True, str(int8)),
+                     ("tp-m int8 flip", "auto", True, True, str(int8))]
+    else:
+        print(f"{int8} is absent: no int8 rows", file=sys.stderr)
+    for label, runtime, flip, split, stem_int8 in variants:
         est = TopDownEstimator.from_weights(weights, EstimatorConfig(
-            device="cpu", flip_test=flip, stem_runtime=runtime, split_batches=split))
+            device="cpu", flip_test=flip, stem_runtime=runtime, split_batches=split,
+            stem_int8=stem_int8))
         forms[label] = (lambda e=est: e(image, boxes))
     times = time_interleaved(forms, args.warmup, args.repeats, Timer(torch.device("cpu")))
     rows = {name: summarise(t, 1) for name, t in times.items()}

@@ -27,6 +27,7 @@ Feature levels (``MoveNetStem.forward`` returns the one asked for, then any fine
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 import numpy as np
@@ -193,9 +194,8 @@ class OnnxRuntimeStem(nn.Module):
     """
 
     def __init__(self, stem: MoveNetStem, threads: int = 0, cache_dir: str | None = None,
-                 split_batches: bool = True) -> None:
+                 split_batches: bool = True, int8: str | os.PathLike | None = None) -> None:
         super().__init__()
-        import os
         from pathlib import Path
 
         from ..threads import pose_threads
@@ -204,8 +204,11 @@ class OnnxRuntimeStem(nn.Module):
         self.outputs = ["y"] + [f"skip{i}" for i in range(len(self.skips))]
         folder = Path(cache_dir) if cache_dir else _onnx_cache_dir()
         levels = "-".join((self.level, *self.skips))
-        path = folder / f"movenet-stem-{levels}-{stem_digest(stem.state_dict())[:16]}.onnx"
-        if not path.is_file():
+        digest = stem_digest(stem.state_dict())
+        path = folder / f"movenet-stem-{levels}-{digest[:16]}.onnx"
+        if int8 is not None:
+            path = Path(int8)       # checked against these weights once the session opens
+        elif not path.is_file():
             folder.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
             export = MoveNetStem(self.level, self.skips).eval()   # type: ignore[arg-type]
@@ -223,6 +226,9 @@ class OnnxRuntimeStem(nn.Module):
         self.threads = threads or pose_threads()
         self.path = path
         self.session = self._new_session(self.threads)
+        self.int8 = int8 is not None
+        if self.int8:
+            self._check_int8(digest)
         # data parallelism (class docstring): the parts share a session per thread count
         # (onnxruntime's run is thread-safe and releases the GIL), run by up to threads - 1
         # helpers; the calling thread runs the first part itself
@@ -231,6 +237,21 @@ class OnnxRuntimeStem(nn.Module):
         self._pool = None
         for _, part_threads in self.split_plan(2):    # one person and their mirror image:
             self._session(part_threads)               # the first frame does not wait
+
+    def _check_int8(self, digest: str) -> None:
+        """A quantised stem (core.models.quantize_stem) must come from these very weights
+        and give the same outputs: one clear error naming the file otherwise."""
+        from ..errors import CheckpointError
+        from .quantize_stem import DIGEST_KEY
+        meta = self.session.get_modelmeta().custom_metadata_map
+        names = [o.name for o in self.session.get_outputs()]
+        if meta.get(DIGEST_KEY) != digest or names != self.outputs:
+            why = ("its outputs are " + ", ".join(names)) if names != self.outputs else \
+                "it was quantised from other weights" if meta.get(DIGEST_KEY) else \
+                "it has no stem digest (not written by core.models.quantize_stem)"
+            raise CheckpointError(f"{self.path}: not an int8 stem of these TransPose-M "
+                                  f"weights ({why}); rebuild it with python -m "
+                                  f"core.models.quantize_stem")
 
     @property
     def out_channels(self) -> int:

@@ -81,15 +81,20 @@ def _movenet(model_path: str | None, device: str, color: str) -> tuple[PoseBacke
 
 
 def _transpose(weights: str | os.PathLike, device: str, how: str, *, flip_test: bool,
-               refine: str, precision: str, color: str, progress: bool, cuda_graphs: bool
-               ) -> tuple[PoseBackend, str]:
+               refine: str, precision: str, color: str, progress: bool, cuda_graphs: bool,
+               stem_int8: str | None = None) -> tuple[PoseBackend, str]:
     from .estimator import EstimatorConfig, TopDownEstimator
     config = EstimatorConfig(device=device, precision=precision, flip_test=flip_test,
-                             refine=refine, color=color, cuda_graphs=cuda_graphs)
+                             refine=refine, color=color, cuda_graphs=cuda_graphs,
+                             stem_int8=stem_int8)
     backend = TopDownEstimator.from_weights(weights, config, progress=progress)
     where = _shown(weights) + (f", {how}" if how else "")
     how_run = ("" if flip_test else ", without flip test") + \
         (", CUDA graphs" if cuda_graphs else "")
+    if stem_int8:
+        how_run += (f", int8 stem ({_shown(stem_int8)})" if backend.device.type == "cpu" else
+                    f"; the int8 stem is for the CPU, the float32 stem runs on "
+                    f"{backend.device}")
     return backend, f"{backend.kind} {backend.variant} ({where}) on {backend.device}{how_run}"
 
 
@@ -124,7 +129,8 @@ def create_pose_backend(spec: str = "auto", device: str = "auto", *, flip_test: 
         if entry.family == "movenet":
             return _movenet(None, device, color)
         if entry.source:
-            return _transpose(entry.source, device, "shipped", **tp)
+            return _transpose(entry.source, device, "shipped", stem_int8=entry.stem_int8 or None,
+                              **tp)
         return _transpose(entry.name, device, "model zoo", **tp)
 
     path = Path(raw).expanduser()

@@ -1,0 +1,114 @@
+"""The shipped TransPose-M with its stem quantised to int8 (tp-m-s16-int8): the same people
+on real photos as the float32 stem, refused for other weights, named by the catalogue.
+
+Runs without ../shared: the photos are the in-tree fixtures.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.errors import CheckpointError, InputError
+from core.models.quantize_stem import DIGEST_KEY, int8_stem_path
+from core.pose import backends
+from core.pose.estimator import EstimatorConfig, TopDownEstimator
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "resources" / "models" / "tp-m-s16.pth"
+INT8 = int8_stem_path(SHIPPED)
+PHOTOS = [ROOT / "tests/data/reference/astronaut.png",
+          ROOT / "tests/data/detection/basketball1.png",
+          ROOT / "tests/data/detection/coco128_000000000625.jpg",
+          ROOT / "tests/data/detection/coco128_000000000536.jpg",
+          ROOT / "tests/data/eval/coco-mini/train2017/000000183872.jpg"]
+
+pytestmark = pytest.mark.skipif(not INT8.is_file(), reason=f"{INT8} is not shipped")
+
+
+def _onnxruntime_or_skip() -> None:
+    from core.models.mobilenet_fpn import onnxruntime_available
+    if not onnxruntime_available():
+        pytest.skip("onnx/onnxruntime are not installed")
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[TopDownEstimator, TopDownEstimator]:
+    _onnxruntime_or_skip()
+    fp32 = TopDownEstimator.from_weights(SHIPPED, EstimatorConfig(device="cpu"), progress=False)
+    int8 = TopDownEstimator.from_weights(SHIPPED, EstimatorConfig(device="cpu", stem_int8=str(INT8)),
+                                         progress=False)
+    return fp32, int8
+
+
+def test_int8_stem_is_small_and_made_from_the_shipped_weights(pair):
+    from core.models.mobilenet_fpn import stem_digest
+    assert INT8.stat().st_size < 20e6
+    fp32, int8 = pair
+    stem = int8.model.stem
+    assert stem.int8 and not fp32.model.stem.int8
+    meta = stem.session.get_modelmeta().custom_metadata_map
+    from core.models import load_weights
+    assert meta[DIGEST_KEY] == stem_digest(load_weights(SHIPPED, progress=False).model.stem
+                                           .state_dict())
+    ops = {n.op_type for n in __import__("onnx").load(str(INT8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops       # really quantised
+
+
+def test_int8_stem_finds_the_same_keypoints_on_real_photos(pair):
+    """People found by the shipped detector on five real photos: keypoints that both stems
+    are confident of lie within a few pixels of each other, scores close."""
+    from core.detection import create_detector
+    fp32, int8 = pair
+    detector = create_detector("auto")
+    dists, score_diffs, people = [], [], 0
+    for photo in PHOTOS:
+        image = cv2.imread(str(photo))
+        boxes = detector(image).boxes
+        if not len(boxes):
+            continue
+        a, b = fp32(image, boxes), int8(image, boxes)
+        for ka, sa, kb, sb, box in zip(a.keypoints, a.scores, b.keypoints, b.scores, boxes):
+            people += 1
+            both = (sa > 0.5) & (sb > 0.5)
+            size = max(box[2], box[3])
+            dists += list(np.hypot(*(ka[both] - kb[both]).T) / size)
+            score_diffs += list(np.abs(sa - sb))
+    assert people >= 5
+    dists = np.asarray(dists)
+    assert len(dists) >= 50
+    # here (AMD EPYC, VNNI): median 0.16% of the box's longer side, at most 1%
+    assert np.median(dists) < 0.005, np.median(dists)
+    assert dists.max() < 0.03, np.sort(dists)[-5:]
+    assert np.median(score_diffs) < 0.03
+
+
+def test_an_int8_stem_of_other_weights_is_refused_naming_the_file(tmp_path):
+    _onnxruntime_or_skip()
+    import torch
+
+    from core.models import load_weights
+    from core.models.mobilenet_fpn import OnnxRuntimeStem
+    stem = load_weights(SHIPPED, progress=False).model.stem
+    with torch.no_grad():
+        stem.conv1.weight[0, 0, 0, 0] += 0.01        # other weights
+    with pytest.raises(CheckpointError, match="tp-m-s16.stem-int8.onnx.*quantised from other"):
+        OnnxRuntimeStem(stem, threads=1, int8=INT8)
+    garbage = tmp_path / "broken.stem-int8.onnx"
+    garbage.write_bytes(b"not an onnx file")
+    with pytest.raises(InputError, match="broken.stem-int8.onnx"):
+        OnnxRuntimeStem(stem, threads=1, int8=garbage)
+    with pytest.raises(InputError, match="onnxruntime, not with stem_runtime 'torch'"):
+        TopDownEstimator.from_weights(SHIPPED, EstimatorConfig(
+            device="cpu", stem_runtime="torch", stem_int8=str(INT8)), progress=False)
+
+
+def test_the_catalogue_names_the_int8_variant():
+    _onnxruntime_or_skip()
+    backend, desc = backends.create_pose_backend("tp-m-s16-int8", device="cpu", progress=False)
+    assert backend.model.stem.int8
+    assert desc.startswith("TransPose tp-m-s16 (") and "int8 stem" in desc
+    _, plain = backends.create_pose_backend("tp-m-s16", device="cpu", progress=False)
+    assert "int8" not in plain
