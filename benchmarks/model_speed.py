@@ -7,6 +7,7 @@ Usage (from the repository root):
     .venv/bin/python benchmarks/model_speed.py --variants tp-r-a3 --json out.json
     .venv/bin/python benchmarks/model_speed.py --official official  # time official too
     .venv/bin/python benchmarks/model_speed.py --device cuda --compile
+    .venv/bin/python benchmarks/model_speed.py --official official --keep-freed-memory
 
 Every model gets the deterministic reference weights (make_weights.py + keys.json, from
 tests/data/reference or ../shared/reference). Forms timed:
@@ -230,6 +231,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "CPU time) for these variants (no names: every timed variant)")
     p.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input")
+    p.add_argument("--keep-freed-memory", action="store_true",
+                   help="glibc: keep freed memory in the process (mallopt: no mmap below 256 "
+                        "MB, no trim below 1 GB). The official encoder builds 19-38 MB "
+                        "attention matrices; by default every forward pays the page faults "
+                        "of fresh pages for them, more or fewer with what ran before, which "
+                        "moves its batch-1 time by up to 1.6x (docs/performance.md)")
     args = p.parse_args(argv)
     if args.no_official:
         args.official = None
@@ -298,8 +305,27 @@ def profile_batch1(variant: str, forms: dict[str, Callable[[], Any]], rows: int 
     return out
 
 
+def keep_freed_memory() -> bool:
+    """glibc's mallopt: large blocks from the heap, and the heap never trimmed (the effect
+    of GLIBC_TUNABLES=glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=
+    1073741824, set from inside). False where there is no glibc."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 256 << 20)) and \
+            bool(libc.mallopt(m_trim_threshold, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.keep_freed_memory and not keep_freed_memory():
+        print("--keep-freed-memory: no glibc mallopt here; timing with the default allocator",
+              file=sys.stderr)
+        args.keep_freed_memory = False
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     if device.type == "cuda":
@@ -313,9 +339,11 @@ def main(argv: list[str] | None = None) -> int:
                 device=torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
                 python=platform.python_version(), load_average=load_average(),
                 started=datetime.datetime.now().isoformat(timespec="seconds"),
-                official=str(args.official) if args.official else None)
+                official=str(args.official) if args.official else None,
+                keep_freed_memory=args.keep_freed_memory)
     print(f"torch {meta['torch']}, {meta['threads']} threads, CPU: {meta['cpu']}, "
-          f"device: {meta['device']}, load average {meta['load_average']}")
+          f"device: {meta['device']}, load average {meta['load_average']}"
+          + (", freed memory kept (mallopt)" if args.keep_freed_memory else ""))
 
     published = {} if args.official else published_official_latency()
     if args.official:
