@@ -11,8 +11,9 @@ for).
     >>> find("pose", "BlazePose").name
     'mediapipe'
 
-Pose entries: ``auto``, the TransPose-M shipped in resources/models, MediaPipe BlazePose,
-MoveNet Thunder, the official TransPose zoo (downloaded on request), the TFPose and
+Pose entries: ``auto``, the TransPose-M shipped in resources/models (and ``<name>-int8``,
+the same with its int8 stem, where ``<name>.stem-int8.onnx`` lies beside it), MediaPipe
+BlazePose, MoveNet Thunder, the official TransPose zoo (downloaded on request), the TFPose and
 TransPose configurations ``train --config`` builds (no released weights: train them), and a
 file (``.pth`` TransPose/TFPose checkpoint, ``.onnx`` MoveNet, ``.tflite`` BlazePose).
 Detector entries: ``auto``, YOLOX-Nano, BlazePose's detector, OpenCV HOG, a YOLOX ``.onnx``.

@@ -38,8 +38,8 @@ def _onnxruntime_or_skip() -> None:
 def pair() -> tuple[TopDownEstimator, TopDownEstimator]:
     _onnxruntime_or_skip()
     fp32 = TopDownEstimator.from_weights(SHIPPED, EstimatorConfig(device="cpu"), progress=False)
-    int8 = TopDownEstimator.from_weights(SHIPPED, EstimatorConfig(device="cpu", stem_int8=str(INT8)),
-                                         progress=False)
+    int8 = TopDownEstimator.from_weights(
+        SHIPPED, EstimatorConfig(device="cpu", stem_int8=str(INT8)), progress=False)
     return fp32, int8
 
 

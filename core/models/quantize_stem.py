@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, StudioError
 
 INT8_SUFFIX = ".stem-int8.onnx"
 DIGEST_KEY = "stem_digest"
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         inputs = calibration_crops(args.weights, args.lspet, args.coco128, args.people)
         out = quantise(args.weights, args.out or int8_stem_path(args.weights), inputs)
-    except InputError as e:
+    except StudioError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), calibrated on {len(inputs)} crops")
