@@ -174,8 +174,8 @@ def _runnable_pose_models() -> list[Entry]:
                               f"{f.stem} with its stem in int8 (onnxruntime, CPU): about 1.5x "
                               f"faster a person, a little less accurate",
                               f"Apache-2.0 ({card})", _const("shipped"),
-                              label=f"TransPose-M {f.stem}, int8 stem (shipped, faster on "
-                              f"a CPU)", source=str(f), stem_int8=str(int8)))
+                              label=f"TransPose-M {f.stem} int8 (shipped, faster on a CPU)",
+                              source=str(f), stem_int8=str(int8)))
     rows.append(Entry("pose", "mediapipe", "blazepose", "Google MediaPipe BlazePose full, one "
                       "person per box (LiteRT)", "Apache-2.0", _mediapipe("pose_landmark_full"),
                       aliases=MEDIAPIPE_ALIASES, label="MediaPipe BlazePose"))
