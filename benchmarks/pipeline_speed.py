@@ -30,7 +30,9 @@ What is measured, per video (the first --max-frames frames of each):
    keeps (goal: above 0.8).
 3. **Live mode** on the same frames, paced like a camera at the video's frame rate
    (``--live-pace realtime``, default; ``none`` feeds frames as fast as they decode):
-   processed frames/s, dropped frames, mean and p95 latency (read -> tracked).
+   processed frames/s, dropped frames, mean and p95 latency (read -> tracked). The engine's
+   live model (``Engine.live_pose``): on a CPU the shipped TransPose-M's int8 stem, without
+   flip test; ``--no-live-int8`` keeps the float32 stem there.
 4. **Memory** (``--memory``): a clip (default tests/data/clip_person.mp4) looped
    ``--memory-frames`` times (default 10000) through the full batch pipeline with
    ``--memory-model`` (default mediapipe); VmRSS from /proc/self/status every 500 frames.
@@ -735,7 +737,8 @@ def build(args: argparse.Namespace, model: str) -> Any:
     engine = build_engine(EngineConfig(model=model, detector=args.detector, device=args.device,
                                        detect_every=args.detect_every,
                                        flip_test=not args.no_flip,
-                                       detect_ahead=not args.no_detect_ahead), progress=False)
+                                       detect_ahead=not args.no_detect_ahead,
+                                       live_int8=not args.no_live_int8), progress=False)
     torch.set_num_threads(args.threads)        # the estimator may have changed it
     engine.empty_fail = empty_boxes_fail(engine.pose)
     engine.empty_workaround = engine.empty_fail is not None
@@ -885,6 +888,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detect-every", type=int, default=EngineConfig.detect_every)
     ap.add_argument("--device", default="auto", help="TransPose device (auto | cpu | cuda)")
     ap.add_argument("--no-flip", action="store_true", help="TransPose without flip test")
+    ap.add_argument("--no-live-int8", action="store_true",
+                    help="live mode keeps the float32 stem (by default on a CPU it runs "
+                         "TransPose-M's int8 stem where one is shipped: Engine.live_pose)")
     ap.add_argument("--no-detect-ahead", action="store_true",
                     help="batch mode: the detector on the pose model's thread, as before "
                          "detector passes started ahead on their own thread")
