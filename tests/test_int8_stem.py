@@ -5,8 +5,6 @@ Runs without ../shared: the photos are the in-tree fixtures.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -15,15 +13,9 @@ from core.errors import CheckpointError, InputError
 from core.models.quantize_stem import DIGEST_KEY, int8_stem_path
 from core.pose import backends
 from core.pose.estimator import EstimatorConfig, TopDownEstimator
+from test_shipped_model import PHOTOS, ROOT, SHIPPED   # the same photos (in-tree)
 
-ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "resources" / "models" / "tp-m-s16.pth"
 INT8 = int8_stem_path(SHIPPED)
-PHOTOS = [ROOT / "tests/data/reference/astronaut.png",
-          ROOT / "tests/data/detection/basketball1.png",
-          ROOT / "tests/data/detection/coco128_000000000625.jpg",
-          ROOT / "tests/data/detection/coco128_000000000536.jpg",
-          ROOT / "tests/data/eval/coco-mini/train2017/000000183872.jpg"]
 
 pytestmark = pytest.mark.skipif(not INT8.is_file(), reason=f"{INT8} is not shipped")
 
