@@ -13,7 +13,8 @@ metadata (``stem_digest``): `OnnxRuntimeStem` refuses the file for any other wei
 
 What it gives (2-core AMD EPYC, see resources/models/README.md and docs/performance.md):
 the stem about 2.2x faster (one person and their mirror image: 24.4 -> 10.9 ms), public
-set mean OKS 0.594 against 0.597 for the float32 stem. The encoder and head stay float32.
+set mean OKS 0.5969 against 0.5973 for the float32 stem (AP 0.402 against 0.406). The
+encoder and head stay float32.
 """
 from __future__ import annotations
 

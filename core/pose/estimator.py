@@ -46,8 +46,8 @@ class EstimatorConfig:
     stem_runtime: Literal["auto", "torch", "onnxruntime"] = "auto"
     # TransPose-M on the CPU: this int8 quantisation of its stem (core.models.quantize_stem;
     # the shipped tp-m-s16-int8 names resources/models/tp-m-s16.stem-int8.onnx) instead
-    # of the float32 one: the stem about 2x faster, a little less accurate (public set mean
-    # OKS 0.594 against 0.597). Needs onnxruntime; on a GPU the float32 stem runs.
+    # of the float32 one: the stem about 2x faster, about as accurate (public set mean OKS
+    # 0.5969 against 0.5973). Needs onnxruntime; on a GPU the float32 stem runs.
     stem_int8: str | None = None
     # How a person is cut out (core.pose.preprocess.crop_person): "auto" is "exact" for the
     # official architectures (their outputs match the official code's) and "opencv" for
