@@ -159,23 +159,6 @@ def engine():
     return build_engine(EngineConfig(), progress=False)
 
 
-@pytest.fixture(scope="module")
-def float32_engine(engine):
-    """The same models, live mode kept on the float32 stem (EngineConfig.live_int8 off).
-    The live-mode cases below pin the step's mechanisms (no retries in live mode, a held
-    box continued by the landing detection) on frames skipped as a slow model skips them;
-    their outcome on the glare frames was measured with this stem. With the int8 stem
-    (the live default on a CPU) the same skip pattern lost the jumper between frames 164
-    and 198 and gave him a new id at 200. Over the whole clip (every frame; every 2nd or
-    3rd from each start) the two stems give the same number of ids but for one pattern,
-    every 3rd frame from frame 0: 3 against 2 (docs/performance.md)."""
-    import dataclasses as dc
-
-    from core.engine import Engine
-    return Engine(dc.replace(engine.config, live_int8=False), engine.detector, engine.pose,
-                  engine.pose_description)
-
-
 def _spinning(img: np.ndarray, degrees: float, index: int) -> Frame:
     """The photo's left part on a grey canvas, turned clockwise about the canvas centre."""
     canvas = np.full((800, 800, 3), 90, np.uint8)
@@ -266,7 +249,7 @@ def test_a_still_frame_of_someone_turned_is_posed_turned(engine, quarter_turns):
 
 @pytest.mark.skipif(not (SHARED / "datasets/videos/sports2d_demo.mp4").exists(),
                     reason="../shared/datasets/videos/sports2d_demo.mp4 is absent")
-def test_live_mode_follows_the_flip_without_retries(float32_engine):
+def test_live_mode_follows_the_flip_without_retries(engine):
     """The Sports2D back-flip (frames 120-200, every 3rd as live mode skips them): batch
     mode retries collapsed poses a quarter turn away, live mode does not (there it
     tripled the time of those frames and found nobody more), and both have both people
@@ -277,7 +260,7 @@ def test_live_mode_follows_the_flip_without_retries(float32_engine):
         frames = [f for f in itertools.islice(src, 201) if f.index >= 120][::3]
     retries, people = {}, {}
     for mode in ("batch", "live"):
-        step = float32_engine.step(mode=mode)
+        step = engine.step(mode=mode)
         people[mode] = [len(step(f).people) for f in frames]
         retries[mode] = step.turn_retries
     assert retries["batch"] > 0 and retries["live"] == 0, retries
@@ -330,7 +313,7 @@ def test_a_paused_frame_explains_a_turned_person_through_the_turned_crop(engine)
 
 @pytest.mark.skipif(not (SHARED / "datasets/videos/sports2d_demo.mp4").exists(),
                     reason="../shared/datasets/videos/sports2d_demo.mp4 is absent")
-def test_live_mode_keeps_the_jumper_through_the_glare_and_landing(float32_engine):
+def test_live_mode_keeps_the_jumper_through_the_glare_and_landing(engine):
     """Live mode (no flip test, no retries) loses the Sports2D jumper in the sun's glare
     at the top of his backflip and holds his box up there; he is detected again landing
     below it. That detection continues him (core.step.continuation, held people), so he
@@ -340,7 +323,7 @@ def test_live_mode_keeps_the_jumper_through_the_glare_and_landing(float32_engine
     from core.video import open_source
     with open_source(SHARED / "datasets/videos/sports2d_demo.mp4") as src:
         frames = [f for f in itertools.islice(src, 230) if f.index >= 120][::2]
-    step = float32_engine.step(mode="live")
+    step = engine.step(mode="live")
     seen = [(f.index, {p.track_id: p.box.astype(int).tolist() for p in step(f).people})
             for f in frames]
     # the jumper: on the roof (box top above y=400) before landing, right of x=900 after;

@@ -6,14 +6,14 @@
 
 Static quantisation with onnxruntime's own tool (``onnxruntime.quantization``): weights
 int8 per output channel, activations uint8, QDQ format, ranges calibrated (min/max) on
-real training people cut out exactly as the estimator cuts them (``_prepare``, the
+real training people (400 by default: 300 LSPET, 100 coco128) cut out exactly as the estimator cuts them (``_prepare``, the
 normalisation and the flip test's mirror image), never on the evaluation sets
 (``guard_not_evaluation``). The stem's float32 weights' digest goes into the file's
 metadata (``stem_digest``): `OnnxRuntimeStem` refuses the file for any other weights.
 
 What it gives (2-core AMD EPYC, see resources/models/README.md and docs/performance.md):
 the stem about 2.2x faster (one person and their mirror image: 24.4 -> 10.9 ms), public
-set mean OKS 0.5969 against 0.5973 for the float32 stem (AP 0.402 against 0.406). The
+set mean OKS 0.5969 against 0.5973 for the float32 stem (AP 0.407 against 0.406). The
 encoder and head stay float32.
 """
 from __future__ import annotations
@@ -68,12 +68,13 @@ def calibration_crops(weights: str | os.PathLike, lspet: str | None, coco128: st
     return np.concatenate(batches)
 
 
-def quantise(weights: str | os.PathLike, out: str | os.PathLike, inputs: np.ndarray) -> Path:
+def quantise(weights: str | os.PathLike, out: str | os.PathLike, inputs: np.ndarray,
+             method: str = "minmax") -> Path:
     """Export the checkpoint's stem (float32), quantise it on `inputs`, write `out`
     (through a temporary name) with the stem's digest in its metadata."""
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
+                                          QuantFormat, QuantType, quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from .checkpoint import load_weights
@@ -99,7 +100,10 @@ def quantise(weights: str | os.PathLike, out: str | os.PathLike, inputs: np.ndar
         q = Path(tmp) / "int8.onnx"
         quantize_static(str(pre), str(q), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8)
+                        weight_type=QuantType.QInt8,
+                        calibrate_method={"minmax": CalibrationMethod.MinMax,
+                                          "entropy": CalibrationMethod.Entropy,
+                                          "percentile": CalibrationMethod.Percentile}[method])
         model = onnx.load(str(q))
         onnx.helper.set_model_props(model, {DIGEST_KEY: stem_digest(stem.state_dict()),
                                             "what": "TransPose-M MoveNet stem, int8 (QDQ)"})
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("weights", help="a TransPose-M checkpoint (.pth)")
     p.add_argument("--lspet", help="LSPET folder (calibration people)")
     p.add_argument("--coco128", help="coco128 folder (calibration people)")
-    p.add_argument("--people", type=int, default=200, help="calibration people (200)")
+    p.add_argument("--people", type=int, default=400, help="calibration people (400)")
     p.add_argument("--out", help="the int8 .onnx (default: beside the weights, "
                    f"<name>{INT8_SUFFIX})")
     args = p.parse_args(argv)
