@@ -241,7 +241,7 @@ class Controller(QObject):
             if old.config.detector != config.detector:
                 from core.detection import create_detector
                 detector = create_detector(config.detector)
-            return Engine(config, detector, old.pose, old.pose_description)
+            return old.with_config(config, detector)
         return build_engine(config, progress=False)
 
     @Slot(object, str, bool)

@@ -80,6 +80,15 @@ class Engine:
                     progress=False)
         return self._live_pose
 
+    def with_config(self, config: EngineConfig, detector: PersonDetector) -> "Engine":
+        """This engine's pose models (the live twin too, once built) under `config`, whose
+        pose model must be the same, with `detector`: the GUI changing the detector or the
+        smoothing without loading the pose model again."""
+        other = Engine(config, detector, self.pose, self.pose_description)
+        if config.live_int8 == self.config.live_int8:
+            other._live_pose = self._live_pose
+        return other
+
     @property
     def model_name(self) -> str:
         return str(getattr(self.pose, "variant", None) or getattr(self.pose, "name", "") or

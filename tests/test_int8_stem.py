@@ -139,6 +139,11 @@ def test_live_mode_runs_the_int8_stem_and_finds_the_same_person(monkeypatch, tmp
             assert np.median(gap) < 0.05 * max(pb.box[2], pb.box[3]), (frame.index, gap)
             compared += 1
     assert compared >= 12
+    # the GUI changing only the smoothing keeps both models, the live twin included
+    import dataclasses
+    smoother = engine.with_config(dataclasses.replace(engine.config, smoothing="none"),
+                                  engine.detector)
+    assert smoother.pose is engine.pose and smoother.live_pose() is engine.live_pose()
     off = build_engine(EngineConfig(device="cpu", live_int8=False), progress=False)
     assert off.live_pose() is off.pose and off.live_int8_stem() is None
     assert "int8" not in off.pose_description
