@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         forms["movenet"] = lambda: movenet(image, boxes)
     else:
         print(f"{args.movenet} is absent: timing TransPose-M alone", file=sys.stderr)
-    from core.models.quantize_stem import int8_stem_path
+    from core.catalogue import int8_stem_path
     int8 = Path(args.int8) if args.int8 else int8_stem_path(weights)
     variants = [("tp-m (stem onnxruntime)", "auto", False, True, None),
                 ("tp-m (stem torch)", "torch", False, True, None),

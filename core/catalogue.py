@@ -20,6 +20,7 @@ Detector entries: ``auto``, YOLOX-Nano, BlazePose's detector, OpenCV HOG, a YOLO
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
@@ -46,6 +47,16 @@ def shown_path(path: str | Path) -> str:
         return str(p.resolve().relative_to(ROOT))
     except (ValueError, OSError):
         return str(path)
+
+
+INT8_STEM_SUFFIX = ".stem-int8.onnx"
+
+
+def int8_stem_path(weights: str | os.PathLike) -> Path:
+    """Where the int8 stem of a TransPose-M checkpoint lies (core.models.quantize_stem
+    writes it): beside it, with the same name."""
+    p = Path(weights)
+    return p.with_name(p.stem + INT8_STEM_SUFFIX)
 
 
 def shipped_weights() -> Path | None:
@@ -168,7 +179,7 @@ def _runnable_pose_models() -> list[Entry]:
                           f"Apache-2.0 ({card})", _const("shipped"),
                           aliases=(shown_path(f), str(f)), label=f"TransPose-M {f.stem} (shipped)",
                           source=str(f)))
-        int8 = f.with_name(f.stem + ".stem-int8.onnx")     # = quantize_stem.int8_stem_path
+        int8 = int8_stem_path(f)
         if int8.is_file():
             rows.append(Entry("pose", f"{f.stem}-int8", "transpose",
                               f"{f.stem} with its stem in int8 (onnxruntime, CPU): 1.8x "

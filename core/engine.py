@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .catalogue import shown_path
+from .catalogue import int8_stem_path, shown_path
 from .errors import InputError
 from .io_utils import log
 from .pipeline import PipelineConfig, PipelineMode, PosePipeline
@@ -57,7 +57,6 @@ class Engine:
         if not self.config.live_int8 or getattr(stem, "int8", True) or \
                 getattr(getattr(pose, "device", None), "type", "") != "cpu":
             return None                      # not an onnxruntime float32 stem on the CPU
-        from .models.quantize_stem import int8_stem_path
         path = int8_stem_path(getattr(pose, "weights_name", "") or "-")
         return path if path.is_file() else None
 

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from core.catalogue import int8_stem_path
 from core.errors import CheckpointError, InputError
-from core.models.quantize_stem import DIGEST_KEY, int8_stem_path
+from core.models.quantize_stem import DIGEST_KEY
 from core.pose import backends
 from core.pose.estimator import EstimatorConfig, TopDownEstimator
 from test_shipped_model import PHOTOS, ROOT, SHIPPED   # the same photos (in-tree)

@@ -26,16 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..catalogue import INT8_STEM_SUFFIX, int8_stem_path
 from ..errors import InputError, StudioError
 
-INT8_SUFFIX = ".stem-int8.onnx"
 DIGEST_KEY = "stem_digest"
-
-
-def int8_stem_path(weights: str | os.PathLike) -> Path:
-    """Where the int8 stem of a shipped checkpoint lies: beside it, same stem name."""
-    p = Path(weights)
-    return p.with_name(p.stem + INT8_SUFFIX)
 
 
 def calibration_crops(weights: str | os.PathLike, lspet: str | None, coco128: str | None,
@@ -68,13 +62,12 @@ def calibration_crops(weights: str | os.PathLike, lspet: str | None, coco128: st
     return np.concatenate(batches)
 
 
-def quantise(weights: str | os.PathLike, out: str | os.PathLike, inputs: np.ndarray,
-             method: str = "minmax") -> Path:
+def quantise(weights: str | os.PathLike, out: str | os.PathLike, inputs: np.ndarray) -> Path:
     """Export the checkpoint's stem (float32), quantise it on `inputs`, write `out`
     (through a temporary name) with the stem's digest in its metadata."""
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
-                                          QuantFormat, QuantType, quantize_static)
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from .checkpoint import load_weights
@@ -100,10 +93,7 @@ def quantise(weights: str | os.PathLike, out: str | os.PathLike, inputs: np.ndar
         q = Path(tmp) / "int8.onnx"
         quantize_static(str(pre), str(q), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8,
-                        calibrate_method={"minmax": CalibrationMethod.MinMax,
-                                          "entropy": CalibrationMethod.Entropy,
-                                          "percentile": CalibrationMethod.Percentile}[method])
+                        weight_type=QuantType.QInt8)     # min/max ranges (the default)
         model = onnx.load(str(q))
         onnx.helper.set_model_props(model, {DIGEST_KEY: stem_digest(stem.state_dict()),
                                             "what": "TransPose-M MoveNet stem, int8 (QDQ)"})
@@ -120,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--coco128", help="coco128 folder (calibration people)")
     p.add_argument("--people", type=int, default=400, help="calibration people (400)")
     p.add_argument("--out", help="the int8 .onnx (default: beside the weights, "
-                   f"<name>{INT8_SUFFIX})")
+                   f"<name>{INT8_STEM_SUFFIX})")
     args = p.parse_args(argv)
     try:
         inputs = calibration_crops(args.weights, args.lspet, args.coco128, args.people)
