@@ -26,6 +26,10 @@ def bone_color(a: int, b: int) -> tuple[int, int, int]:
     return _CENTRE
 
 
+# a person this many pixels tall (or wide) gets bones one pixel wide, twice it two, ...
+PX_PER_LINE_WIDTH = 60
+
+
 def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
                   threshold: float = 0.3, label: str | None = None,
                   box: np.ndarray | None = None,
@@ -36,16 +40,23 @@ def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
     thick = max(2, round(max(image.shape[:2]) / 400))
     ok = np.isfinite(keypoints).all(axis=1) & (scores >= threshold)
     pts = np.nan_to_num(keypoints).round().astype(int)
+    # Bones and joints as thick as the person is large, up to the frame's width: on a
+    # pedestrian 80 px tall the frame's 2 px lines and 4 px dots merged the face and the
+    # limbs into one blob. (The id label keeps the frame's size: it must stay readable.)
+    bone = thick
+    if ok.sum() >= 2:
+        extent = float(np.ptp(pts[ok], axis=0).max())
+        bone = int(np.clip(round(extent / PX_PER_LINE_WIDTH), 1, thick))
     if box is not None:
         x, y, w, h = (int(round(v)) for v in box)
         cv2.rectangle(image, (x, y), (x + w, y + h), (200, 200, 200), 1, cv2.LINE_AA)
     for a, b in COCO_SKELETON:
         if ok[a] and ok[b]:
-            cv2.line(image, tuple(pts[a]), tuple(pts[b]), bone_color(a, b), thick, cv2.LINE_AA)
+            cv2.line(image, tuple(pts[a]), tuple(pts[b]), bone_color(a, b), bone, cv2.LINE_AA)
     for i in np.flatnonzero(ok):
         s = float(np.clip(scores[i], 0, 1))
         color = (0, int(255 * s), int(255 * (1 - s)))          # red (weak) -> green (sure)
-        cv2.circle(image, tuple(pts[i]), thick + 2, color, -1, cv2.LINE_AA)
+        cv2.circle(image, tuple(pts[i]), bone + 1 + (bone > 1), color, -1, cv2.LINE_AA)
     if label and ok.any():
         top = pts[ok][np.argmin(pts[ok][:, 1])]
         scale, weight = 0.45 + thick * 0.12, max(1, thick - 1)

@@ -529,3 +529,24 @@ def test_legend_in_the_window_follows_the_delta_slider(qtbot, window, random_tp_
                     and AttentionLegend.HIDDEN in states, timeout=20_000)
     assert f"{peak:.4f}" in w.view.attention_message
     assert AttentionLegend.SHOWN in states
+
+
+def test_skeleton_lines_are_as_thick_as_the_person_is_large():
+    """On an HD frame a person 600 px tall keeps the frame's 4 px bones; a pedestrian 70 px
+    tall gets 1 px bones (with the frame's, their face and limbs merged into one blob)."""
+    grey = np.full((900, 1600, 3), 90, np.uint8)
+
+    def shin_width(height: float) -> int:
+        img = grey.copy()
+        kps = standing_person(cx=800, top=100, height=height)
+        draw_skeleton(img, kps, np.full(17, 0.9, np.float32), 0.3)
+        (kx, ky), (ax, ay) = kps[13], kps[15]        # left knee, left ankle
+        y = int(round((ky + ay) / 2))
+        x = int(round((kx + ax) / 2))
+        row = (img[y, x - 7:x + 8] != 90).any(axis=1)   # (the other shin lies further)
+        return int(row.sum())
+
+    big, small = shin_width(600), shin_width(70)
+    assert 4 <= big <= 8, big             # anti-aliased edges add a pixel or two each side
+    assert 1 <= small <= 3, small
+    assert small < big
