@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import cpu
 from .catalogue import int8_stem_path, shown_path
 from .errors import InputError
 from .io_utils import log
@@ -48,10 +49,10 @@ class Engine:
     pose_description: str
     _live_pose: PoseBackend | None = field(default=None, init=False, repr=False)
 
-    def live_int8_stem(self) -> Path | None:
-        """The int8 stem live mode runs (`live_pose`), or None: only for TransPose-M on the
-        CPU with its float32 stem in onnxruntime, and a <weights>.stem-int8.onnx beside
-        its weights (the shipped tp-m-s16 has one), with EngineConfig.live_int8."""
+    def _int8_stem_beside(self) -> Path | None:
+        """The <weights>.stem-int8.onnx live mode could run, or None: only for TransPose-M
+        on the CPU with its float32 stem in onnxruntime, a file beside its weights (the
+        shipped tp-m-s16 has one), and EngineConfig.live_int8."""
         pose = self.pose
         stem = getattr(getattr(pose, "model", None), "stem", None)
         if not self.config.live_int8 or getattr(stem, "int8", True) or \
@@ -59,6 +60,14 @@ class Engine:
             return None                      # not an onnxruntime float32 stem on the CPU
         path = int8_stem_path(getattr(pose, "weights_name", "") or "-")
         return path if path.is_file() else None
+
+    def live_int8_stem(self) -> Path | None:
+        """The int8 stem live mode runs (`live_pose`), or None: the one beside the weights,
+        on a CPU whose int8 sums do not clip (core.cpu; without VNNI the float32 stem
+        stays)."""
+        if cpu.int8_saturates():
+            return None
+        return self._int8_stem_beside()
 
     def live_pose(self) -> PoseBackend:
         """The pose model live mode runs (its flip test is dropped as well, by the
@@ -157,4 +166,6 @@ def build_engine(config: EngineConfig = EngineConfig(), progress: bool = True) -
     int8 = engine.live_int8_stem()
     if int8 is not None:
         engine.pose_description += f"; live mode: int8 stem ({shown_path(int8)})"
+    elif engine._int8_stem_beside() is not None:
+        engine.pose_description += f"; live mode: float32 stem ({cpu.INT8_SATURATION_NOTE})"
     return engine

@@ -116,6 +116,7 @@ def test_live_mode_runs_the_int8_stem_and_finds_the_same_person(monkeypatch, tmp
     from core.engine import EngineConfig, build_engine
     from core.video.file import VideoFileSource
     monkeypatch.setenv("TRANSPOSE_STUDIO_CACHE", str(tmp_path))      # nothing downloaded
+    monkeypatch.setattr("core.cpu.int8_saturates", lambda: False)    # a CPU with VNNI
     engine = build_engine(EngineConfig(device="cpu"), progress=False)
     assert engine.live_int8_stem() == INT8
     assert "live mode: int8 stem" in engine.pose_description
@@ -150,11 +151,47 @@ def test_live_mode_runs_the_int8_stem_and_finds_the_same_person(monkeypatch, tmp
     assert "int8" not in off.pose_description
 
 
+def test_without_vnni_live_mode_keeps_the_float32_stem_and_says_why(monkeypatch, tmp_path):
+    """On an x86 CPU without VNNI onnxruntime sums the int8 products two at a time in 16
+    bits, which clips (core.cpu): live mode keeps the float32 stem, and the engine's and a
+    chosen int8 model's descriptions say why."""
+    _onnxruntime_or_skip()
+    from core import cpu
+    from core.engine import EngineConfig, build_engine
+    monkeypatch.setenv("TRANSPOSE_STUDIO_CACHE", str(tmp_path))
+    monkeypatch.setattr(cpu, "int8_saturates", lambda: True)
+    engine = build_engine(EngineConfig(device="cpu"), progress=False)
+    assert engine.live_int8_stem() is None and engine.live_pose() is engine.pose
+    assert not engine.step(mode="live").pose.model.stem.int8
+    assert "live mode: float32 stem (this CPU has no VNNI" in engine.pose_description
+    _, desc = backends.create_pose_backend("tp-m-s16-int8", device="cpu", progress=False)
+    assert "int8 stem" in desc and "no VNNI" in desc
+    monkeypatch.setattr(cpu, "int8_saturates", lambda: False)
+    _, desc = backends.create_pose_backend("tp-m-s16-int8", device="cpu", progress=False)
+    assert "VNNI" not in desc
+
+
+def test_int8_sums_clip_on_x86_cpus_without_vnni_only(monkeypatch):
+    from core import cpu
+    try:
+        for machine, flags, clips in (("x86_64", {"avx2", "fma"}, True),           # Zen 3
+                                      ("x86_64", {"avx2", "avx512f", "avx512bw"}, True),
+                                      ("x86_64", {"avx2", "avx512_vnni"}, False),
+                                      ("AMD64", {"avx2", "avx_vnni"}, False),      # Alder Lake
+                                      ("arm64", set(), False)):
+            cpu.has_vnni.cache_clear()
+            monkeypatch.setattr("platform.machine", lambda: machine)
+            monkeypatch.setattr(cpu, "_linux_cpu_flags", lambda: flags)
+            assert cpu.int8_saturates() is clips, (machine, flags)
+    finally:
+        cpu.has_vnni.cache_clear()
+
+
 SPORTS2D = ROOT.parent / "shared" / "datasets" / "videos" / "sports2d_demo.mp4"
 
 
 @pytest.mark.skipif(not SPORTS2D.is_file(), reason=f"{SPORTS2D} is absent")
-def test_live_mode_with_the_int8_stem_keeps_both_people_of_the_sports2d_clip():
+def test_live_mode_with_the_int8_stem_keeps_both_people_of_the_sports2d_clip(monkeypatch):
     """The live default on a CPU, every frame of the Sports2D clip (the int8 stem keeps up
     with its 30 fps on 2 cores, so none is skipped there): the walker keeps one id, the
     back-flipping jumper at most two (his pose in the sun's glare decides whether his box
@@ -164,6 +201,7 @@ def test_live_mode_with_the_int8_stem_keeps_both_people_of_the_sports2d_clip():
     _onnxruntime_or_skip()
     from core.engine import EngineConfig, build_engine
     from core.video import open_source
+    monkeypatch.setattr("core.cpu.int8_saturates", lambda: False)    # a CPU with VNNI
     engine = build_engine(EngineConfig(device="cpu"), progress=False)
     step = engine.step(mode="live")
     assert step.pose.model.stem.int8

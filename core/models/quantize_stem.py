@@ -15,6 +15,13 @@ What it gives (2-core AMD EPYC, see resources/models/README.md and docs/performa
 the stem about 2.2x faster (one person and their mirror image: 24.4 -> 10.9 ms), public
 set mean OKS 0.5969 against 0.5973 for the float32 stem (AP 0.407 against 0.406). The
 encoder and head stay float32.
+
+CPUs without VNNI sum two uint8 x int8 products in 16 bits first, which clips
+(core/cpu.py, ``benchmarks/int8_saturation.py``); there live mode keeps the float32 stem.
+``--reduce-range`` (weights in 7 bits) cannot clip, but was measured less faithful to the
+float32 stem everywhere (public set without flip test: mean OKS 0.573 against 0.583, mean
+|change of a person's OKS| from the float32 stem's 0.049 against 0.021), so it is not
+what ships.
 """
 from __future__ import annotations
 
@@ -62,9 +69,11 @@ def calibration_crops(weights: str | os.PathLike, lspet: str | None, coco128: st
     return np.concatenate(batches)
 
 
-def quantise(weights: str | os.PathLike, out: str | os.PathLike, inputs: np.ndarray) -> Path:
+def quantise(weights: str | os.PathLike, out: str | os.PathLike, inputs: np.ndarray,
+             reduce_range: bool = False) -> Path:
     """Export the checkpoint's stem (float32), quantise it on `inputs`, write `out`
-    (through a temporary name) with the stem's digest in its metadata."""
+    (through a temporary name) with the stem's digest in its metadata. `reduce_range`:
+    weights in 7 bits (measured and not shipped: module docstring)."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
@@ -92,7 +101,8 @@ def quantise(weights: str | os.PathLike, out: str | os.PathLike, inputs: np.ndar
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
         q = Path(tmp) / "int8.onnx"
         quantize_static(str(pre), str(q), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8,
+                        per_channel=True, reduce_range=reduce_range,
+                        activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8)     # min/max ranges (the default)
         model = onnx.load(str(q))
         onnx.helper.set_model_props(model, {DIGEST_KEY: stem_digest(stem.state_dict()),
@@ -109,12 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lspet", help="LSPET folder (calibration people)")
     p.add_argument("--coco128", help="coco128 folder (calibration people)")
     p.add_argument("--people", type=int, default=400, help="calibration people (400)")
+    p.add_argument("--reduce-range", action="store_true",
+                   help="weights in 7 bits (no 16-bit overflow without VNNI; less accurate)")
     p.add_argument("--out", help="the int8 .onnx (default: beside the weights, "
                    f"<name>{INT8_STEM_SUFFIX})")
     args = p.parse_args(argv)
     try:
         inputs = calibration_crops(args.weights, args.lspet, args.coco128, args.people)
-        out = quantise(args.weights, args.out or int8_stem_path(args.weights), inputs)
+        out = quantise(args.weights, args.out or int8_stem_path(args.weights), inputs,
+                       reduce_range=args.reduce_range)
     except StudioError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

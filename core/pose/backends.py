@@ -29,7 +29,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .. import catalogue
+from .. import catalogue, cpu
 from ..errors import InputError, StudioError
 from ..types import PoseBackend
 
@@ -95,6 +95,8 @@ def _transpose(weights: str | os.PathLike, device: str, how: str, *, flip_test: 
         how_run += (f", int8 stem ({_shown(stem_int8)})" if backend.device.type == "cpu" else
                     f"; the int8 stem is for the CPU, the float32 stem runs on "
                     f"{backend.device}")
+        if backend.device.type == "cpu" and cpu.int8_saturates():
+            how_run += f"; {cpu.INT8_SATURATION_NOTE} than the float32 stem's"
     return backend, f"{backend.kind} {backend.variant} ({where}) on {backend.device}{how_run}"
 
 
