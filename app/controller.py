@@ -216,6 +216,9 @@ class Controller(QObject):
             self.busy_changed.emit(True, label)
         try:
             engine = self._new_engine(config, old)
+            # playback's model now, not on the first play: its description is then final
+            # (an int8 stem that does not load says so in it)
+            engine.live_pose()
         except StudioError as e:
             self.busy_changed.emit(False, "")
             self._engine_result.emit(None, str(e), resume)

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import cpu
 from .catalogue import int8_stem_path, shown_path
-from .errors import InputError
+from .errors import InputError, StudioError
 from .io_utils import log
 from .pipeline import PipelineConfig, PipelineMode, PosePipeline
 from .step import PoseStep
@@ -75,7 +75,10 @@ class Engine:
         the flip test it is as accurate as the float32 stem (public set mean OKS 0.583
         against 0.581) at about 1.9x the speed (11.7 against 22.0 ms a person), which keeps
         an HD clip real-time on 2 cores. Built on first use (a second copy of the small
-        encoder and head); elsewhere the engine's own pose model."""
+        encoder and head); elsewhere the engine's own pose model. An int8 file that does
+        not load (damaged, made for other weights) leaves live mode on the float32 stem,
+        with a warning and the reason in pose_description: it is a speed-up, and playback
+        must not fail for it."""
         if self._live_pose is None:
             path = self.live_int8_stem()
             if path is None:
@@ -83,9 +86,16 @@ class Engine:
             else:
                 from .pose.estimator import TopDownEstimator
                 pose: Any = self.pose
-                self._live_pose = TopDownEstimator.from_weights(
-                    pose.weights_name, dataclasses.replace(pose.config, stem_int8=str(path)),
-                    progress=False)
+                try:
+                    self._live_pose = TopDownEstimator.from_weights(
+                        pose.weights_name,
+                        dataclasses.replace(pose.config, stem_int8=str(path)), progress=False)
+                except StudioError as e:
+                    self._live_pose = self.pose
+                    self.pose_description = self.pose_description.replace(
+                        _live_int8_note(path), "") + \
+                        f"; live mode: float32 stem (the int8 stem did not load: {e})"
+                    log(f"warning: {e}; live mode runs the float32 stem")
         return self._live_pose
 
     def with_config(self, config: EngineConfig, detector: PersonDetector) -> "Engine":
@@ -145,6 +155,10 @@ class Engine:
             detect_ahead=self.config.detect_ahead, backfill=self.config.backfill))
 
 
+def _live_int8_note(path: Path) -> str:
+    return f"; live mode: int8 stem ({shown_path(path)})"
+
+
 def build_engine(config: EngineConfig = EngineConfig(), progress: bool = True) -> Engine:
     """Load the detector and the pose model (StudioError with a clear message on failure)."""
     from .detection import create_detector
@@ -165,7 +179,7 @@ def build_engine(config: EngineConfig = EngineConfig(), progress: bool = True) -
     engine = Engine(config, detector, pose, description)
     int8 = engine.live_int8_stem()
     if int8 is not None:
-        engine.pose_description += f"; live mode: int8 stem ({shown_path(int8)})"
+        engine.pose_description += _live_int8_note(int8)
     elif engine._int8_stem_beside() is not None:
         engine.pose_description += f"; live mode: float32 stem ({cpu.INT8_SATURATION_NOTE})"
     return engine

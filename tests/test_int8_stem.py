@@ -171,6 +171,30 @@ def test_without_vnni_live_mode_keeps_the_float32_stem_and_says_why(monkeypatch,
     assert "VNNI" not in desc
 
 
+def test_a_damaged_int8_stem_leaves_live_mode_on_the_float32_stem(monkeypatch, tmp_path):
+    """The int8 stem is a speed-up: a damaged file beside the weights must not stop the
+    GUI's playback (it did: every play failed). Live mode runs the float32 stem, the
+    description says why, and the next frames are posed."""
+    _onnxruntime_or_skip()
+    import itertools
+    import shutil
+
+    from core.engine import EngineConfig, build_engine
+    from core.video.file import VideoFileSource
+    monkeypatch.setattr("core.cpu.int8_saturates", lambda: False)
+    weights = tmp_path / "tp-m-s16.pth"
+    shutil.copyfile(SHIPPED, weights)
+    int8_stem_path(weights).write_bytes(INT8.read_bytes()[:1000])       # cut short
+    engine = build_engine(EngineConfig(model=str(weights), device="cpu"), progress=False)
+    assert engine.live_int8_stem() == int8_stem_path(weights)
+    assert engine.live_pose() is engine.pose                      # no exception
+    assert "live mode: float32 stem (the int8 stem did not load" in engine.pose_description
+    assert "live mode: int8 stem" not in engine.pose_description
+    step = engine.step(mode="live")
+    frames = itertools.islice(VideoFileSource(ROOT / "tests/data/clip_person.mp4"), 5)
+    assert sum(len(step(f).people) for f in frames) >= 4
+
+
 def test_int8_sums_clip_on_x86_cpus_without_vnni_only(monkeypatch):
     from core import cpu
     try:
