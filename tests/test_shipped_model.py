@@ -251,3 +251,22 @@ def test_a_failing_stem_part_raises_once_and_leaves_no_part_running():
     assert len(calls) == after                         # and nothing ran on afterwards
     stem._sessions[1] = real
     assert stem(x[:2]).shape[0] == 2                   # the stem still works
+
+
+def test_a_damaged_cached_stem_export_is_made_again(tmp_path):
+    """The float32 stem runs from an ONNX export cached by the weights' digest. A cached
+    file that does not load (damaged on disk) broke every command with the default model
+    until the user found and deleted it; it is now exported again."""
+    pytest.importorskip("onnxruntime")
+    from core.models import load_weights
+    from core.models.mobilenet_fpn import OnnxRuntimeStem
+    stem = load_weights(SHIPPED, progress=False).model.stem
+    first = OnnxRuntimeStem(stem, threads=1, cache_dir=str(tmp_path))
+    size = first.path.stat().st_size
+    first.path.write_bytes(first.path.read_bytes()[:5000])
+    again = OnnxRuntimeStem(stem, threads=1, cache_dir=str(tmp_path))
+    assert again.path == first.path and again.path.stat().st_size == size
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(1, 3, 256, 192))
+                         .astype(np.float32))
+    with torch.no_grad():
+        np.testing.assert_allclose(again(x).numpy(), stem(x).numpy(), atol=1e-3)

@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import InputError
+
 FeatureLevel = Literal["fpn16", "fpn8", "fpn4"]
 LEVEL_STRIDE: dict[str, int] = {"fpn16": 16, "fpn8": 8, "fpn4": 4}
 LEVEL_CHANNELS: dict[str, int] = {"fpn16": 32, "fpn8": 24, "fpn4": 24}
@@ -209,23 +211,18 @@ class OnnxRuntimeStem(nn.Module):
         if int8 is not None:
             path = Path(int8)       # checked against these weights once the session opens
         elif not path.is_file():
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            export = MoveNetStem(self.level, self.skips).eval()   # type: ignore[arg-type]
-            export.load_state_dict({k: v.float() for k, v in stem.state_dict().items()})
-            import warnings
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(export, torch.zeros(1, 3, 256, 192), str(tmp),
-                                  input_names=["x"], output_names=self.outputs,
-                                  dynamic_axes={"x": {0: "n", 2: "h", 3: "w"},
-                                                **{o: {0: "n", 2: f"{o}h", 3: f"{o}w"}
-                                                   for o in self.outputs}},
-                                  dynamo=False)
-            os.replace(tmp, path)
+            self._export(stem, path)
         self.threads = threads or pose_threads()
         self.path = path
-        self.session = self._new_session(self.threads)
+        try:
+            self.session = self._new_session(self.threads)
+        except InputError:
+            if int8 is not None:
+                raise
+            # the cached export does not load (damaged on disk, or written by another
+            # onnx/torch): made again, never trusted
+            self._export(stem, path)
+            self.session = self._new_session(self.threads)
         self.int8 = int8 is not None
         if self.int8:
             self._check_int8(digest)
@@ -237,6 +234,23 @@ class OnnxRuntimeStem(nn.Module):
         self._pool = None
         for _, part_threads in self.split_plan(2):    # one person and their mirror image:
             self._session(part_threads)               # the first frame does not wait
+
+    def _export(self, stem: MoveNetStem, path: Any) -> None:
+        """This stem's float32 graph to `path` (through a temporary name)."""
+        import warnings
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        export = MoveNetStem(self.level, self.skips).eval()   # type: ignore[arg-type]
+        export.load_state_dict({k: v.float() for k, v in stem.state_dict().items()})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(export, torch.zeros(1, 3, 256, 192), str(tmp),
+                              input_names=["x"], output_names=self.outputs,
+                              dynamic_axes={"x": {0: "n", 2: "h", 3: "w"},
+                                            **{o: {0: "n", 2: f"{o}h", 3: f"{o}w"}
+                                               for o in self.outputs}},
+                              dynamo=False)
+        os.replace(tmp, path)
 
     def _check_int8(self, digest: str) -> None:
         """A quantised stem (core.models.quantize_stem) must come from these very weights
