@@ -321,7 +321,8 @@ def test_scrambled_timestamps_become_monotonic_with_one_warning(tmp_path, capsys
     assert main.main(["annotate", str(video), "--out", str(out), "--model", "mediapipe",
                       "--overlay"]) == 0
     err = capsys.readouterr().err
-    assert err.count("timestamps stop increasing") == 1
+    # the warning, and again in the summary's note (without the path: the row names it)
+    assert err.count("timestamps stop increasing") == 2
     assert err.count(str(video)) == 1 + 1                   # the warning and the summary
     doc = json.loads((out / "scrambled.json").read_text())
     times = [f["time_s"] for f in doc["frames"]]
@@ -340,10 +341,14 @@ def test_truncated_video_frame_count_and_one_warning(tmp_path, capsys):
     out = tmp_path / "out"
     assert main.main(["annotate", str(cut), "--out", str(out), "--model", "mediapipe"]) == 0
     err = capsys.readouterr().err
-    assert err.count("truncated?") == 1
+    assert err.count("truncated?") == 2                     # the warning, the summary's note
     assert f"{cut}: {cut}" not in err                       # the path is not doubled
+    row = next(line for line in err.splitlines() if line.startswith(f"{cut}  done"))
+    assert "warning: the file ended after" in row           # not lost above a long table
     doc = json.loads((out / "cut.json").read_text())
     assert 0 < doc["source"]["frame_count"] == len(doc["frames"]) < 30
+    assert doc["source"]["ended_early"].startswith(
+        f"the file ended after {doc['source']['frame_count']} of the 30 frames")
 
 
 def _tiny_transpose(tmp_path: Path, value: float | None = None) -> Path:

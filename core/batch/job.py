@@ -210,7 +210,8 @@ def _annotate_locked(engine: Engine, inp: str, outputs: dict[str, Path], overall
         pipeline.run(write)
         # what is only known now: the frames written, those skipped, a repaired timeline
         final = dict(frame_count=frames, skipped_frames=tuple(source.skipped_frames),
-                     timestamps=_public(source.timestamp_repair))
+                     timestamps=_public(source.timestamp_repair),
+                     ended_early=getattr(source, "stopped_reason", None))
         meta = dataclasses.replace(meta, source=dataclasses.replace(meta.source, **final))
         if json_sink is not None:
             json_sink.update_source(**final)

@@ -34,6 +34,8 @@ class SourceInfo:
     # corrupt image is skipped, the rest kept) and how a broken timeline was repaired.
     skipped_frames: tuple = ()
     timestamps: dict | None = None
+    # why reading stopped before the end the file announces (a cut download), else None
+    ended_early: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -41,8 +43,9 @@ class SourceInfo:
             d.pop("skipped_frames")
         else:
             d["skipped_frames"] = [dict(f) for f in self.skipped_frames]
-        if self.timestamps is None:
-            d.pop("timestamps")
+        for optional in ("timestamps", "ended_early"):
+            if d[optional] is None:
+                d.pop(optional)
         return d
 
 
@@ -186,7 +189,8 @@ class KeypointJsonWriter(PoseSink):
         self._count = 0
 
     def update_source(self, **changes: Any) -> None:
-        """Change source fields before `close()` (frame_count, skipped_frames, timestamps)."""
+        """Change source fields before `close()` (frame_count, skipped_frames, timestamps,
+        ended_early)."""
         import dataclasses
         self.meta = dataclasses.replace(
             self.meta, source=dataclasses.replace(self.meta.source, **changes))
