@@ -179,7 +179,9 @@ class BatchRunner(QObject):
 
             try:
                 r = annotate_one(engine, inp, outputs, None, progress=progress)
-                self._finish(row, inp, "done", f"{r.frames} frames in {r.seconds:.1f} s", outputs)
+                note = r.warning_note()
+                self._finish(row, inp, "done", f"{r.frames} frames in {r.seconds:.1f} s" +
+                             (f"; {note}" if note else ""), outputs)
             except _Cancelled:
                 self._finish(row, inp, "cancelled", "unfinished outputs removed", outputs)
             except StudioError as e:

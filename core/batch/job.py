@@ -35,6 +35,17 @@ class InputResult:
     message: str = ""
     warnings: list[str] = field(default_factory=list)
 
+    def warning_note(self) -> str:
+        """The first warning, for a one-line summary (a file cut short, frames left out;
+        without the input's name, which the line shows), or ""."""
+        if not self.warnings:
+            return ""
+        first = self.warnings[0]
+        if first.startswith(f"{self.name}: "):
+            first = first[len(self.name) + 2:]
+        more = len(self.warnings) - 1
+        return f"warning: {first}" + (f" (+{more} more)" if more else "")
+
 
 def outputs_for(inp: str, out_dir: Path, overlay: bool,
                 formats: tuple[str, ...] = DEFAULT_FORMATS,

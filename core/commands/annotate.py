@@ -163,19 +163,8 @@ def print_summary(results: list[InputResult], out=None) -> None:
     print(f"\n{'input':<{width}}  {'status':<9}{'frames':>8}{'fps':>8}  note", file=out)
     for r in results:
         fps = f"{r.frames / r.seconds:8.1f}" if r.seconds > 0 and r.frames else f"{'':>8}"
-        print(f"{r.name:<{width}}  {r.status:<9}{r.frames:>8}{fps}  {summary_note(r)}",
-              file=out)
-
-
-def summary_note(result: InputResult) -> str:
-    """The summary's note: the message, else the first warning (a file cut short, frames
-    left out), which would otherwise scroll away above a long run's table."""
-    if result.message or not result.warnings:
-        return result.message
-    first = result.warnings[0]
-    first = first[len(result.name) + 2:] if first.startswith(f"{result.name}: ") else first
-    more = len(result.warnings) - 1
-    return f"warning: {first}" + (f" (+{more} more above)" if more else "")
+        note = r.message or r.warning_note()     # a warning would scroll away above
+        print(f"{r.name:<{width}}  {r.status:<9}{r.frames:>8}{fps}  {note}", file=out)
 
 
 @dataclass(frozen=True)
