@@ -115,6 +115,7 @@ class Controller(QObject):
         self._w_live: PosePipeline | None = None
         self._w_paced: PacedSource | None = None
         self._w_last_index: int | None = None  # the tracker's last frame (None: unknown)
+        self._frames_found: int | None = None  # a file cut short: the frames it really has
         # --- reader-thread state (only touched inside reader jobs)
         self._r_source: Any = None
         # every pipeline that may have threads, so shutdown can stop them all
@@ -319,6 +320,7 @@ class Controller(QObject):
             self.source_failed.emit(error)
             return
         self._source_info = info
+        self._frames_found = None
         self._current = None
         self._target = None
         spec = None if info.is_live else info.spec      # a camera cannot be opened twice
@@ -346,7 +348,8 @@ class Controller(QObject):
                 start = target                         # asked for, not processed yet: from it
             elif current is not None:
                 start, fresh = current.index + 1, False   # resume: the same tracks go on
-                if info.frame_count and start >= info.frame_count:
+                total = self._frame_total()
+                if total and start >= total:
                     start, fresh = 0, True             # at the end: play again from the start
         self._target = None
         self._start_live(start, fresh)
@@ -374,8 +377,9 @@ class Controller(QObject):
         if info is None or info.is_live:
             return
         index = max(0, int(index))
-        if info.frame_count:
-            index = min(index, info.frame_count - 1)
+        total = self._frame_total()
+        if total:
+            index = min(index, total - 1)
         if self._playing:
             # Restart the live pipeline at the frame rather than PosePipeline.seek: that one
             # is lost when the reader already reached the end, while a restart always works.
@@ -397,15 +401,24 @@ class Controller(QObject):
         # on the frame asked for last, not the one on screen: quick presses add up
         base = self.position or 0
         index = max(0, base + int(delta))
-        if info.frame_count:
-            index = min(index, info.frame_count - 1)
+        total = self._frame_total()
+        if total:
+            index = min(index, total - 1)
         self._request_still(index, fresh=delta != 1)   # one frame on: the tracks go on
 
     def seek_end(self) -> None:
-        info = self._source_info
-        if info is not None and info.frame_count:
+        total = self._frame_total()
+        if total:
             self.pause()
-            self.seek(info.frame_count - 1)
+            self.seek(total - 1)
+
+    def _frame_total(self) -> int | None:
+        """The frames of the open file: its header's count, or fewer once playback found
+        that the file ends sooner (a download cut short)."""
+        info = self._source_info
+        if info is None:
+            return None
+        return self._frames_found or info.frame_count
 
     def set_speed(self, speed: float) -> None:
         self._speed = float(speed)
@@ -758,15 +771,19 @@ class Controller(QObject):
             reason = getattr(live.source, "stopped_reason", None)
             if reason:
                 note = f"{self._source_info.name if self._source_info else 'source'}: {reason}"
+            found = getattr(live.source, "frames_available", None)
+            if isinstance(found, int) and found > 0:
+                self._frames_found = found       # seeks and the end stay within the file
         # any PoseFrame still queued behind the end is the last one processed
         self._stop_live_gui()
         self.state_changed.emit("paused")
         info = self._source_info
-        if (isinstance(ev, PipelineFinished) and info is not None and info.frame_count and
+        total = self._frame_total()
+        if (isinstance(ev, PipelineFinished) and info is not None and total and
                 not info.is_live and self._current is not None and
-                self._current.index < info.frame_count - 1):
+                self._current.index < total - 1):
             # live mode may skip the last frames (newest wins): end on the real last one
-            self._request_still(info.frame_count - 1, fresh=False)
+            self._request_still(total - 1, fresh=False)
         if note:
             self.message.emit("warning", note)
 

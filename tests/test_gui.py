@@ -409,3 +409,29 @@ def test_the_gui_lists_read_the_catalogue(qtbot):
     detectors = [panel.detector_combo.itemData(i) for i in range(panel.detector_combo.count())]
     assert [d for d in detectors if d != BROWSE] == \
         [e.name for e in catalogue.detectors() if e.label]
+
+
+def test_a_video_cut_short_ends_on_its_last_real_frame(qtbot, window, tmp_path):
+    """A download cut short announces more frames than it holds. Playback used to end by
+    asking for the announced last frame, which failed with an error; it now ends on the
+    last frame there is, with a warning, and the end button and seeks stay within it."""
+    w, c = window, window.controller
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(CLIP.read_bytes()[: int(CLIP.stat().st_size * 0.5)])
+    w.open_source(str(cut))
+    qtbot.waitUntil(lambda: c.source is not None, timeout=15_000)
+    wait_frame(qtbot, w, 0)
+    assert c.source.frame_count == 30                      # what the header says
+    c.play()
+    qtbot.waitUntil(lambda: not c.playing and w.banner.isVisible(), timeout=30_000)
+    assert w.banner.level == "warning" and "truncated?" in w.banner.text
+    qtbot.waitUntil(lambda: settled(w), timeout=30_000)
+    last = c.current.index
+    assert 0 < last < 29 and w.banner.level == "warning"   # no error after the warning
+    c.seek(28)
+    qtbot.waitUntil(lambda: settled(w), timeout=30_000)
+    assert c.current.index == last and w.banner.level == "warning"
+    c.seek(0)
+    wait_frame(qtbot, w, 0)
+    c.seek_end()
+    wait_frame(qtbot, w, last)

@@ -58,6 +58,9 @@ class FrameSource(ABC):
         self._released = False
         self.warnings: list[str] = []
         self.stopped_reason: str | None = None   # why iteration ended early, None if it did not
+        # frames there really are, once a file announcing more has ended (cut short); None
+        # while unknown or when the announced count holds
+        self.frames_available: int | None = None
         # Frames that could not be read and were left out ({"frame", "file", "reason"}), and
         # how a non-increasing timeline was replaced (None when the timestamps were fine).
         self.skipped_frames: list[dict[str, Any]] = []

@@ -310,6 +310,7 @@ class VideoFileSource(FrameSource):
         self._ended_early_checked = True
         announced = self._stream.frames or 0
         if announced and self._next_index < announced and self.stopped_reason is None:
+            self.frames_available = self._next_index
             self.stopped_reason = (f"the file ended after {self._next_index} of the {announced} "
                                    f"frames its header announces (truncated?)")
             self._warn(f"{self.path}: {self.stopped_reason}")
