@@ -52,3 +52,25 @@ def test_models_json_says_what_is_offline(tmp_path, monkeypatch, capsys):
     auto = rows[("pose", "auto")]["offline"]
     assert auto == (f"-> {shipped[0].stem} (shipped)" if shipped else
                     "-> mediapipe (no shipped TransPose weights)")
+
+
+def test_the_parser_and_a_mediapipe_run_do_without_torch(tmp_path):
+    """torch (about 1 s and 150 MB) only where a torch model runs: every command's parser
+    (main.py --help, a mistyped file name) and `annotate --model mediapipe` with the
+    default YOLOX detector imported it through the train options, the attention maps and
+    core.models' package (the detector's download cache lives there)."""
+    code = ("import sys, main; main.build_parser(); print('torch' in sys.modules); "
+            f"rc = main.main(['annotate', {str(ROOT / 'tests/data/clip_person.mp4')!r}, "
+            f"'--out', {str(tmp_path)!r}, '--model', 'mediapipe']); "
+            "print('torch' in sys.modules); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:1] + out.stdout.split()[-1:] == ["False", "False"], out.stdout
+    assert (tmp_path / "clip_person.json").is_file()
+
+
+def test_the_train_help_names_the_real_default_configuration():
+    from core.commands.train import HELP_DEFAULT_CONFIG
+    from core.training.configs import DEFAULT_TRAIN_CONFIG
+    assert HELP_DEFAULT_CONFIG == DEFAULT_TRAIN_CONFIG

@@ -37,16 +37,20 @@ class _PairAction(argparse.Action):
         namespace.coco = pairs
 
 
+# The configurations live beside their torch modules; the parser is built for every
+# command (main.py --help, annotate with MediaPipe), so it names none of them but this one.
+# (tests/test_models_command.py checks it is core.training.configs.DEFAULT_TRAIN_CONFIG.)
+HELP_DEFAULT_CONFIG = "tp-r-tiny"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..models.tfpose import TFPOSE_CONFIGS
-    from ..training.configs import DEFAULT_TRAIN_CONFIG, TRAIN_CONFIGS
     p.add_argument("--out", required=True, metavar="DIR",
                    help="output folder: model.pth (the exported model), best.pth, last.pth, "
                    "last.ckpt (resume state), history.json, run.json, labels.json")
-    p.add_argument("--config", default=DEFAULT_TRAIN_CONFIG, metavar="NAME",
-                   help=f"model configuration: TransPose {', '.join(TRAIN_CONFIGS)} or an "
-                   f"official variant (tp-r-a3 ...), or TFPose {', '.join(TFPOSE_CONFIGS)}; "
-                   f"default {DEFAULT_TRAIN_CONFIG}")
+    p.add_argument("--config", metavar="NAME",
+                   help="model configuration: a TransPose or TFPose configuration to train "
+                   "(main.py models lists them) or an official variant (tp-r-a3 ...); "
+                   f"default {HELP_DEFAULT_CONFIG}")
     p.add_argument("--init", metavar="WEIGHTS.pth",
                    help="start from these weights (fine-tuning, or a second schedule after a "
                    "finished run) instead of from scratch; the model takes the file's "
@@ -150,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..training.distill import DISTILL_CONFIGS
     from ..models.config import normalise_name
-    distilling = normalise_name(args.config) in DISTILL_CONFIGS
+    distilling = normalise_name(args.config or DEFAULT_TRAIN_CONFIG) in DISTILL_CONFIGS
     if args.init:
         from ..models import load_weights
         init_cfg = load_weights(args.init).config        # a bad file fails before labelling
@@ -160,11 +164,12 @@ def run(args: argparse.Namespace) -> int:
             if init_cfg.backbone != "movenet":
                 raise InputError(f"--init {args.init} holds a {init_cfg.name} model; "
                                  f"--config {args.config} starts only from a TransPose-M")
-        elif args.config not in (DEFAULT_TRAIN_CONFIG, init_cfg.name):
+        elif args.config not in (None, init_cfg.name):
             raise InputError(f"--init {args.init} holds a {init_cfg.name} model; drop "
                              f"--config {args.config} (the file's configuration is used)")
         else:
             args.config = init_cfg.name
+    args.config = args.config or DEFAULT_TRAIN_CONFIG
     if not (args.lspet or args.coco128 or args.frames or getattr(args, "coco", None)):
         raise InputError("no training data: pass --lspet DIR, --coco128 DIR, --frames "
                          "VIDEO_OR_DIR... and/or --coco-json FILE --coco-images DIR")

@@ -15,11 +15,13 @@ with exact bilinear arithmetic, which agrees with the official fixtures to 1 lev
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import cv2
 import numpy as np
-import torch
+
+if TYPE_CHECKING:         # imported where a tensor is made: the attention maps, and with
+    import torch          # them every command's parser, do without it
 
 PIXEL_STD = 200.0
 BOX_PADDING = 1.25
@@ -142,6 +144,7 @@ def to_input_tensor(crops_rgb: np.ndarray, *, mirrored: bool = False) -> torch.T
 
     mirrored: append each crop's left-right mirror image after the N crops, (2N, 3, H, W):
     the flip test's batch, without normalising the mirror images again."""
+    import torch
     crops = np.asarray(crops_rgb)
     if crops.dtype != np.uint8:
         raise TypeError(f"to_input_tensor takes uint8 crops, not {crops.dtype}")
@@ -157,6 +160,7 @@ def to_input_tensor(crops_rgb: np.ndarray, *, mirrored: bool = False) -> torch.T
 def normalise_on_device(crops_rgb: torch.Tensor) -> torch.Tensor:
     """(N, H, W, 3) uint8 RGB on any device -> (N, 3, H, W) float32 normalised there, in
     channels_last memory (a free view of NHWC): to_input_tensor's arithmetic in torch."""
+    import torch
     mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=crops_rgb.device)
     std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=crops_rgb.device)
     x = (crops_rgb.float() / 255.0 - mean) / std
