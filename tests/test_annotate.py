@@ -139,3 +139,19 @@ def test_disk_full_mid_run_keeps_finished_outputs(tmp_path, monkeypatch, capsys)
     err = capsys.readouterr().err
     assert "No space left on device" in err and "second" in err
     assert sorted(p.name for p in out.iterdir()) == ["clip_person.csv", "clip_person.json"]
+
+
+def test_a_missing_input_fails_before_the_models_load(tmp_path, monkeypatch, capsys):
+    """Every input a typo: the run says so at once instead of loading the models first;
+    with a real input beside it, that one is still annotated."""
+    import core.commands.annotate as annotate_command
+    import main as cli
+
+    def no_models(*args, **kwargs):
+        raise AssertionError("the models were loaded for inputs that do not exist")
+    monkeypatch.setattr(annotate_command, "build_engine", no_models)
+    missing = tmp_path / "clip_persn.mp4"
+    assert cli.main(["annotate", str(missing), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count(f"{missing}: no such file") == 2          # the error, the summary
+    assert not list((tmp_path / "out").iterdir())

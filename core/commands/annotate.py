@@ -284,6 +284,12 @@ def _run(config: AnnotateConfig, options: BatchOptions, results: list[InputResul
         for w in result.warnings:
             log(f"warning: {w}")
     results[:] = [by_key[k] for k in order if k in by_key]
+    # a file that is not there fails now, before the models load (seconds, for nothing
+    # when every input is a typo)
+    for item in [b for b in todo if _missing(b.path)]:
+        log(f"error: {item.path}: no such file")
+        record(item, InputResult(item.path, "failed", message=f"{item.path}: no such file"))
+        todo.remove(item)
     if todo:
         _check_cutoffs(config, [b.path for b in todo])
         try:
@@ -315,6 +321,11 @@ def _run(config: AnnotateConfig, options: BatchOptions, results: list[InputResul
                 for p in sorted(folder.glob(f"{glob.escape(stem)}.person*")):
                     print(p)
     return 0 if ok else 1
+
+
+def _missing(path: str) -> bool:
+    from ..video import is_camera_spec
+    return not is_camera_spec(path) and not Path(path).exists()
 
 
 def _run_serial(todo: list[BatchItem], config: AnnotateConfig, options: BatchOptions,
