@@ -43,10 +43,9 @@ def calibration_crops(weights: str | os.PathLike, lspet: str | None, coco128: st
                       people: int, seed: int = 0) -> np.ndarray:
     """(2 * people, 3, H, W) float32 network inputs: each person and their mirror image,
     cut and normalised by the estimator itself."""
-    import cv2
-
     from ..pose.estimator import EstimatorConfig, TopDownEstimator
     from ..pose.preprocess import to_input_tensor
+    from ..training.data import read_bgr
     from ..training.sources import coco128_people, lspet_people
     est = TopDownEstimator.from_weights(weights, EstimatorConfig(device="cpu",
                                                                  stem_runtime="torch"),
@@ -61,9 +60,7 @@ def calibration_crops(weights: str | os.PathLike, lspet: str | None, coco128: st
         raise InputError("no calibration people: pass --lspet and/or --coco128")
     batches = []
     for person in found:
-        image = cv2.imread(person.image_path)
-        if image is None:
-            raise InputError(f"{person.image_path}: not an image OpenCV can read")
+        image = read_bgr(person.image_path)         # as training reads them
         crops = est._prepare(image, np.asarray([person.box], np.float32)).crops
         batches.append(to_input_tensor(crops, mirrored=True).numpy())
     return np.concatenate(batches)
