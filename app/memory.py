@@ -21,7 +21,9 @@ import sys
 
 log = logging.getLogger(__name__)
 
-M_ARENA_MAX = -8          # glibc's mallopt parameter number
+M_TRIM_THRESHOLD = -1     # glibc's mallopt parameter numbers
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 GUI_ARENAS = 2
 
 _libc: object | None = None
@@ -52,6 +54,16 @@ def limit_malloc_arenas(arenas: int = GUI_ARENAS) -> bool:
         return False
     _arenas_limited = bool(libc.mallopt(M_ARENA_MAX, int(arenas)))
     return _arenas_limited
+
+
+def keep_freed_memory(mmap_below: int = 256 << 20, trim_below: int = 1 << 30) -> bool:
+    """Blocks below `mmap_below` bytes from the heap rather than fresh pages, and the heap
+    never trimmed below `trim_below` (GLIBC_TUNABLES' mmap_threshold and trim_threshold,
+    set from inside): freed memory stays in the process. For benchmarks that must not time
+    page faults (benchmarks/model_speed.py --keep-freed-memory); True when set."""
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(M_MMAP_THRESHOLD, int(mmap_below))) and \
+        bool(libc.mallopt(M_TRIM_THRESHOLD, int(trim_below)))
 
 
 def release_free_memory() -> None:

@@ -305,23 +305,9 @@ def profile_batch1(variant: str, forms: dict[str, Callable[[], Any]], rows: int 
     return out
 
 
-def keep_freed_memory() -> bool:
-    """glibc's mallopt: large blocks from the heap, and the heap never trimmed (the effect
-    of GLIBC_TUNABLES=glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=
-    1073741824, set from inside). False where there is no glibc."""
-    import ctypes
-    import ctypes.util
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(libc.mallopt(m_mmap_threshold, 256 << 20)) and \
-            bool(libc.mallopt(m_trim_threshold, 1 << 30))
-    except (OSError, AttributeError):
-        return False
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from app.memory import keep_freed_memory        # glibc's mallopt (no Qt import)
     if args.keep_freed_memory and not keep_freed_memory():
         print("--keep-freed-memory: no glibc mallopt here; timing with the default allocator",
               file=sys.stderr)
