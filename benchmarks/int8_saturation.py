@@ -51,7 +51,7 @@ class IntConv:
     """One quantised regular convolution of a QDQ graph: its uint8 input tensor, int8
     weights (K ordered kernel row, column, channel), and the arithmetic around them."""
 
-    def __init__(self, model: Any, node: Any, inits: dict[str, np.ndarray],
+    def __init__(self, node: Any, inits: dict[str, np.ndarray],
                  producer: dict[str, Any]) -> None:
         dqx, dqw = producer[node.input[0]], producer[node.input[1]]
         self.name = node.name
@@ -115,7 +115,7 @@ def load_graph(path: Path) -> tuple[Any, list[IntConv]]:
             continue                       # depthwise, or left in float32
         if producer[node.input[1]].op_type != "DequantizeLinear":
             continue
-        convs.append(IntConv(model, node, inits, producer))
+        convs.append(IntConv(node, inits, producer))
     return model, convs
 
 
