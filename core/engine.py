@@ -177,9 +177,9 @@ def build_engine(config: EngineConfig = EngineConfig(), progress: bool = True) -
     # YOLOX goes where the pose model went, when onnxruntime can run it there
     detector = create_detector(config.detector, device=str(getattr(pose, "device", "cpu")))
     engine = Engine(config, detector, pose, description)
-    int8 = engine.live_int8_stem()
+    int8 = engine._int8_stem_beside()
     if int8 is not None:
-        engine.pose_description += _live_int8_note(int8)
-    elif engine._int8_stem_beside() is not None:
-        engine.pose_description += f"; live mode: float32 stem ({cpu.INT8_SATURATION_NOTE})"
+        engine.pose_description += (
+            f"; live mode: float32 stem ({cpu.INT8_SATURATION_NOTE})" if cpu.int8_saturates()
+            else _live_int8_note(int8))
     return engine
