@@ -73,6 +73,7 @@ import numpy as np
 from .detection.base import (box_containment, box_iou, detect_thoroughly,
                              within_reach)
 from .pose.nms import pieced, pose_nms, twins
+from .pose.preprocess import contexts_for
 from .pose.orientation import (body_angle, turned_box, turned_box_hulls, turned_crops_for,
                                wrap_degrees)
 from .tracking.appearance import describe
@@ -139,12 +140,14 @@ class FollowPlan:
     held: np.ndarray                 # (N,) frames this box has been held after a collapse
     lineage: np.ndarray              # (N,) which followed person the row continues: a serial
                                      # the step gives each detection that starts one (-1: none)
+    measured: np.ndarray             # (N,) bool: the detector's box on this frame (not one
+                                     # predicted from the last frame's keypoints)
 
     @classmethod
-    def upright(cls, boxes: np.ndarray) -> "FollowPlan":
+    def upright(cls, boxes: np.ndarray, measured: bool = False) -> "FollowPlan":
         n = len(boxes)
         return cls(boxes, np.zeros(n, np.float32), np.zeros(n, np.int64), np.zeros(n, np.int64),
-                   np.full(n, -1, np.int64))
+                   np.full(n, -1, np.int64), np.full(n, measured))
 
     def _columns(self) -> list[np.ndarray]:
         return [getattr(self, f.name) for f in dataclasses.fields(self)]
@@ -508,7 +511,8 @@ class PoseStep:
         self.detector_runs += 1
         c = self.config
         plan = FollowPlan.upright(
-            det.boxes[np.argsort(-det.scores)[: c.max_people]].astype(np.float32))
+            det.boxes[np.argsort(-det.scores)[: c.max_people]].astype(np.float32),
+            measured=True)
         plan.lineage[:] = [next(_LINEAGE_SERIALS) for _ in range(len(plan))]
         if followed is None or not len(followed):
             return plan, ms
@@ -528,6 +532,7 @@ class PoseStep:
                     plan.lineage[j] = followed.lineage[f]
                 if followed.turns[f] and not own_box[f, j]:
                     plan.boxes[j], plan.turns[j] = followed.boxes[f], followed.turns[f]
+                    plan.measured[j] = False
         if c.keep_undetected:
             # not continued by any detection (one that went to a neighbour does not count)
             missed = own.max(axis=1, initial=-1.0) < _SAME_PERSON
@@ -541,7 +546,8 @@ class PoseStep:
         if len(plan) == 0:
             return self.pose(image, NO_BOXES), plan
         if not self.follows_turns:
-            return self.pose(image, plan.boxes, attention=self.config.attention), plan
+            return self.pose(image, plan.boxes, attention=self.config.attention,
+                             **self._contexts(plan.measured)), plan
         est = self._pose_turned(image, plan)
         retried = self._retry_turned(image, plan, est) if self.config.retry_collapsed else None
         if retried is not None:
@@ -555,7 +561,15 @@ class PoseStep:
 
     def _pose_turned(self, image: np.ndarray, plan: FollowPlan) -> PoseEstimate:
         turns = plan.turns if plan.turns.any() else None
-        return self.pose(image, plan.boxes, attention=self.config.attention, rotations=turns)
+        return self.pose(image, plan.boxes, attention=self.config.attention, rotations=turns,
+                         **self._contexts(plan.measured))
+
+    def _contexts(self, measured: np.ndarray) -> dict[str, Any]:
+        """The pose call's crop contexts (preprocess.contexts_for): black outside the box
+        only around the detector's boxes of this frame. Blacking out around boxes predicted
+        from the last frame's keypoints cut the Sports2D jumper's limbs off in his backflip
+        and lost him for 10 frames."""
+        return contexts_for(self.pose, measured)
 
     def _retry_turned(self, image: np.ndarray, plan: FollowPlan, est: PoseEstimate
                       ) -> FollowPlan | None:
@@ -581,7 +595,7 @@ class PoseStep:
         boxes[swap, 2:] = boxes[swap][:, [3, 2]]
         boxes[:, :2] = centre - boxes[:, 2:] / 2
         turns = np.array([wrap_degrees(t) for _, t, _ in tries], np.float32)
-        got = probe(image, boxes, rotations=turns)
+        got = probe(image, boxes, rotations=turns, **self._contexts(np.zeros(len(boxes), bool)))
         counts, means = (got.scores >= thr).sum(axis=1), got.scores.mean(axis=1)
         order = np.lexsort((means, counts))              # most keypoints, then mean
         out = dataclasses.replace(plan, boxes=plan.boxes.copy(), turns=plan.turns.copy())
@@ -641,7 +655,7 @@ class PoseStep:
             boxes[kept] = boxes_from_keypoints(est.keypoints[kept], est.scores[kept], thr,
                                                c.box_margin, image_hw)
         out = FollowPlan(boxes, np.zeros(n, np.float32), counts, np.zeros(n, np.int64),
-                         plan.lineage.copy())
+                         plan.lineage.copy(), np.zeros(n, bool))
         if not self.follows_turns:
             return out[np.isfinite(boxes).all(axis=1)]
         h, w = image_hw
@@ -769,7 +783,8 @@ class PoseStep:
             if not ok.any():
                 break
             boxes, lineage = boxes[ok], lineage[ok]
-            got = self.pose(inferred.frame.image, boxes)
+            got = self.pose(inferred.frame.image, boxes,
+                            **self._contexts(np.zeros(len(boxes), bool)))
             keep = pose_nms(got.keypoints, got.scores, got.boxes, c.pose_nms_oks, thr,
                             joint_share=c.joint_share)
             there = inferred.estimate

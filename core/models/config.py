@@ -65,6 +65,11 @@ class TransPoseConfig(ConfigDict):
     per joint) overrides it per joint: the eyes of a whole-body crop are 1-2 heatmap pixels
     apart, and a sigma-2 target lets a head that hesitates between them put one peak in the
     middle, so sharper face targets keep them apart.
+
+    `crop_context` is how the model was trained to see a person, so inference cuts them out
+    the same way: "image" (official) fills the whole crop from the image; "box" blacks out
+    the crop outside the person box x1.25 (core.pose.preprocess.black_outside), as MoveNet's
+    teacher labels were made, so that a neighbour beside a narrow box is not followed.
     """
 
     name: str = "custom"
@@ -90,6 +95,7 @@ class TransPoseConfig(ConfigDict):
     softmax_sigma: float = 2.0
     joint_sigma: tuple[float, ...] = ()
     dropout: float = 0.1
+    crop_context: str = "image"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     arch: ClassVar[str] = "TransPose"
@@ -101,6 +107,8 @@ class TransPoseConfig(ConfigDict):
             raise ValueError(f"backbone must be one of {BACKBONES}, not {self.backbone!r}")
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, not {self.output!r}")
+        if self.crop_context not in ("image", "box"):
+            raise ValueError(f"crop_context must be 'image' or 'box', not {self.crop_context!r}")
         if self.backbone == "movenet" and self.stem_level not in ("fpn16", "fpn8"):
             raise ValueError(f"stem_level must be fpn16 or fpn8, not {self.stem_level!r}")
         if self.d_model % self.n_heads:

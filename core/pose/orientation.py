@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .preprocess import contexts_for
+
 # COCO indices of the shoulders, hips, knees and ankles
 _SHOULDERS, _HIPS, _KNEES, _ANKLES = (5, 6), (11, 12), (13, 14), (15, 16)
 
@@ -128,7 +130,8 @@ def turned_crops_for(pose: Any, image: np.ndarray, boxes: np.ndarray, est: Any,
         return None
     probe = pose.without_flip() if hasattr(pose, "without_flip") else pose
     got = probe(image, np.stack([b for _, _, b in tries]),
-                rotations=np.array([a for _, a, _ in tries], np.float32))
+                rotations=np.array([a for _, a, _ in tries], np.float32),
+                **contexts_for(pose, np.zeros(len(tries), bool)))   # boxes from keypoints
 
     def stands_upright(j: int) -> bool:
         r, angle, _ = tries[j]

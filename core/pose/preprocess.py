@@ -15,7 +15,7 @@ with exact bilinear arithmetic, which agrees with the official fixtures to 1 lev
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import cv2
 import numpy as np
@@ -129,6 +129,50 @@ def crop_person(image_rgb: np.ndarray, center: np.ndarray, scale: np.ndarray,
                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                               borderValue=0)
     return warp_bilinear(image_rgb, matrix, input_size)
+
+
+CropContext = Literal["image", "box"]
+CROP_CONTEXTS: tuple[str, ...] = ("image", "box")
+
+
+def kept_fractions(box_wh: np.ndarray | Sequence[float], scale: np.ndarray,
+                   keep: float = BOX_PADDING) -> tuple[float, float]:
+    """How much of a crop shows the person box enlarged `keep` times about its centre:
+    fractions (of the crop's width, of its height) of the centred rectangle, at most 1.
+
+    The crop covers ``scale * PIXEL_STD`` image pixels (the box widened or heightened to the
+    input's aspect, then x1.25), so for a plain crop the kept rectangle is the box x1.25
+    itself and what is blacked out is the strip the aspect ratio added: beside a standing
+    person, that is where their neighbours are."""
+    covered = np.asarray(scale, np.float64) * PIXEL_STD
+    frac = np.minimum(np.asarray(box_wh, np.float64)[:2] * float(keep) / covered, 1.0)
+    return float(frac[0]), float(frac[1])
+
+
+def contexts_for(pose: object, measured: np.ndarray | Sequence[bool]) -> dict[str, list[str]]:
+    """Keyword arguments for a pose backend call with per-box crop contexts: a model that
+    sees people black outside their box (crop_context "box") keeps that for `measured`
+    boxes (a detector's, on this very image) and gets the whole crop for the others (boxes
+    predicted from keypoints, which may lag a body that moves or turns fast). {} for every
+    other backend, which takes no such argument."""
+    if getattr(pose, "crop_context", "image") != "box":
+        return {}
+    return {"contexts": ["box" if m else "image" for m in np.asarray(measured, bool)]}
+
+
+def black_outside(crop: np.ndarray, fractions: tuple[float, float]) -> np.ndarray:
+    """Zero (black, as the crop's own border) every pixel of an (H, W, C) crop outside the
+    centred rectangle of `fractions` of its width and height; in place, returned."""
+    h, w = crop.shape[:2]
+    mx = int(round(w * (1.0 - fractions[0]) / 2))
+    my = int(round(h * (1.0 - fractions[1]) / 2))
+    if mx > 0:
+        crop[:, :mx] = 0
+        crop[:, w - mx:] = 0
+    if my > 0:
+        crop[:my] = 0
+        crop[h - my:] = 0
+    return crop
 
 
 # ToTensor + ImageNet Normalize of every uint8 value, per channel, in the same float32

@@ -20,6 +20,7 @@ Augmentation is deterministic: sample i of epoch e always draws from
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -29,10 +30,14 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import InputError
-from ..pose.preprocess import box_to_center_scale
+from ..pose.preprocess import (CROP_CONTEXTS, CropContext, black_outside, box_to_center_scale,
+                               kept_fractions)
 from .transforms import (NO_AUGMENT, AugmentConfig, affine_matrix_rot, apply_affine, compose,
                          flip_joints, flip_matrix, gaussian_targets, normalise, photometric,
                          sample_geometry)
+
+
+HALF_BODY_BOX = 1.2      # a half-body crop's person box: its joints' box x1.2
 
 
 @dataclass(eq=False)
@@ -70,8 +75,15 @@ def render_sample(image_bgr: np.ndarray, box: Sequence[float], joints: np.ndarra
                   weights: np.ndarray, input_size: tuple[int, int],
                   heatmap_size: tuple[int, int], sigma: float,
                   augment: AugmentConfig = NO_AUGMENT,
-                  rng: np.random.Generator | None = None) -> Sample:
-    """One training sample of one person (see the module docstring)."""
+                  rng: np.random.Generator | None = None,
+                  context: CropContext = "image") -> Sample:
+    """One training sample of one person (see the module docstring). context "box": the
+    crop is black outside the person box x1.25, as inference cuts out a model trained so
+    (core.pose.preprocess.black_outside). The box scales with the crop; a turned crop
+    keeps the upright hull of the turned box (a leaning person's detector box); a
+    half-body crop keeps its joints' box x1.2 (hands, feet and head reach past them)."""
+    if context not in CROP_CONTEXTS:
+        raise InputError(f"context must be one of {', '.join(CROP_CONTEXTS)}, not {context!r}")
     rng = rng or np.random.default_rng(0)
     h_img, w_img = image_bgr.shape[:2]
     center, scale = box_to_center_scale(box, input_size)
@@ -82,13 +94,24 @@ def render_sample(image_bgr: np.ndarray, box: Sequence[float], joints: np.ndarra
         joints, weights = flip_joints(joints, weights, w_img)
         center = np.array([w_img - 1 - center[0], center[1]], np.float32)
     aspect = input_size[0] / input_size[1]
-    center, scale, rotation = sample_geometry(rng, augment, center, scale, joints, weights, aspect)
+    geometry = sample_geometry(rng, augment, center, scale, joints, weights, aspect)
+    center, scale, rotation = geometry.center, geometry.scale, geometry.rotation
     trans = affine_matrix_rot(center, scale, input_size, rotation)
     warp = compose(trans, flip_matrix(w_img)) if flipped else trans
     crop = cv2.warpAffine(image_bgr, warp, (int(input_size[0]), int(input_size[1])),
                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
     crop = photometric(crop, rng, augment)
+    if context == "box":
+        if geometry.half_body_wh is None:
+            kept = np.asarray(box, np.float64)[2:]
+        else:       # joints in a line have no width: at least a standing person's (0.4 h)
+            hw = np.asarray(geometry.half_body_wh, np.float64)
+            kept = np.maximum(hw, 0.4 * hw.max()) * HALF_BODY_BOX
+        if rotation:        # a turned person's upright box: the hull of the turned box
+            c, s_ = abs(math.cos(math.radians(rotation))), abs(math.sin(math.radians(rotation)))
+            kept = np.array([kept[0] * c + kept[1] * s_, kept[0] * s_ + kept[1] * c])
+        crop = black_outside(np.ascontiguousarray(crop), kept_fractions(kept, scale))
     hm_trans = affine_matrix_rot(center, scale, heatmap_size, rotation)
     j_hm = apply_affine(joints, hm_trans)
     target, tw = gaussian_targets(j_hm, weights, heatmap_size, sigma)
@@ -108,7 +131,8 @@ class PoseTrainDataset(Dataset):
     """Torch Dataset over TrainPerson records (labels already merged)."""
 
     def __init__(self, people: Sequence[TrainPerson], input_size: tuple[int, int],
-                 sigma: float = 2.0, augment: AugmentConfig = NO_AUGMENT, seed: int = 0) -> None:
+                 sigma: float = 2.0, augment: AugmentConfig = NO_AUGMENT, seed: int = 0,
+                 context: CropContext = "image") -> None:
         bad = [p.uid for p in people if p.joints is None or p.weights is None]
         if bad:
             raise InputError(f"{len(bad)} people have no merged labels (e.g. {bad[0]}); run "
@@ -119,6 +143,7 @@ class PoseTrainDataset(Dataset):
         self.sigma = float(sigma)
         self.augment = augment
         self.seed = int(seed)
+        self.context = context
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -132,7 +157,8 @@ class PoseTrainDataset(Dataset):
         p = self.people[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         return render_sample(read_bgr(p.image_path), p.box, p.joints, p.weights,
-                             self.input_size, self.heatmap_size, self.sigma, self.augment, rng)
+                             self.input_size, self.heatmap_size, self.sigma, self.augment, rng,
+                             self.context)
 
     def __getitem__(self, index: int
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

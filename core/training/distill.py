@@ -61,6 +61,13 @@ DISTILL_CONFIGS: dict[str, TransPoseConfig] = {
         d_model=128, dim_feedforward=256, n_heads=4, n_layers=2, head_channels=(64,),
         output="softmax", softmax_sigma=2.0, joint_sigma=(1.0,) * 5 + (2.0,) * 12,
         dropout=0.1),
+    # tp-m-s16 trained on crops black outside the person box x1.25 (crop_context "box"), as
+    # the MoveNet teacher saw them when it labelled the people
+    "tp-m-s16-box": TransPoseConfig(
+        name="tp-m-s16-box", backbone="movenet", stem_level="fpn16", input_size=(192, 256),
+        d_model=128, dim_feedforward=256, n_heads=4, n_layers=2, head_channels=(64,),
+        output="softmax", softmax_sigma=2.0, joint_sigma=(1.0,) * 5 + (2.0,) * 12,
+        dropout=0.1, crop_context="box"),
     # the first shipped recipe: sigma 2 for every joint (the warm start of tp-m-s16)
     "tp-m-s16-sigma2": TransPoseConfig(
         name="tp-m-s16-sigma2", backbone="movenet", stem_level="fpn16", input_size=(192, 256),
@@ -207,7 +214,8 @@ def render_view(person: TrainPerson, view: int, cfg: TransPoseConfig, seed: int
     rng = np.random.default_rng([seed, view, int(hashlib.sha1(person.uid.encode())
                                                  .hexdigest()[:8], 16)])
     s = render_sample(read_bgr(person.image_path), person.box, person.joints, person.weights,
-                      cfg.input_size, hm_size, cfg.softmax_sigma, view_augment(view), rng)
+                      cfg.input_size, hm_size, cfg.softmax_sigma, view_augment(view), rng,
+                      cfg.crop_context)
     return normalise(s.crop_rgb), s.joints_heatmap.astype(np.float32), s.target_weight
 
 
@@ -577,6 +585,8 @@ def distill(config: DistillConfig, people: Sequence[TrainPerson], log: Callable[
            "skips": list(cfg.skip_levels),
            "input_size": list(cfg.input_size), "sigma": cfg.softmax_sigma,
            "seed": config.seed, "people": people_digest, "val_fraction": config.val_fraction}
+    if cfg.crop_context != "image":         # caches made before the option stay valid
+        key["context"] = cfg.crop_context
     caches = {"val": (FeatureCache(base / "val", {**key, "views": 1}), val_items),
               "train": (FeatureCache(base / "train", {**key, "views": config.views}),
                         train_items)}

@@ -225,10 +225,11 @@ class Trainer:
         self.sigma = config.sigma or default_sigma(hm)
         if not train_people:
             raise InputError("no training people: give at least one data source with people")
+        context = self.model_config.crop_context
         self.train_set = PoseTrainDataset(train_people, self.model_config.input_size, self.sigma,
-                                          config.augment, config.seed)
+                                          config.augment, config.seed, context)
         self.val_set = PoseTrainDataset(val_people, self.model_config.input_size, self.sigma,
-                                        NO_AUGMENT, config.seed) if val_people else None
+                                        NO_AUGMENT, config.seed, context) if val_people else None
         self.run_info = dict(run_info or {})
 
         torch.manual_seed(config.seed)

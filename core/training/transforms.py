@@ -87,9 +87,10 @@ def gaussian_targets(joints_hm: np.ndarray, weights: np.ndarray, heatmap_size: t
 
 
 def half_body_box(joints: np.ndarray, weights: np.ndarray, aspect: float, rng: np.random.Generator
-                  ) -> tuple[np.ndarray, np.ndarray] | None:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The official half-body transform: centre and scale of the upper or the lower body's
-    visible joints (x1.5), or None when the chosen half has fewer than 2 joints."""
+    visible joints (x1.5), and the (w, h) of those joints; None when the chosen half has
+    fewer than 2 joints."""
     vis = np.asarray(weights) > 0
     upper = [j for j in UPPER_BODY if vis[j]]
     lower = [j for j in LOWER_BODY if vis[j]]
@@ -103,12 +104,13 @@ def half_body_box(joints: np.ndarray, weights: np.ndarray, aspect: float, rng: n
     center = pts.mean(axis=0)
     lt, rb = pts.min(axis=0), pts.max(axis=0)
     w, h = float(rb[0] - lt[0]), float(rb[1] - lt[1])
+    extent = np.array([w, h], np.float32)
     if w > aspect * h:
         h = w / aspect
     elif w < aspect * h:
         w = h * aspect
     scale = np.array([w / PIXEL_STD, h / PIXEL_STD], np.float32) * np.float32(1.5)
-    return center.astype(np.float32), scale
+    return center.astype(np.float32), scale, extent
 
 
 @dataclass(frozen=True)
@@ -140,17 +142,29 @@ NO_AUGMENT = AugmentConfig(scale_factor=0.0, rotation_factor=0.0, rotation_prob=
                            grayscale_prob=0.0, blur_prob=0.0, occlusion_prob=0.0)
 
 
+@dataclass(frozen=True)
+class Geometry:
+    """A sampled crop: centre, scale and rotation as the crop takes them; `half_body_wh`
+    the (w, h) of the chosen half's joints when the half-body transform was used."""
+
+    center: np.ndarray
+    scale: np.ndarray
+    rotation: float
+    half_body_wh: np.ndarray | None = None
+
+
 def sample_geometry(rng: np.random.Generator, cfg: AugmentConfig, center: np.ndarray,
                     scale: np.ndarray, joints: np.ndarray, weights: np.ndarray,
-                    aspect: float) -> tuple[np.ndarray, np.ndarray, float]:
+                    aspect: float) -> Geometry:
     """Random (center, scale, rotation) in the official order: half body, scale, rotation."""
     center = np.asarray(center, np.float32).copy()
     scale = np.asarray(scale, np.float32).copy()
+    half_wh = None
     if cfg.half_body_prob > 0 and int((np.asarray(weights) > 0).sum()) > cfg.half_body_min_joints \
             and rng.random() < cfg.half_body_prob:
         hb = half_body_box(joints, weights, aspect, rng)
         if hb is not None:
-            center, scale = hb
+            center, scale, half_wh = hb
     if cfg.shift_factor > 0:
         center = center + (rng.uniform(-1, 1, 2) * cfg.shift_factor * scale * PIXEL_STD / 1.25
                            ).astype(np.float32)
@@ -161,7 +175,7 @@ def sample_geometry(rng: np.random.Generator, cfg: AugmentConfig, center: np.nda
     if cfg.rotation_factor > 0 and rng.random() < cfg.rotation_prob:
         r = cfg.rotation_factor
         rotation = float(np.clip(rng.standard_normal() * r, -r, r))
-    return center, scale, rotation
+    return Geometry(center, scale, rotation, half_wh)
 
 
 def photometric(crop: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
