@@ -30,7 +30,7 @@ from ..types import PoseEstimate, validate_boxes  # noqa: F401 - re-exported (ol
 from .postprocess import flip_back, heatmap_peaks, heatmap_peaks_torch, heatmap_to_image
 from .preprocess import (BOX_PADDING, CROP_CONTEXTS, CropContext, CropMethod,
                          black_outside, box_to_center_scale, crop_person, kept_fractions,
-                         normalise_on_device, to_input_tensor)
+                         model_crop_context, normalise_on_device, to_input_tensor)
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ class TopDownEstimator:
             raise InputError(f"crop_context must be auto, image or box, not "
                              f"{config.crop_context!r}")
         self.crop_context: CropContext = config.crop_context if config.crop_context != "auto" \
-            else getattr(self.model_config, "crop_context", "image")
+            else model_crop_context(self.model_config)
         self.weights_name = weights_name
         if self.device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
             torch.set_num_threads(pose_threads())

@@ -135,6 +135,12 @@ CropContext = Literal["image", "box"]
 CROP_CONTEXTS: tuple[str, ...] = ("image", "box")
 
 
+def model_crop_context(model_config: object) -> CropContext:
+    """How a model was trained to see a person: its config's crop_context, "image" for a
+    config without one (TFPose, BlazePose and checkpoints from before the option)."""
+    return getattr(model_config, "crop_context", "image")
+
+
 def kept_fractions(box_wh: np.ndarray | Sequence[float], scale: np.ndarray,
                    keep: float = BOX_PADDING) -> tuple[float, float]:
     """How much of a crop shows the person box enlarged `keep` times about its centre:

@@ -38,6 +38,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..models import TFPoseConfig, TransPoseConfig, build_network, save_checkpoint
+from ..pose.preprocess import model_crop_context
 from .configs import DEFAULT_TRAIN_CONFIG, get_train_config
 from .objectives import JointsMSELoss, objective_for
 from .data import (PoseTrainDataset, TrainPerson, prepare_parent_for_workers, split_people,
@@ -225,7 +226,7 @@ class Trainer:
         self.sigma = config.sigma or default_sigma(hm)
         if not train_people:
             raise InputError("no training people: give at least one data source with people")
-        context = self.model_config.crop_context
+        context = model_crop_context(self.model_config)
         self.train_set = PoseTrainDataset(train_people, self.model_config.input_size, self.sigma,
                                           config.augment, config.seed, context)
         self.val_set = PoseTrainDataset(val_people, self.model_config.input_size, self.sigma,
