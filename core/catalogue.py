@@ -193,6 +193,9 @@ def _runnable_pose_models() -> list[Entry]:
     rows.append(Entry("pose", "movenet", "movenet", "Google MoveNet SinglePose Thunder (ONNX, "
                       "onnxruntime)", "Apache-2.0", _movenet_status, aliases=MOVENET_ALIASES,
                       label="MoveNet Thunder"))
+    rows.append(Entry("pose", "movenet-box", "movenet", "MoveNet Thunder on each box alone, "
+                      "black around it (as it labelled our training crops)", "Apache-2.0",
+                      _movenet_status))
     for name, what in ZOO_WHAT.items():        # = core.models.zoo.ZOO (a test checks)
         rows.append(Entry("pose", name, "transpose", what, ZOO_LICENCE, _zoo_status(name),
                           label=f"TransPose {name} (model zoo)"))

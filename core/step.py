@@ -291,7 +291,8 @@ class PoseStep:
     # keypoints, reach `_TURN_MIN` of them and a mean score of `_TURN_MEAN` (on the
     # pedestrian clip, turned crops of small upright walkers gave 8-9 keypoints at a mean
     # of 0.27-0.33; the back-flipping jumper's right turns 0.41-0.56); a body angle starts
-    # turning the crop only from a pose with that mean score too.
+    # turning the crop only from a pose with that mean score too (a person found on a
+    # frame nobody was followed into: from turned_crops_for's look_mean, 0.35).
     _COLLAPSE_FROM, _TURN_GAIN, _TURN_MIN, _TURN_MEAN = 6, 3, 6, 0.4
     # detect_ahead starts a scheduled pass as few frames before its frame as cover the
     # pass with pose work (detect_lead; at most MAX_DETECT_LEAD): a pass started earlier is
@@ -948,10 +949,12 @@ def explain(pose: PoseBackend, frame: PoseFrame) -> PoseFrame:
     boxes = np.stack([np.asarray(p.box if p.crop_box is None else p.crop_box, np.float32)
                       for p in frame.people])
     turns = np.array([p.turn for p in frame.people], np.float32)
+    # a turned crop was cut around a box from keypoints, so with the whole crop (_contexts)
+    contexts = contexts_for(pose, [p.crop_box is None for p in frame.people])
     if turns.any() and getattr(pose, "rotates_crops", False):
-        estimate = pose(frame.image, boxes, attention=True, rotations=turns)
+        estimate = pose(frame.image, boxes, attention=True, rotations=turns, **contexts)
     else:
-        estimate = pose(frame.image, boxes, attention=True)
+        estimate = pose(frame.image, boxes, attention=True, **contexts)
     if estimate.attention is None:
         return frame
     people = tuple(dataclasses.replace(p, row=i) for i, p in enumerate(frame.people))

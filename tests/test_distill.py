@@ -245,7 +245,7 @@ def test_skip_head_trains_from_a_warm_start(tmp_path, people):
                         epochs=1, max_steps_per_epoch=1), people, log=lambda m: None)
 
 
-def test_publish_as_renames_only_a_matching_config(tmp_path):
+def test_publish_as_renames_only_a_matching_config(tmp_path, monkeypatch):
     """A run made under an experimental name is published under the registered name when
     only the name differs; weights unchanged, the trained name kept in meta."""
     from core.models import build_model, save_checkpoint
@@ -260,3 +260,10 @@ def test_publish_as_renames_only_a_matching_config(tmp_path):
     with pytest.raises(InputError, match="more than the name"):
         publish_as(src, "tp-m-s16", tmp_path / "bad.pth")
     assert not (tmp_path / "bad.pth").exists()
+    # the crop context is how inference cuts people out: it may change, and meta says so
+    monkeypatch.setitem(DISTILL_CONFIGS, "tp-m-micro-box", DISTILL_CONFIGS["tp-m-micro"].replace(
+        name="tp-m-micro-box", crop_context="box"))
+    boxed = publish_as(src, "tp-m-micro-box", tmp_path / "boxed.pth")
+    raw = torch.load(boxed, map_location="cpu", weights_only=True)
+    assert raw["config"]["crop_context"] == "box"
+    assert raw["meta"]["trained_crop_context"] == "image"

@@ -79,15 +79,23 @@ def test_scores_are_confidences_between_0_and_1(estimator):
 
 def test_shipped_model_crops_with_opencv_official_architectures_exactly(estimator):
     from core.models import build_model, get_config
-    from core.pose.preprocess import affine_matrix, box_to_center_scale, crop_person
+    from core.pose.preprocess import (affine_matrix, black_outside, box_to_center_scale,
+                                      crop_person, kept_fractions)
     img = cv2.imread(str(PHOTOS[1]))
     box = [150, 40, 180, 420]
     size = estimator.model_config.input_size
     assert estimator.crop_method == "opencv"
-    crops = estimator._prepare(img, [box]).crops
     c, s = box_to_center_scale(box, size)
     by_opencv = cv2.warpAffine(img, affine_matrix(c, s, size), size, flags=cv2.INTER_LINEAR)
-    np.testing.assert_array_equal(crops[0], by_opencv[..., ::-1])        # BGR in, RGB crop
+    whole = estimator._prepare(img, [box], contexts=["image"]).crops
+    np.testing.assert_array_equal(whole[0], by_opencv[..., ::-1])        # BGR in, RGB crop
+    # the shipped model sees the person black outside their box x1.25: here the strips the
+    # 3:4 aspect added beside this narrow box
+    assert estimator.crop_context == "box"
+    crops = estimator._prepare(img, [box]).crops
+    boxed = black_outside(by_opencv[..., ::-1].copy(), kept_fractions(box[2:], s))
+    np.testing.assert_array_equal(crops[0], boxed)
+    assert (crops[0][:, :20] == 0).all() and (whole[0][:, :20] > 0).any()
     assert not np.array_equal(crop_person(img, c, s, size, "exact"), by_opencv)
     official = TransPoseEstimator(build_model(get_config("tp-r-a3")), EstimatorConfig(device="cpu"))
     assert official.crop_method == "exact"

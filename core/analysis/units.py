@@ -27,6 +27,10 @@ ANKLE_TO_NOSE_FRACTION = 0.88
 # percentile over the track rather than the median.
 _LENGTH_PERCENTILE = 90
 
+# --person-height measures the tallest of the people tracked at least this fraction of the
+# longest track's frames
+LONGEST_FRACTION = 0.9
+
 ScaleSource = Literal["person_height", "points"]
 
 
@@ -154,9 +158,16 @@ def resolve_scale(spec: ScaleSpec, tracks: Sequence[Track], where: str) -> Scale
     if not tracks:
         raise InputError(f"{where}: --person-height: nobody was tracked, so there is no "
                          f"person to measure")
-    # the person seen longest sets the scale (a one-person recording is the usual case)
-    track = max(tracks, key=lambda t: (int(t.present.sum()), -t.track_id))
-    px = person_height_px(track)
+    # the person seen longest sets the scale (a one-person recording is the usual case);
+    # between people seen about as long, the tallest in the image: the subject in the
+    # foreground, not someone walking by behind them the whole clip
+    seen = {t.track_id: int(t.present.sum()) for t in tracks}
+    longest = max(seen.values())
+    about_as_long = [t for t in tracks if seen[t.track_id] >= LONGEST_FRACTION * longest]
+    heights = {t.track_id: person_height_px(t) for t in about_as_long}
+    track = max(about_as_long, key=lambda t: (
+        heights[t.track_id] if math.isfinite(heights[t.track_id]) else -1.0, -t.track_id))
+    px = heights[track.track_id]
     if not (math.isfinite(px) and px > 0):
         raise InputError(f"{where}: --person-height: track {track.track_id} never shows "
                          f"ankles, knees, hips, shoulders and nose, so its height cannot be "

@@ -98,7 +98,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="list the angles beside each person on the overlay video (a "
                    "list that would cover another's is left out; all are in the CSV)")
     a.add_argument("--person-height", type=float, metavar="METRES",
-                   help="scale to metres from the height of the longest-tracked person")
+                   help="scale to metres from the height of the longest-tracked person "
+                   "(of those tracked about as long, the tallest in the image)")
     a.add_argument("--scale-points", type=float, nargs=5, metavar=("X1", "Y1", "X2", "Y2", "M"),
                    help="scale to metres from two image points M metres apart")
     a.add_argument("--floor-angle", metavar="DEG|points", help="the floor's angle in the "

@@ -13,7 +13,8 @@ Specs (case-insensitive names):
   the installed mediapipe wheel; a ``.tflite`` path: another BlazePose landmark model;
 * ``movenet`` (also ``movenet-thunder``): Google's MoveNet Thunder ONNX model
   (movenet_thunder.onnx from resources/models or ../shared/models), run with onnxruntime;
-  a ``.onnx`` path: that MoveNet SinglePose model (core/pose/movenet.py);
+  a ``.onnx`` path: that MoveNet SinglePose model (core/pose/movenet.py); ``movenet-box``:
+  the same on each box alone, black around it (MoveNetConfig.context "box");
 * a TransPose model-zoo name (``tp-r-a3``, ``tp-r-a4``, ``tp-h-s``, ``tp-h-a4``,
   ``tp-h-a6``; downloaded on first use) or a checkpoint path (``.pth``): TransPose or
   TFPose, recognised from the file.
@@ -63,8 +64,9 @@ def _blazepose(model_path: str | None, device: str, color: str, why: str = ""
     return backend, desc
 
 
-def _movenet(model_path: str | None, device: str, color: str) -> tuple[PoseBackend, str]:
-    from .movenet import MoveNetEstimator, default_model_path
+def _movenet(model_path: str | None, device: str, color: str,
+             context: str = "image") -> tuple[PoseBackend, str]:
+    from .movenet import MoveNetConfig, MoveNetEstimator, default_model_path
     if model_path is None:
         found = default_model_path()
         if found is None:
@@ -73,10 +75,11 @@ def _movenet(model_path: str | None, device: str, color: str) -> tuple[PoseBacke
         model_path = str(found)
     elif not Path(model_path).is_file():
         raise InputError(f"{model_path}: no such MoveNet .onnx model file")
-    backend = MoveNetEstimator(model_path, color=color)
+    backend = MoveNetEstimator(model_path, config=MoveNetConfig(context=context), color=color)
     note = f"; device {device!r} does not apply, it runs on the CPU" \
         if device not in ("auto", "cpu") else ""
-    return backend, (f"MoveNet {backend.variant} ({_shown(model_path)}) on cpu via "
+    alone = ", each box alone" if context == "box" else ""
+    return backend, (f"MoveNet {backend.variant} ({_shown(model_path)}{alone}) on cpu via "
                      f"onnxruntime{note}")
 
 
@@ -129,7 +132,8 @@ def create_pose_backend(spec: str = "auto", device: str = "auto", *, flip_test: 
         if entry.family == "blazepose":
             return _blazepose(None, device, color)
         if entry.family == "movenet":
-            return _movenet(None, device, color)
+            return _movenet(None, device, color,
+                            context="box" if entry.name == "movenet-box" else "image")
         if entry.source:
             return _transpose(entry.source, device, "shipped", stem_int8=entry.stem_int8 or None,
                               **tp)

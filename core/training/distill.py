@@ -55,20 +55,22 @@ CACHE_VERSION = 1
 DISTILL_CONFIGS: dict[str, TransPoseConfig] = {
     # stride-16 tokens: 16 x 12 = 192 at 256x192; heatmaps 64 x 48 (stride 4). The five face
     # keypoints get sharper targets (sigma 1, the body 2): with sigma 2 the head put both
-    # eyes of a whole-body crop (1-2 heatmap pixels apart) near their middle.
+    # eyes of a whole-body crop (1-2 heatmap pixels apart) near their middle. It sees people
+    # black outside their box x1.25 (crop_context "box"), as the MoveNet teacher saw them
+    # when it labelled them: neighbours in the crop's aspect-fill strips no longer pull
+    # joints away (+0.03 mean OKS where people stand close; docs/training-log.md 2026-12-06)
     "tp-m-s16": TransPoseConfig(
         name="tp-m-s16", backbone="movenet", stem_level="fpn16", input_size=(192, 256),
         d_model=128, dim_feedforward=256, n_heads=4, n_layers=2, head_channels=(64,),
         output="softmax", softmax_sigma=2.0, joint_sigma=(1.0,) * 5 + (2.0,) * 12,
-        dropout=0.1),
-    # tp-m-s16 trained on crops black outside the person box x1.25 (crop_context "box"), as
-    # the MoveNet teacher saw them when it labelled the people
-    "tp-m-s16-box": TransPoseConfig(
-        name="tp-m-s16-box", backbone="movenet", stem_level="fpn16", input_size=(192, 256),
+        dropout=0.1, crop_context="box"),
+    # the same on the whole crop (what tp-m-s16 was until 2026-12-06, and its warm start)
+    "tp-m-s16-image": TransPoseConfig(
+        name="tp-m-s16-image", backbone="movenet", stem_level="fpn16", input_size=(192, 256),
         d_model=128, dim_feedforward=256, n_heads=4, n_layers=2, head_channels=(64,),
         output="softmax", softmax_sigma=2.0, joint_sigma=(1.0,) * 5 + (2.0,) * 12,
-        dropout=0.1, crop_context="box"),
-    # the first shipped recipe: sigma 2 for every joint (the warm start of tp-m-s16)
+        dropout=0.1),
+    # the first shipped recipe: sigma 2 for every joint (where tp-m-s16's training began)
     "tp-m-s16-sigma2": TransPoseConfig(
         name="tp-m-s16-sigma2", backbone="movenet", stem_level="fpn16", input_size=(192, 256),
         d_model=128, dim_feedforward=256, n_heads=4, n_layers=2, head_channels=(64,),
@@ -641,7 +643,10 @@ def export_from_checkpoint(run: str | os.PathLike, to: str | os.PathLike | None 
 def publish_as(model_path: str | os.PathLike, name: str, to: str | os.PathLike) -> Path:
     """A finished model file saved under a registered config's name (how a run made under
     an experimental name becomes tp-m-s16): the architecture and the targets must be the
-    registered ones; the weights are untouched and meta records the name it was trained as."""
+    registered ones; the weights are untouched and meta records the name it was trained as.
+    The crop context may differ (how inference cuts people out, not what was learnt: the
+    whole-crop tp-m-s16 weights score better cut black outside the box, see
+    docs/training-log.md 2026-12-06); meta then records the one it was trained with."""
     from ..io_utils import atomic_write_bytes
     path = Path(model_path)
     try:
@@ -651,11 +656,13 @@ def publish_as(model_path: str | os.PathLike, name: str, to: str | os.PathLike) 
         raise CheckpointError(f"{path}: not a TransPose Studio model file "
                               f"({type(e).__name__})") from None
     target = DistillConfig(out="", model=name).model_config()
-    if trained.replace(name=target.name) != target:
+    if trained.replace(name=target.name, crop_context=target.crop_context) != target:
         raise InputError(f"{path}: its config ({trained.name}) differs from {target.name} in "
-                         f"more than the name")
+                         f"more than the name and the crop context")
     raw["config"] = target.to_dict()
     raw["meta"] = {**raw.get("meta", {}), "trained_as": trained.name}
+    if trained.crop_context != target.crop_context:
+        raw["meta"]["trained_crop_context"] = trained.crop_context
     buf = io.BytesIO()
     torch.save(raw, buf)
     return atomic_write_bytes(to, buf.getvalue())
