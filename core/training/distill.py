@@ -64,12 +64,6 @@ DISTILL_CONFIGS: dict[str, TransPoseConfig] = {
         d_model=128, dim_feedforward=256, n_heads=4, n_layers=2, head_channels=(64,),
         output="softmax", softmax_sigma=2.0, joint_sigma=(1.0,) * 5 + (2.0,) * 12,
         dropout=0.1, crop_context="box"),
-    # the same on the whole crop (what tp-m-s16 was until 2026-12-06, and its warm start)
-    "tp-m-s16-image": TransPoseConfig(
-        name="tp-m-s16-image", backbone="movenet", stem_level="fpn16", input_size=(192, 256),
-        d_model=128, dim_feedforward=256, n_heads=4, n_layers=2, head_channels=(64,),
-        output="softmax", softmax_sigma=2.0, joint_sigma=(1.0,) * 5 + (2.0,) * 12,
-        dropout=0.1),
     # the first shipped recipe: sigma 2 for every joint (where tp-m-s16's training began)
     "tp-m-s16-sigma2": TransPoseConfig(
         name="tp-m-s16-sigma2", backbone="movenet", stem_level="fpn16", input_size=(192, 256),
@@ -93,6 +87,11 @@ DISTILL_CONFIGS: dict[str, TransPoseConfig] = {
         d_model=16, dim_feedforward=32, n_heads=2, n_layers=1, head_channels=(8,),
         output="softmax", softmax_sigma=2.0, dropout=0.0),
 }
+
+# the same on the whole crop: what tp-m-s16 was until 2026-12-06 (its weights were trained
+# so, stages 1-4 of docs/training-log.md)
+DISTILL_CONFIGS["tp-m-s16-image"] = DISTILL_CONFIGS["tp-m-s16"].replace(
+    name="tp-m-s16-image", crop_context="image")
 
 
 @dataclass(frozen=True)
