@@ -568,8 +568,8 @@ class PoseStep:
     def _contexts(self, measured: np.ndarray) -> dict[str, Any]:
         """The pose call's crop contexts (preprocess.contexts_for): black outside the box
         only around the detector's boxes of this frame. Blacking out around boxes predicted
-        from the last frame's keypoints cut the Sports2D jumper's limbs off in his backflip
-        and lost him for 10 frames."""
+        from the last frame's keypoints, which lag a fast body, cut the Sports2D jumper's
+        limbs off in his backflip: two more frames unlabelled and a third id."""
         return contexts_for(self.pose, measured)
 
     def _retry_turned(self, image: np.ndarray, plan: FollowPlan, est: PoseEstimate
