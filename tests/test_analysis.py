@@ -219,6 +219,39 @@ def _frames(n=12, gap=(4, 6)):
     return frames
 
 
+def _two_walkers(frames_seen: dict[int, int], scale: dict[int, float], n: int = 20):
+    """Track id -> frames it is seen (from the first), and its size (1 = make_pose's)."""
+    out = []
+    for i in range(n):
+        people = []
+        for tid, seen in frames_seen.items():
+            if i < seen:
+                kp = make_pose(1, 0, 10, 20, 0, 0) * scale[tid] + [200.0 * tid, 400.0]
+                people.append(PersonPose(tid, np.array([200 * tid, 100, 80, 300], np.float32),
+                                         0.9, kp.astype(np.float32),
+                                         np.full(17, 0.9, np.float32)))
+        out.append(PoseFrame(i, i / 30.0, (800, 1200), tuple(people)))
+    return out
+
+
+def test_person_height_measures_the_subject_not_someone_behind_them():
+    """--person-height: between people tracked about as long, the tallest in the image
+    sets the scale (the subject in front, not a passer-by behind them all clip long); a
+    person tracked clearly longer still wins."""
+    spec = ScaleSpec(person_height_m=1.7)
+    _, tracks = tracks_from_frames(_two_walkers({1: 20, 2: 20}, {1: 0.4, 2: 1.0}))
+    scale = resolve_scale(spec, tracks, "x")
+    assert scale.track_id == 2
+    _, tracks = tracks_from_frames(_two_walkers({1: 20, 2: 19}, {1: 1.0, 2: 0.4}))
+    assert resolve_scale(spec, tracks, "x").track_id == 1
+    _, tracks = tracks_from_frames(_two_walkers({1: 20, 2: 19}, {1: 0.4, 2: 1.0}))
+    assert resolve_scale(spec, tracks, "x").track_id == 2    # 19 of 20 frames: about as long
+    _, tracks = tracks_from_frames(_two_walkers({1: 20, 2: 12}, {1: 0.4, 2: 1.0}))
+    assert resolve_scale(spec, tracks, "x").track_id == 1    # 12 of 20: the longest wins
+    assert scale.person_height_px == pytest.approx(
+        resolve_scale(spec, tracks, "x").person_height_px / 0.4, rel=1e-3)
+
+
 def test_selection_and_gap_filling_on_tracks():
     frames = _frames()
     _, tracks = tracks_from_frames(frames)
