@@ -950,11 +950,10 @@ def explain(pose: PoseBackend, frame: PoseFrame) -> PoseFrame:
                       for p in frame.people])
     turns = np.array([p.turn for p in frame.people], np.float32)
     # a turned crop was cut around a box from keypoints, so with the whole crop (_contexts)
-    contexts = contexts_for(pose, [p.crop_box is None for p in frame.people])
+    how = contexts_for(pose, [p.crop_box is None for p in frame.people])
     if turns.any() and getattr(pose, "rotates_crops", False):
-        estimate = pose(frame.image, boxes, attention=True, rotations=turns, **contexts)
-    else:
-        estimate = pose(frame.image, boxes, attention=True, **contexts)
+        how["rotations"] = turns
+    estimate = pose(frame.image, boxes, attention=True, **how)
     if estimate.attention is None:
         return frame
     people = tuple(dataclasses.replace(p, row=i) for i, p in enumerate(frame.people))
