@@ -371,9 +371,10 @@ class RecordingPose:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.pose, name)
 
-    def __call__(self, image, boxes=None, *, attention=False, rotations=None):
-        self.calls.append(("one", (image, boxes, rotations)))
-        return self.pose(image, boxes, attention=attention, rotations=rotations)
+    def __call__(self, image, boxes=None, *, attention=False, **crop_options):
+        # crop_options: what the step passes (rotations for turned crops, crop contexts)
+        self.calls.append(("one", (image, boxes, crop_options)))
+        return self.pose(image, boxes, attention=attention, **crop_options)
 
     def predict_many(self, requests, *, attention=False):
         self.calls.append(("many", list(requests)))
@@ -384,8 +385,8 @@ class RecordingPose:
         t0 = time.perf_counter()
         for kind, payload in self.calls:
             if kind == "one":
-                image, boxes, rotations = payload
-                self.pose(image, boxes, rotations=rotations)
+                image, boxes, crop_options = payload
+                self.pose(image, boxes, **crop_options)
             else:
                 self.pose.predict_many(payload)
         return time.perf_counter() - t0

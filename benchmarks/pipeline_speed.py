@@ -295,9 +295,16 @@ def empty_boxes_fail(backend: Any) -> str | None:
     return None
 
 
+def _crop_options(rotations: Any, contexts: Any) -> dict[str, Any]:
+    """The keyword arguments of a pose call that were given (a backend without turned
+    crops or crop contexts takes neither)."""
+    return {k: v for k, v in (("rotations", rotations), ("contexts", contexts))
+            if v is not None}
+
+
 class RecordingPose:
-    """Forwards to a pose backend and keeps (frame fingerprint, boxes, rotations, flip) of
-    every call; ``without_flip()`` (the step's turned retries, live mode) records into the
+    """Forwards to a pose backend and keeps (frame fingerprint, boxes, rotations, crop
+    contexts, flip) of every call; ``without_flip()`` (the step's turned retries, live mode) records into the
     same list with flip False, so the model-only replay does the same network work.
 
     With `empty_shortcut`, a call with zero boxes returns an empty PoseEstimate without
@@ -310,8 +317,9 @@ class RecordingPose:
         self.empty_shortcut = empty_shortcut
         self.flip = flip
         self.shortcut_calls = 0
-        # per call: [(fp, boxes, rotations, flip)] (rotations: None for upright crops)
-        self.calls: list[list[tuple[int, np.ndarray | None, Any, bool]]] = \
+        # per call: [(fp, boxes, rotations, contexts, flip)] (rotations: None for upright
+        # crops; contexts: None for the backend's own)
+        self.calls: list[list[tuple[int, np.ndarray | None, Any, Any, bool]]] = \
             calls if calls is not None else []
         if hasattr(inner, "predict_many"):
             self.predict_many = self._predict_many
@@ -334,17 +342,18 @@ class RecordingPose:
         self.calls.append([(fingerprint(r[0]), np.array(r[1], np.float32, copy=True).reshape(-1, 4)
                             if r[1] is not None else None,
                             None if len(r) < 3 or r[2] is None else np.array(r[2], np.float32),
+                            None if len(r) < 4 or r[3] is None else list(r[3]),
                             self.flip) for r in requests])
 
     def __call__(self, image: np.ndarray, boxes: Any = None, *, attention: bool = False,
-                 rotations: Any = None) -> Any:
-        self._record([(image, boxes, rotations)])
+                 rotations: Any = None, contexts: Any = None) -> Any:
+        self._record([(image, boxes, rotations, contexts)])
         if self.empty_shortcut and boxes is not None and np.size(boxes) == 0:
             self.shortcut_calls += 1
             return _empty_estimate()
-        if rotations is not None:          # the step's turned crops (core.step follow_turns)
-            return self._inner(image, boxes, attention=attention, rotations=rotations)
-        return self._inner(image, boxes, attention=attention)
+        # (the step's turned crops and crop contexts, only to backends that take them)
+        return self._inner(image, boxes, attention=attention,
+                           **_crop_options(rotations, contexts))
 
     def _predict_many(self, requests: Any, *, attention: bool = False) -> Any:
         self._record(requests)
@@ -523,12 +532,12 @@ def model_only(engine: Any, video: Path, proxy: RecordingPose, det_proxy: Record
             images.append(f.image)
             fps_seen.setdefault(fingerprint(f.image), i)
     # pair every request of every call with a frame
-    calls: list[list[tuple[np.ndarray, np.ndarray | None, Any, bool]]] = []
+    calls: list[list[tuple[np.ndarray, np.ndarray | None, Any, Any, bool]]] = []
     k = mismatched = 0
     last_fp = None
     for call in proxy.calls:
         reqs = []
-        for fp, boxes, rotations, flip in call:
+        for fp, boxes, rotations, contexts, flip in call:
             if fp == last_fp:
                 k -= 1                       # the same frame again (see n_frames)
             last_fp = fp
@@ -537,7 +546,7 @@ def model_only(engine: Any, video: Path, proxy: RecordingPose, det_proxy: Record
                 raise RuntimeError(f"{video.name}: pose call {len(calls)} matches no re-decoded "
                                    f"frame (decoding not deterministic?)")
             mismatched += idx != k
-            reqs.append((images[idx], boxes, rotations, flip))
+            reqs.append((images[idx], boxes, rotations, contexts, flip))
             k += 1
         calls.append(reqs)
     det_images = []
@@ -571,10 +580,10 @@ def model_only(engine: Any, video: Path, proxy: RecordingPose, det_proxy: Record
         what = "TransPoseEstimator.heatmaps() on pre-cropped, pre-normalised batches"
         tensors, backends = [], []
         for reqs in calls:
-            prepared = [backend._prepare(img, boxes, rotations)
-                        for img, boxes, rotations, _ in reqs]
+            prepared = [backend._prepare(img, boxes, rotations, contexts)
+                        for img, boxes, rotations, contexts, _ in reqs]
             tensors.append(to_input_tensor(np.concatenate([p.crops for p in prepared])))
-            backends.append(backend if all(r[3] for r in reqs) else backend.without_flip())
+            backends.append(backend if all(r[4] for r in reqs) else backend.without_flip())
         del images, calls
 
         def work(i: int) -> None:
@@ -589,13 +598,10 @@ def model_only(engine: Any, video: Path, proxy: RecordingPose, det_proxy: Record
         unflipped = backend.without_flip() if hasattr(backend, "without_flip") else backend
 
         def work(i: int) -> None:
-            for img, boxes, rotations, flip in calls[i]:
+            for img, boxes, rotations, contexts, flip in calls[i]:
                 if not (skip_empty and boxes is not None and np.size(boxes) == 0):
                     model = backend if flip else unflipped
-                    if rotations is None:
-                        model(img, boxes)
-                    else:
-                        model(img, boxes, rotations=rotations)
+                    model(img, boxes, **_crop_options(rotations, contexts))
         n_calls = len(calls)
         warm = 0
     def time_model() -> tuple[list[float], list[float]]:
