@@ -28,7 +28,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from core.engine import Engine, EngineConfig, build_engine
 from core.errors import StudioError
-from core.pipeline import PipelineError, PipelineFinished, PosePipeline
+from core.pipeline import PipelineError, PipelineFinished, PipelineMode, PosePipeline
 from core.step import PoseStep, StepConfig, explain
 from core.types import Frame, PoseFrame
 
@@ -92,6 +92,7 @@ class Controller(QObject):
         self._playing = False
         self._live: PosePipeline | None = None
         self._current: PoseFrame | None = None
+        self._current_mode: PipelineMode = "batch"     # how _current was posed
         self._source_info: SourceInfo | None = None
         self._engine_info: EngineInfo | None = None
         self._engine_pending = False
@@ -322,6 +323,7 @@ class Controller(QObject):
         self._source_info = info
         self._frames_found = None
         self._current = None
+        self._current_mode = "batch"
         self._target = None
         spec = None if info.is_live else info.spec      # a camera cannot be opened twice
         self.reader.submit(lambda: self._job_reader_open(spec), key="reader-open")
@@ -452,8 +454,8 @@ class Controller(QObject):
             self.message.emit("info", f"frame {frame.index}: no person found, so no attention "
                                       f"to show")
             return
-        epoch = self._epoch
-        self.worker.submit(lambda: self._job_attention(frame, epoch), key="still")
+        epoch, mode = self._epoch, self._current_mode
+        self.worker.submit(lambda: self._job_attention(frame, epoch, mode), key="still")
 
     def _restart_live(self) -> None:
         self._stop_live_gui()
@@ -665,14 +667,15 @@ class Controller(QObject):
             self._worker_message.emit("error", f"frame {index} could not be processed: {e}")
             return None
 
-    def _job_attention(self, frame: PoseFrame, epoch: int) -> None:
-        """The paused frame's attention: the pose model once, on the people already shown."""
+    def _job_attention(self, frame: PoseFrame, epoch: int, mode: PipelineMode) -> None:
+        """The paused frame's attention: the pose model that posed it (playback's, or still
+        frames'), once, on the people already shown."""
         self._stop_live_worker()
         engine = self._w_engine
         if engine is None or epoch != self._epoch or self._closed:
             return
         try:
-            explained = explain(engine.pose, frame)
+            explained = explain(engine.pose_for(mode), frame)
         except StudioError as e:
             self._worker_message.emit("error", f"attention for frame {frame.index}: {e}")
             return
@@ -742,8 +745,9 @@ class Controller(QObject):
             self._stop_live_gui()
             self.state_changed.emit("paused")
 
-    def _show(self, frame: PoseFrame) -> None:
-        self._current = frame
+    def _show(self, frame: PoseFrame, mode: PipelineMode = "batch") -> None:
+        """Show `frame`, posed in `mode` (playback's frames live, still frames batch)."""
+        self._current, self._current_mode = frame, mode
         self.frame_ready.emit(frame)
 
     def _poll_pipeline(self) -> None:
@@ -756,7 +760,7 @@ class Controller(QObject):
         if isinstance(ev, PoseFrame):
             self._target = None
             self._live_shown_epoch = self._epoch
-            self._show(ev)
+            self._show(ev, "live")
             return
         self._playback_ended(live, ev)
 

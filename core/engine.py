@@ -125,16 +125,22 @@ class Engine:
             changes["min_hits"] = 1
         return PoseTracker(dataclasses.replace(c.tracker, **changes))
 
+    def pose_for(self, mode: PipelineMode = "batch") -> PoseBackend:
+        """The pose model that `mode` runs frame by frame: live mode's (`live_pose`,
+        without its flip test) or the engine's own. What explains a frame afterwards must
+        be the model that posed it."""
+        if mode != "live":
+            return self.pose
+        pose = self.live_pose()
+        return pose.without_flip() if hasattr(pose, "without_flip") else pose
+
     def step(self, *, mode: PipelineMode = "batch", attention: bool = False,
              keep_images: bool = False) -> PoseStep:
         """The synchronous per-frame step with this engine's models and a fresh tracker:
         ``step(frame) -> PoseFrame`` gives the same people as ``pipeline`` frame by frame,
         except those a batch pipeline follows back from the detector's next pass
         (``core.step.run_batch(step, frames)`` gives exactly the batch pipeline's)."""
-        pose = self.live_pose() if mode == "live" else self.pose
-        if mode == "live" and hasattr(pose, "without_flip"):
-            pose = pose.without_flip()
-        return PoseStep(self.detector, pose, self.tracker(mode), PipelineConfig(
+        return PoseStep(self.detector, self.pose_for(mode), self.tracker(mode), PipelineConfig(
             mode=mode, detect_every=self.config.detect_every, keep_images=keep_images,
             attention=attention).step_config())
 

@@ -77,8 +77,8 @@ from .pose.preprocess import contexts_for
 from .pose.orientation import (body_angle, turned_box, turned_box_hulls, turned_crops_for,
                                wrap_degrees)
 from .tracking.appearance import describe
-from .types import (Detections, Frame, PersonDetector, PoseBackend, PoseEstimate, PoseFrame,
-                    Tracker)
+from .types import (Detections, Frame, PersonDetector, PersonPose, PoseBackend, PoseEstimate,
+                    PoseFrame, Tracker)
 
 NO_BOXES = np.zeros((0, 4), np.float32)
 # FollowPlan.lineage serials, unique in the process: the GUI feeds one tracker from the
@@ -179,6 +179,8 @@ class FrameInference:
                                        # fallback when a pose changed too much to match)
     started: np.ndarray | None = None  # per estimate row, on a detector's frame: a person
                                        # first found here (continuing nobody followed)
+    measured: np.ndarray | None = None  # per estimate row, FollowPlan.measured (how the
+                                        # crop was cut: see preprocess.contexts_for)
 
     def add_people(self, estimate: PoseEstimate, boxes: np.ndarray,
                    lineage: np.ndarray) -> None:
@@ -190,6 +192,8 @@ class FrameInference:
                                        else self.lineage, lineage])
         if self.started is not None:
             self.started = np.concatenate([self.started, np.zeros(len(boxes), bool)])
+        if self.measured is not None:        # (backfill poses the whole crop)
+            self.measured = np.concatenate([self.measured, np.zeros(len(boxes), bool)])
         if self.turned is not None:
             more = FollowPlan.upright(boxes.astype(np.float32))
             more.lineage[:] = lineage
@@ -200,7 +204,7 @@ class FrameInference:
         stay = np.setdiff1d(np.arange(len(self.estimate)), rows)
         self.estimate = self.estimate[stay]
         self.boxes = self.boxes[stay]
-        for name in ("lineage", "started", "turned"):
+        for name in ("lineage", "started", "turned", "measured"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value[stay])
@@ -459,8 +463,9 @@ class PoseStep:
         self.stage = "pose"
         t0 = time.perf_counter()
         if len(plans) > 1 and hasattr(self.pose, "predict_many"):
-            estimates = self.pose.predict_many([(f.image, p.boxes) for f, p, _, _ in plans],
-                                               attention=c.attention)
+            estimates = self.pose.predict_many(
+                [(f.image, p.boxes, None, self._contexts(p.measured).get("contexts"))
+                 for f, p, _, _ in plans], attention=c.attention)
         else:
             posed = [self._pose(f.image, p) for f, p, _, _ in plans]
             estimates = [est for est, _ in posed]
@@ -477,7 +482,8 @@ class PoseStep:
                                       rows if rows.turns.any() else None, rows.lineage,
                                       # (a detection that continues someone takes on
                                       # their count of keypoints; a new one has none)
-                                      rows.counts == 0 if detected else None))
+                                      rows.counts == 0 if detected else None,
+                                      rows.measured.copy()))
         last_plan = plans[-1][1]
         # lost: given to the pose model but not followed on (too weak to follow, or
         # dropped by pose NMS as not a person), or held after a collapse; they come back
@@ -631,8 +637,11 @@ class PoseStep:
         if found is None:
             return None
         rows, boxes, turns = found
-        out = dataclasses.replace(plan, boxes=plan.boxes.copy(), turns=plan.turns.copy())
+        out = dataclasses.replace(plan, boxes=plan.boxes.copy(), turns=plan.turns.copy(),
+                                  measured=plan.measured.copy())
         out.boxes[rows], out.turns[rows] = boxes, turns
+        # boxes from keypoints now, posed with the whole crop as turned_crops_for tried them
+        out.measured[rows] = False
         return out
 
     def _follow(self, plan: FollowPlan, est: PoseEstimate, keep: np.ndarray | None,
@@ -885,11 +894,7 @@ class PoseStep:
                                            self.config.min_keypoint_score)
         people = tuple(self.tracker.update(est, frame.time_s, lineage=inferred.lineage,
                                            frame_hw=frame.size_hw, **extra))
-        if inferred.turned is not None:          # say how each turned person was cropped
-            t = inferred.turned
-            people = tuple(dataclasses.replace(p, turn=float(t.turns[p.row]),
-                                               crop_box=t.boxes[p.row].copy())
-                           if 0 <= p.row < len(t) and t.turns[p.row] else p for p in people)
+        people = tuple(self._how_cropped(p, inferred) for p in people)
         track_ms = (time.perf_counter() - t0) * 1e3
         c = self.config
         return PoseFrame(
@@ -898,6 +903,21 @@ class PoseStep:
             image=frame.image if c.keep_images else None,
             timings_ms={"detect": inferred.detect_ms, "pose": inferred.pose_ms,
                         "track": track_ms, **(timings_ms or {})})
+
+    @staticmethod
+    def _how_cropped(person: PersonPose, inferred: FrameInference) -> PersonPose:
+        """`person` saying how the pose model's crop of them was cut (box, turn, context),
+        so that explain() can cut the very same crop again later."""
+        row = person.row
+        if not 0 <= row < len(inferred.boxes):
+            return person
+        how: dict[str, Any] = {"crop_box": inferred.boxes[row].copy()}
+        if inferred.measured is not None:
+            how["measured_box"] = bool(inferred.measured[row])
+        t = inferred.turned
+        if t is not None and row < len(t) and t.turns[row]:
+            how.update(turn=float(t.turns[row]), crop_box=t.boxes[row].copy())
+        return dataclasses.replace(person, **how)
 
 
 class HeldFrames:
@@ -949,8 +969,8 @@ def explain(pose: PoseBackend, frame: PoseFrame) -> PoseFrame:
     boxes = np.stack([np.asarray(p.box if p.crop_box is None else p.crop_box, np.float32)
                       for p in frame.people])
     turns = np.array([p.turn for p in frame.people], np.float32)
-    # a turned crop was cut around a box from keypoints, so with the whole crop (_contexts)
-    how = contexts_for(pose, [p.crop_box is None for p in frame.people])
+    # each crop cut as the step cut it: the detector's box or the whole crop (_contexts)
+    how = contexts_for(pose, [p.measured_box for p in frame.people])
     if turns.any() and getattr(pose, "rotates_crops", False):
         how["rotations"] = turns
     estimate = pose(frame.image, boxes, attention=True, **how)

@@ -114,8 +114,12 @@ class PersonPose:
                                      # (unsmoothed; NaN where the 2-D keypoint is missing)
     turn: float = 0.0          # degrees the pose model's crop was turned (core.step:
                                # people lying, flipping); 0 for an upright crop
-    crop_box: np.ndarray | None = None   # (4,) the box that crop was cut from, in the
-                                         # person's own frame when turned; None: `box`
+    crop_box: np.ndarray | None = None   # (4,) the box the pose model's crop was cut
+                                         # from (in the person's own frame when turned);
+                                         # None where not known: `box`
+    measured_box: bool = True  # crop_box is the detector's box on this frame (a model
+                               # with crop_context "box" saw black outside it), not one
+                               # predicted from the last frame's keypoints (whole crop)
 
 
 @dataclass(frozen=True)

@@ -293,22 +293,50 @@ def test_a_paused_frame_explains_a_turned_person_through_the_turned_crop(engine)
     back is the step's own for that frame."""
     from core.step import explain
     img = cv2.imread(str(PHOTO))
-    plain = engine.step(keep_images=True)
-    with_maps = engine.step(keep_images=True, attention=True)
+    step = engine.step(keep_images=True, attention=True)
     for i in range(11):                                    # 0 .. 150 degrees
-        frame = _spinning(img, 15 * i, i)
-        shown, reference = plain(frame), with_maps(frame)
-    def most_seen(people):
-        return max(range(len(people)), key=lambda i: np.isfinite(people[i].keypoints).all(1).sum())
-
-    person = shown.people[most_seen(shown.people)]
+        reference = step(_spinning(img, 15 * i, i))
+    row = max(range(len(reference.people)),
+              key=lambda i: np.isfinite(reference.people[i].keypoints).all(1).sum())
+    person = reference.people[row]
     assert abs(person.turn) > 100 and person.crop_box is not None
-    explained = explain(engine.pose, shown)
+    explained = explain(engine.pose, dataclasses.replace(reference, attention=None))
     maps, ref = explained.attention, reference.attention
-    mine = explained.people[most_seen(shown.people)].row
-    ref_row = reference.people[most_seen(reference.people)].row
+    mine = explained.people[row].row
     assert maps.rotations[mine] == pytest.approx(person.turn)
-    np.testing.assert_array_equal(maps.keypoint_tokens[mine], ref.keypoint_tokens[ref_row])
+    np.testing.assert_array_equal(maps.keypoint_tokens[mine], ref.keypoint_tokens[person.row])
+    np.testing.assert_allclose(maps.weights[-1, mine], ref.weights[-1, person.row],
+                               rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["batch", "live"])
+def test_a_paused_frame_explains_everyone_with_the_crop_that_made_their_keypoints(engine, mode):
+    """On every frame of the test clip, detector frames (the shipped model sees black
+    outside the detector's box) and followed frames (the whole crop around a box from the
+    last keypoints) alike, explain() gives each person the attention of the very crop the
+    step posed them from. Before, it cut every upright person at their tracked box with
+    the box cut, so a followed person's attention came from another crop. A frame of
+    playback (live mode: on a CPU the int8 stem, no flip test) is explained by the model
+    that posed it, Engine.pose_for("live"), as the GUI does."""
+    from core.step import explain
+    from core.video import open_source
+    step = engine.step(mode=mode, keep_images=True, attention=True)   # the step's own maps
+    cuts = set()
+    with open_source(DATA / "clip_person.mp4") as src:
+        for f in src:
+            reference = step(f)
+            if not reference.people:
+                continue
+            explained = explain(engine.pose_for(mode),
+                                dataclasses.replace(reference, attention=None))
+            for mine, ref in zip(explained.people, reference.people):
+                cuts.add(mine.measured_box)
+                got, want = explained.attention, reference.attention
+                np.testing.assert_allclose(got.centers[mine.row], want.centers[ref.row],
+                                           err_msg=f"frame {f.index}")
+                np.testing.assert_allclose(got.weights[-1, mine.row], want.weights[-1, ref.row],
+                                           rtol=1e-4, atol=1e-6, err_msg=f"frame {f.index}")
+    assert cuts == {True, False}           # both kinds of crop were explained
 
 
 @pytest.mark.skipif(not (SHARED / "datasets/videos/sports2d_demo.mp4").exists(),
