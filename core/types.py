@@ -145,7 +145,13 @@ class PersonDetector(Protocol):
 
 
 class PoseBackend(Protocol):
-    """Image (BGR uint8) and person boxes (N, 4) xywh -> one PoseEstimate row per box."""
+    """Image (BGR uint8) and person boxes (N, 4) xywh -> one PoseEstimate row per box.
+
+    What only some backends can do, each declared by an attribute and used only where it
+    is there (core.step): ``rotates_crops`` True (the call takes ``rotations=``, degrees per
+    box: turned crops), ``crop_context`` "box" (the call takes ``contexts=``, "box" or
+    "image" per box: preprocess.contexts_for), ``without_flip()`` (the same model without
+    its flip test) and ``predict_many(requests)`` (several images in shared batches)."""
 
     def __call__(self, image: np.ndarray,
                  boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
