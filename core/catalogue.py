@@ -80,6 +80,8 @@ class Entry:
     runnable: bool = True            # False for configurations without released weights
     source: str = ""                 # the file behind a shipped entry
     stem_int8: str = ""              # ... and its int8 stem (core.models.quantize_stem)
+    crop_context: str = ""           # how a MoveNet entry cuts people out ("box": black
+                                     # outside the box; "": the whole crop)
 
     def matches(self, spec: str) -> bool:
         key = normalise_name(spec)
@@ -195,7 +197,7 @@ def _runnable_pose_models() -> list[Entry]:
                       label="MoveNet Thunder"))
     rows.append(Entry("pose", "movenet-box", "movenet", "MoveNet Thunder on each box alone, "
                       "black around it (as it labelled our training crops)", "Apache-2.0",
-                      _movenet_status))
+                      _movenet_status, crop_context="box"))
     for name, what in ZOO_WHAT.items():        # = core.models.zoo.ZOO (a test checks)
         rows.append(Entry("pose", name, "transpose", what, ZOO_LICENCE, _zoo_status(name),
                           label=f"TransPose {name} (model zoo)"))

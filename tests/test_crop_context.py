@@ -174,3 +174,15 @@ def test_the_shipped_model_poses_people_beside_others_better_cut_out_of_their_bo
     gain = np.mean([oks["box"][k] - oks["image"][k] for k in shared])
     assert gain > 0.03, (gain, oks)
     assert all(abs(oks["box"][k] - oks["image"][k]) < 0.02 for k in alone), oks
+
+
+@pytest.mark.parametrize("name, context", [("movenet", "image"), ("movenet-box", "box")])
+def test_the_movenet_entries_cut_people_as_their_catalogue_says(name, context):
+    """`--model movenet-box` is MoveNet on each box alone (how it labelled the training
+    crops), `--model movenet` the same file on the whole square crop."""
+    from core.pose.backends import create_pose_backend
+    from core.pose.movenet import default_model_path
+    if default_model_path() is None:
+        pytest.skip("movenet_thunder.onnx is neither in resources/models nor in ../shared/models")
+    pose, _ = create_pose_backend(name, "cpu", progress=False)
+    assert pose.config.context == context

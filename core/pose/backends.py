@@ -132,8 +132,7 @@ def create_pose_backend(spec: str = "auto", device: str = "auto", *, flip_test: 
         if entry.family == "blazepose":
             return _blazepose(None, device, color)
         if entry.family == "movenet":
-            return _movenet(None, device, color,
-                            context="box" if entry.name == "movenet-box" else "image")
+            return _movenet(None, device, color, context=entry.crop_context or "image")
         if entry.source:
             return _transpose(entry.source, device, "shipped", stem_int8=entry.stem_int8 or None,
                               **tp)
