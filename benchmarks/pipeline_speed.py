@@ -304,8 +304,9 @@ def _crop_options(rotations: Any, contexts: Any) -> dict[str, Any]:
 
 class RecordingPose:
     """Forwards to a pose backend and keeps (frame fingerprint, boxes, rotations, crop
-    contexts, flip) of every call; ``without_flip()`` (the step's turned retries, live mode) records into the
-    same list with flip False, so the model-only replay does the same network work.
+    contexts, flip) of every call; ``without_flip()`` (the step's turned retries, live
+    mode) records into the same list with flip False, so the model-only replay does the
+    same network work.
 
     With `empty_shortcut`, a call with zero boxes returns an empty PoseEstimate without
     reaching the backend (a workaround for backends that fail on it; counted and reported)."""
