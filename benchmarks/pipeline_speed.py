@@ -33,6 +33,11 @@ What is measured, per video (the first --max-frames frames of each):
    processed frames/s, dropped frames, mean and p95 latency (read -> tracked). The engine's
    live model (``Engine.live_pose``): on a CPU the shipped TransPose-M's int8 stem, without
    flip test; ``--no-live-int8`` keeps the float32 stem there.
+With ``--serial``, the same batch work is also timed on one thread (``core.step.run_batch``:
+decode, detector, pose, backfill and tracking in turn): e2e / serial says what the
+pipeline's threads buy on this machine (on 2 cores with the default model, nothing: the
+network takes both cores, and every other stage takes them from it).
+
 4. **Memory** (``--memory``): a clip (default tests/data/clip_person.mp4) looped
    ``--memory-frames`` times (default 10000) through the full batch pipeline with
    ``--memory-model`` (default mediapipe); VmRSS from /proc/self/status every 500 frames.
@@ -496,6 +501,21 @@ def _batch_once(engine: Any, video: Path, max_frames: int
     return res, proxy, det_proxy
 
 
+def serial_run(engine: Any, video: Path, max_frames: int | None) -> dict[str, Any]:
+    """The same batch work without the pipeline's threads: every frame decoded, inferred,
+    held for backfill and tracked in turn on one thread (core.step.run_batch, which gives
+    the batch pipeline's people). What the threads buy, or cost, on this machine."""
+    from core.step import run_batch
+    src = open_clip(video, max_frames)
+    meter = CpuMeter()
+    t0 = time.perf_counter()
+    n = sum(1 for _ in run_batch(engine.step(), src))
+    wall = time.perf_counter() - t0
+    return {"video": video.name, "frames": n, "wall_s": wall,
+            "serial_fps": n / wall if wall > 0 else float("nan"),
+            "others_cpu_pct": meter.others_pct()}
+
+
 def run_in_thread(fn: Callable[[], Any]) -> Any:
     """fn() on a fresh worker thread (as the pipeline's inference stage runs); its result or
     its exception."""
@@ -839,6 +859,14 @@ def print_speed(block: dict[str, Any]) -> None:
                      "pipeline pose ms", "pose overhead ms", "det alone ms/frame",
                      "model+det fps", "e2e/model", "> 0.8", "e2e/(model+det)", "others CPU%"],
                     rows))
+    if block.get("serial"):
+        rows = [[r["video"], fmt(b["e2e_fps"], 2), fmt(r["serial_fps"], 2),
+                 fmt(b["e2e_fps"] / r["serial_fps"] if r["serial_fps"] > 0 else float("nan"),
+                     3), fmt(r["others_cpu_pct"], 0)]
+                for b, r in zip(block["batch"], block["serial"])]
+        print("\n-- the same batch work on one thread (core.step.run_batch: decode, detector, "
+              "pose, backfill, tracking in turn)")
+        print(table(["video", "e2e fps", "serial fps", "e2e/serial", "others CPU%"], rows))
     if block.get("live"):
         rows = [[r["video"], "realtime" if r["paced"] else "none", fmt(r["video_fps"]),
                  r["frames_in"], r["frames_out"], r["dropped"], fmt(r["processed_fps"], 2),
@@ -915,6 +943,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-speed", action="store_true", help="skip the speed runs")
     ap.add_argument("--no-model-only", action="store_true")
     ap.add_argument("--no-live", action="store_true")
+    ap.add_argument("--serial", action="store_true",
+                    help="also time the batch work on one thread, without the pipeline's "
+                         "threads (e2e / serial: what the threads buy on this machine)")
     ap.add_argument("--memory", action="store_true", help="also run the memory test")
     ap.add_argument("--memory-frames", type=int, default=10000)
     ap.add_argument("--memory-video", type=Path, default=DEFAULT_CLIP,
@@ -956,7 +987,7 @@ def main(argv: list[str] | None = None) -> int:
                 "label": label, "pose_description": engine.pose_description,
                 "random_weights": bool(args.random_transpose),
                 "detector": args.detector, "detect_every": args.detect_every,
-                "threads": thread_note(engine), "batch": [], "model_only": [], "live": [],
+                "threads": thread_note(engine), "batch": [], "model_only": [], "live": [], "serial": [],
                 "empty_boxes_bug": engine.empty_fail}
             print(f"\n{label}: {engine.pose_description}", flush=True)
             for video in args.videos:
@@ -972,6 +1003,10 @@ def main(argv: list[str] | None = None) -> int:
                     block["model_only"].append(m)
                     print(f"    {m['model_fps']:.2f} fps", flush=True)
                 del proxy, det_proxy
+                if args.serial:
+                    print(f"  serial {video.name} ...", flush=True)
+                    block["serial"].append(serial_run(engine, video, max_frames))
+                    print(f"    {block['serial'][-1]['serial_fps']:.2f} fps", flush=True)
                 if not args.no_live:
                     paces = {"realtime": [True], "none": [False], "both": [True, False]}
                     for pace in paces[args.live_pace]:
