@@ -987,7 +987,8 @@ def main(argv: list[str] | None = None) -> int:
                 "label": label, "pose_description": engine.pose_description,
                 "random_weights": bool(args.random_transpose),
                 "detector": args.detector, "detect_every": args.detect_every,
-                "threads": thread_note(engine), "batch": [], "model_only": [], "live": [], "serial": [],
+                "threads": thread_note(engine), "batch": [], "model_only": [], "live": [],
+                "serial": [],
                 "empty_boxes_bug": engine.empty_fail}
             print(f"\n{label}: {engine.pose_description}", flush=True)
             for video in args.videos:

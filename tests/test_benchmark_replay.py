@@ -1,8 +1,8 @@
 """The speed benchmarks time "the pose model alone" by replaying the pose calls they recorded
 in the pipeline. A replay that drops an argument of those calls times other work than the
 pipeline did: when the shipped model began to take crop contexts (its box cut), both
-recorders failed outright, unnoticed until the benchmarks were next run. These tests replay every recorded call of a real run and ask
-for the very same keypoints."""
+recorders failed outright, unnoticed until the benchmarks were next run. These tests
+replay every recorded call of a real run and ask for the very same keypoints."""
 from __future__ import annotations
 
 import dataclasses
