@@ -6,6 +6,7 @@ import argparse
 import sys
 
 PROG = "transpose-studio"
+COMMANDS = ("predict", "annotate", "eval", "train", "models", "gui")
 
 
 def version() -> str:
@@ -63,8 +64,19 @@ def _run_gui(args: argparse.Namespace) -> int:
     return run_gui(args)
 
 
+def _opens_in_gui(arg: str) -> bool:
+    """`main.py clip.mp4` (no subcommand): what a desktop's "Open with" runs. Only for a
+    path that exists or a camera, so that a mistyped command still gets argparse's error."""
+    from pathlib import Path
+    if arg in COMMANDS or arg.startswith("-"):
+        return False
+    return arg.startswith("camera:") or Path(arg).exists()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and _opens_in_gui(argv[0]):
+        argv = ["gui", *argv]
     if argv in (["--version"], ["-V"]):     # answered before the parser imports torch
         print(f"{PROG} {version()}")
         return 0

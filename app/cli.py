@@ -5,6 +5,9 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    # positional too: `main.py gui clip.mp4`, and what a file manager's "Open with" passes
+    p.add_argument("source_arg", nargs="?", metavar="SOURCE", default=None,
+                   help="as --source")
     p.add_argument("--source", metavar="SPEC",
                    help="open this video, image folder, image or camera (camera:N) at start")
     p.add_argument("--frame", type=int, default=None, metavar="N",
@@ -40,3 +43,12 @@ def defaults() -> argparse.Namespace:
     p = argparse.ArgumentParser(add_help=False)
     add_arguments(p)
     return p.parse_args([])
+
+
+def resolve_source(opts: argparse.Namespace) -> str | None:
+    """The source to open: --source or the positional SOURCE (one of them, or the same)."""
+    positional = getattr(opts, "source_arg", None)
+    if positional is not None and opts.source is not None and positional != opts.source:
+        raise ValueError(f"two sources given ({positional!r} and --source {opts.source!r}): "
+                         f"give one")
+    return opts.source if opts.source is not None else positional

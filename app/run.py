@@ -138,12 +138,17 @@ def application_icon() -> Any:
 
 def run_gui(args: argparse.Namespace | None = None) -> int:
     """Open the main window; returns the application's exit code."""
-    from .cli import defaults
+    from .cli import defaults, resolve_source
     opts = defaults()
     if args is not None:
         for k, v in vars(args).items():
             if hasattr(opts, k):
                 setattr(opts, k, v)
+    try:
+        opts.source = resolve_source(opts)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     headless = opts.screenshot is not None or opts.exit_after is not None
     if headless and not opts.source:
         print("error: --screenshot/--exit-after need --source", file=sys.stderr)

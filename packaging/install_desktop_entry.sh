@@ -23,7 +23,7 @@ for size in 256 128 64 48 32; do
     install -D -m 644 "$src" "$prefix/share/icons/hicolor/${size}x${size}/apps/transpose-studio.png"
 done
 mkdir -p "$prefix/share/applications"
-sed -e "s|^Exec=.*|Exec=\"$program\"|" -e "s|^TryExec=.*|TryExec=$program|" "$desktop" \
+sed -e "s|^Exec=[^ ]*|Exec=\"$program\"|" -e "s|^TryExec=.*|TryExec=$program|" "$desktop" \
     > "$prefix/share/applications/transpose-studio.desktop"
 command -v update-desktop-database >/dev/null && update-desktop-database -q "$prefix/share/applications" || true
 command -v gtk-update-icon-cache >/dev/null && gtk-update-icon-cache -q -t "$prefix/share/icons/hicolor" || true
