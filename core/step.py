@@ -319,6 +319,7 @@ class PoseStep:
         self._followed = FollowPlan.upright(NO_BOXES)   # the last frame's people, followed
         self._since_detect = 0           # frames since the detector ran (0: run it now)
         self._lost = False               # someone followed was lost on the last frame
+        self._last_hw: tuple[int, int] | None = None   # the size of the last frame inferred
         # detect_ahead: the detector's own thread (every detector call goes through it once
         # it exists: detectors such as OpenCV DNN or TFLite are not thread-safe), and the
         # passes started, by frame index
@@ -449,6 +450,10 @@ class PoseStep:
             raise ValueError("several frames per call need detect_every=1")
         plans = []
         for frame in frames:
+            if self._last_hw is not None and frame.size_hw != self._last_hw:
+                # another size (an image folder of photos): nobody can be followed into it
+                self.reset_inference()
+            self._last_hw = frame.size_hw
             ahead = self._take_ahead(frame)
             if self._detector_due():
                 plan, ms = self._detect(frame, self._followed if c.detect_every > 1 else None,
@@ -787,6 +792,8 @@ class PoseStep:
         self.stage = "pose"
         for k in range(len(earlier) - 1, -1, -1):
             inferred = earlier[k]
+            if inferred.frame.size_hw != later.frame.size_hw:
+                break                            # another image: nobody to follow back into
             boxes = boxes_from_keypoints(est.keypoints, est.scores, thr, c.box_margin,
                                          inferred.frame.size_hw)
             ok = np.isfinite(boxes).all(axis=1)

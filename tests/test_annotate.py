@@ -155,3 +155,44 @@ def test_a_missing_input_fails_before_the_models_load(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert err.count(f"{missing}: no such file") == 2          # the error, the summary
     assert not list((tmp_path / "out").iterdir())
+
+
+def test_an_image_folder_of_different_sizes(tmp_path):
+    """Photos of different sizes in one folder: each change of size starts afresh (before,
+    the person followed from a 270x480 frame gave a box outside the next, 8x8, image and the
+    whole folder failed); the JSON gives such a frame's size, and the overlay fits it into
+    the video's size, aspect kept."""
+    import av
+    import cv2
+    import numpy as np
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cap = cv2.VideoCapture(str(CLIP))
+    frames = [cap.read()[1] for _ in range(3)]
+    cap.release()
+    cv2.imwrite(str(folder / "p1.png"), frames[0])
+    cv2.imwrite(str(folder / "p2.png"), frames[1])
+    cv2.imwrite(str(folder / "p3.png"), frames[2][:8, :8])              # a thumbnail
+    # the person again, in a wide photo: the frame, half size, on the left of a grey canvas
+    wide = np.full((300, 500, 3), 128, np.uint8)
+    wide[30:270, 10:145] = cv2.resize(frames[2], (135, 240), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(folder / "p4.png"), wide)
+    out = tmp_path / "out"
+    assert main.main(["annotate", str(folder), "--out", str(out), "--overlay"]) == 0
+    doc = json.loads((out / "photos.json").read_text())
+    sizes = [(f.get("width"), f.get("height")) for f in doc["frames"]]
+    assert sizes == [(None, None), (None, None), (8, 8), (500, 300)]
+    ids = [[p["track_id"] for p in f["people"]] for f in doc["frames"]]
+    # (the clip has a second person, at its left edge)
+    assert ids[0] == ids[1] == [1, 2] and ids[2] == []
+    assert len(ids[3]) == 2 and not set(ids[3]) & {1, 2}    # found again, as new people
+    for person in doc["frames"][3]["people"]:                # in the wide photo's pixels
+        xy = np.array([k[:2] for k in person["keypoints"] if k[0] is not None])
+        assert xy[:, 0].max() < 150 and xy[:, 1].min() > 25
+    with av.open(str(out / "photos.overlay.mp4")) as c:
+        video = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    assert [v.shape[:2] for v in video] == [(480, 270)] * 4
+    last = video[3].astype(int)
+    # 500x300 fitted into 270x480: 270x162, centred, black above and below
+    assert last[:150].max() < 30 and last[-150:].max() < 30
+    assert abs(last[170:300, 100:260].mean() - 128) < 12

@@ -387,6 +387,11 @@ def test_accepts_pose_estimate_like_objects_and_reset():
     assert tracker.update(None, 0.08) == []
     # time going backwards (a seek) starts a new sequence but never reuses an id
     assert [p.track_id for p in tracker.update((b, k, s), 0.0)] == [2]
+    # so does a frame of another size (a folder of photos): the same pose is someone new
+    assert [p.track_id for p in tracker.update((b, k, s), 0.04, frame_hw=(480, 640))] == [2]
+    assert [p.track_id for p in tracker.update((b, k, s), 0.08, frame_hw=(480, 640))] == [2]
+    assert [p.track_id for p in tracker.update((b, k, s), 0.12, frame_hw=(640, 480))] == [3]
+    assert [p.track_id for p in tracker.update((b, k, s), 0.16)] == [3]   # (no size: same)
     tracker.reset()                                    # reset(): a new video, ids from 1
     assert tracker.tracks == ()
     assert [p.track_id for p in tracker.update((b, k, s), 0.0)] == [1]

@@ -207,7 +207,12 @@ class KeypointJsonWriter(PoseSink):
             **({"world": [[_num(v, 4) if math.isfinite(v) else None for v in xyz]
                           for xyz in p.world]} if p.world is not None else {}),
         } for p in frame.people]
-        item = {"frame": int(frame.index), "time_s": _num(frame.time_s, 6), "people": people}
+        item: dict[str, Any] = {"frame": int(frame.index), "time_s": _num(frame.time_s, 6)}
+        src = self.meta.source
+        if tuple(frame.size_hw) != (src.height, src.width):
+            # an image folder of photos: this frame's keypoints are in its own pixels
+            item.update(width=int(frame.size_hw[1]), height=int(frame.size_hw[0]))
+        item["people"] = people
         self._body.write(("\n  " if self._first else ",\n  ") +
                          json.dumps(item, separators=(",", ":"), allow_nan=False))
         self._first = False
@@ -260,6 +265,20 @@ def json_head(meta: ExportMetadata) -> str:
     return json.dumps(json_head_fields(meta), indent=1, allow_nan=False)[:-2]
 
 
+def letterbox(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """`image` scaled to fit inside `size_hw`, its aspect kept, centred on black (a frame of
+    another size than the video's: an image folder of photos)."""
+    import cv2
+    h, w = size_hw
+    scale = min(h / image.shape[0], w / image.shape[1])
+    sh, sw = max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    out = np.zeros((h, w, 3), np.uint8)
+    y, x = (h - sh) // 2, (w - sw) // 2
+    out[y:y + sh, x:x + sw] = cv2.resize(image, (sw, sh), interpolation=interpolation)
+    return out
+
+
 class OverlayVideoWriter(PoseSink):
     """H.264 MP4 of the frames with skeletons and track ids, keeping the source's timing.
 
@@ -276,6 +295,7 @@ class OverlayVideoWriter(PoseSink):
         self.part = part_path(self.path)
         self.threshold = threshold
         h, w = size_hw
+        self._size_hw = (int(h), int(w))
         self._pad = (h % 2, w % 2)                     # yuv420p needs even sizes
         self._time_base = Fraction(1, 90000)
         self._last_pts = -1
@@ -307,6 +327,8 @@ class OverlayVideoWriter(PoseSink):
         if img is None:
             raise ValueError("the overlay writer needs the frame image")
         canvas = self.draw(img.copy(), frame)
+        if canvas.shape[:2] != self._size_hw:
+            canvas = letterbox(canvas, self._size_hw)
         if any(self._pad):
             canvas = np.pad(canvas, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)))
         vf = self._av.VideoFrame.from_ndarray(canvas, format="bgr24")

@@ -86,7 +86,9 @@ Output
 
 Time
     time_s must increase. A timestamp earlier than the previous one (a seek backwards) is
-    taken as a new sequence: the live tracks are cleared (the id counter is kept).
+    taken as a new sequence: the live tracks are cleared (the id counter is kept). So is a
+    frame of another size than the last (frame_hw; an image folder of photos): its
+    coordinates are not the last frame's.
 """
 from __future__ import annotations
 
@@ -278,6 +280,7 @@ class PoseTracker:
         self._tracks: list[_Track] = []
         self._serial = 0
         self._last_time: float | None = None
+        self._last_hw: tuple[int, int] | None = None
         if restart_ids:
             self._next_id = 1
 
@@ -315,9 +318,12 @@ class PoseTracker:
         geometry leaves ambiguous."""
         cfg = self.config
         time_s = float(time_s)
-        if self._last_time is not None and time_s < self._last_time:
+        hw = None if frame_hw is None else (int(frame_hw[0]), int(frame_hw[1]))
+        if (self._last_time is not None and time_s < self._last_time) or \
+                (hw is not None and self._last_hw is not None and hw != self._last_hw):
             self.reset(restart_ids=False)
         self._last_time = time_s
+        self._last_hw = hw if hw is not None else self._last_hw
         boxes, kps, scores, box_scores = _as_arrays(estimate)
         world = getattr(estimate, "world", None)
         n = len(boxes)
