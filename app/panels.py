@@ -388,6 +388,10 @@ class TransportBar(QWidget):
     def _show_time(self, index: int | None, time_s: float | None) -> None:
         if index is not None and time_s is None and self._fps:
             time_s = index / self._fps
+        elif index is not None and not self._fps and self._duration is not None:
+            # an image folder has no timing: it plays at DEFAULT_FOLDER_FPS, and its
+            # duration is counted so (its frames' own time_s is one second per image)
+            time_s = index / DEFAULT_FOLDER_FPS
         total = f" / {self._count}" if self._count else ""
         frame = f"frame {index}{total}" if index is not None else f"frame –{total}"
         self.time_label.setText(f"{format_time(time_s)} / {format_time(self._duration)}   "

@@ -342,3 +342,32 @@ def test_qt_calls_never_free_none(window):
     for _ in range(200_000):                    # more than None's whole reference count
         p.setX(1.0)
     assert sys.getrefcount(None) > 0
+
+
+def test_an_image_folder_of_photos_steps_with_one_timeline(qtbot, window, tmp_path):
+    """A folder of photos of different sizes: every step is drawn (a size change once failed
+    the whole run), and the position's time uses the duration's timebase (an image folder
+    plays at DEFAULT_FOLDER_FPS; its position read 00:04.000 / 00:00.500 at image 5 of 5)."""
+    import cv2
+    from app.pacing import DEFAULT_FOLDER_FPS
+    from app.timecode import format_time
+    cap = cv2.VideoCapture(str(CLIP))
+    images = [cap.read()[1] for _ in range(4)]
+    cap.release()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, image in enumerate(images[:3]):
+        cv2.imwrite(str(folder / f"p{i}.png"), image)
+    cv2.imwrite(str(folder / "p3.png"), images[3][:40, :60])           # another size
+    cv2.imwrite(str(folder / "p4.png"), cv2.resize(images[3], (400, 300)))
+    w, c = window, window.controller
+    w.open_source(str(folder))
+    qtbot.waitUntil(lambda: c.source is not None, timeout=WAIT)
+    wait_frame(qtbot, w, 0)
+    focus_video(qtbot, w)
+    for index in range(1, 5):
+        qtbot.keyClick(w.view, Qt.Key.Key_Right)
+        wait_frame(qtbot, w, index)
+        assert w.last_rendered.frame.size_hw == cv2.imread(str(folder / f"p{index}.png")).shape[:2]
+    assert w.transport.time_label.text().startswith(
+        f"{format_time(4 / DEFAULT_FOLDER_FPS)} / {format_time(5 / DEFAULT_FOLDER_FPS)}")
