@@ -130,13 +130,34 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_bytes(path, (text + "\n").encode())
 
 
-def atomic_write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
-    ext = Path(path).suffix or ".png"
-    ok, buf = cv2.imencode(ext, image)
+def check_output_path(path: str | os.PathLike, image: bool = False) -> None:
+    """Fail before any work on an output that cannot be written: its folder missing, or
+    (image=True) an extension OpenCV has no encoder for."""
+    p = Path(path)
+    if not p.parent.exists():
+        raise InputError(f"{p}: the folder {p.parent} does not exist")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder; give a file name")
+    if image:
+        _encode_image(p, np.zeros((2, 2, 3), np.uint8))
+
+
+def _encode_image(path: Path, image: np.ndarray) -> bytes:
+    ext = path.suffix or ".png"
+    try:
+        ok, buf = cv2.imencode(ext, image)
+    except cv2.error:
+        ok = False
     if not ok:
-        raise InputError(f"{path}: cannot encode an image with extension {ext!r}")
-    return atomic_write_bytes(path, buf.tobytes())
+        raise InputError(f"{path}: cannot write an image with extension {ext!r} (use .png or "
+                         f".jpg)")
+    return buf.tobytes()
 
 
-__all__ = ["atomic_write_bytes", "atomic_write_image", "atomic_write_json", "create_part_file",
-           "display_path", "file_mode", "finite_json", "part_path", "read_image"]
+def atomic_write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    return atomic_write_bytes(path, _encode_image(Path(path), image))
+
+
+__all__ = ["atomic_write_bytes", "atomic_write_image", "atomic_write_json", "check_output_path",
+           "create_part_file", "display_path", "file_mode", "finite_json", "part_path",
+           "read_image"]

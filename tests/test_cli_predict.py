@@ -47,9 +47,12 @@ def _run(*args):
                           text=True, cwd=ROOT, timeout=300)
 
 
-@pytest.mark.parametrize("case", ["missing", "not_an_image", "box_outside", "bad_weights"])
+@pytest.mark.parametrize("case", ["missing", "not_an_image", "box_outside", "bad_weights",
+                                  "bad_keypoint", "draw_extension", "json_folder"])
 def test_bad_inputs_give_one_clear_line(case, tmp_path, astronaut_path, random_tp_r_a3_checkpoint):
+    """One `error:` line naming the culprit, and nothing computed first (no table)."""
     image, weights, extra = str(astronaut_path), str(random_tp_r_a3_checkpoint), []
+    draw, json_out = str(tmp_path / "drawn.xyz"), str(tmp_path / "no" / "out.json")
     if case == "missing":
         image = str(tmp_path / "nope.jpg")
     elif case == "not_an_image":
@@ -57,6 +60,12 @@ def test_bad_inputs_give_one_clear_line(case, tmp_path, astronaut_path, random_t
         (tmp_path / "notes.jpg").write_text("this is text, not a JPEG")
     elif case == "box_outside":
         extra = ["--box", "900", "900", "50", "50"]
+    elif case == "bad_keypoint":
+        extra = ["--attention", "left_wristt", "--draw", str(tmp_path / "a.png")]
+    elif case == "draw_extension":
+        extra = ["--draw", draw]
+    elif case == "json_folder":
+        extra = ["--json", json_out]
     else:
         weights = str(tmp_path / "w.pth")
         (tmp_path / "w.pth").write_bytes(b"\x00garbage" * 10)
@@ -66,7 +75,8 @@ def test_bad_inputs_give_one_clear_line(case, tmp_path, astronaut_path, random_t
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, r.stderr
     named = {"missing": image, "not_an_image": image, "box_outside": "512x512",
-             "bad_weights": weights}[case]
+             "bad_weights": weights, "bad_keypoint": "left_wristt", "draw_extension": draw,
+             "json_folder": str(tmp_path / "no")}[case]
     assert named in errors[0]
     assert r.stdout == ""
 

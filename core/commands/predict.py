@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 from ..errors import InputError
-from ..io_utils import atomic_write_image, atomic_write_json, read_image
+from ..io_utils import atomic_write_image, atomic_write_json, check_output_path, read_image
 from ..keypoints import COCO_KEYPOINT_NAMES, keypoint_index
 from ..pose.attention import AttentionMaps
 from ..pose.orientation import turned_crops_for
@@ -77,10 +77,17 @@ def print_table(est: PoseEstimate, out=None) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..pose.backends import create_pose_backend
     image = read_image(args.image)
-    attention_kp = keypoint_index(args.attention) if args.attention is not None else None
+    try:
+        attention_kp = keypoint_index(args.attention) if args.attention is not None else None
+    except ValueError as e:
+        raise InputError(f"--attention: {e}") from None
     if attention_kp is not None and not args.draw:
         raise InputError("--attention needs --draw OUT.png to show the map")
     validate_boxes(args.box, image.shape[:2])      # fail fast, before loading a model
+    if args.json:
+        check_output_path(args.json)
+    if args.draw:
+        check_output_path(args.draw, image=True)
     detector = None
     if args.box is None and str(args.detector).strip().lower() != "none":
         from ..detection import create_detector
