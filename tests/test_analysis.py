@@ -456,3 +456,20 @@ def test_config_errors_name_the_file_and_key(tmp_path, monkeypatch, capsys):
     bad.write_text('angles = ["left_knee", "nose"]\n')
     assert main.main(["annotate", "--config", str(bad)]) == 1
     assert "unknown angle 'nose'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value, said", [
+    ("--detect-every", "0", "--detect-every: expected 1 or more frames, not 0"),
+    ("--strength", "-1", "--strength: expected 0 (off) or more, not -1.0"),
+    ("--strength", "nan", "--strength: expected 0 (off) or more, not nan")])
+def test_engine_options_out_of_range_are_one_error_line(option, value, said, tmp_path,
+                                                        monkeypatch, capsys):
+    """They were tracebacks from inside the step's and the tracker's configs."""
+    _no_engine(monkeypatch)
+    assert main.main(["annotate", "x.mp4", "--out", str(tmp_path), option, value]) == 1
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+    bad = tmp_path / "bad.toml"                        # the same from a configuration file
+    bad.write_text(f'inputs = ["x.mp4"]\nout = "o"\n{option[2:]} = {value}\n')
+    assert main.main(["annotate", "--config", str(bad)]) == 1
+    assert said in capsys.readouterr().err

@@ -237,11 +237,16 @@ def resolve_config(cli: dict[str, Any], config_file: str | None = None) -> Annot
     values = read_config_file(config_file) if config_file else {}
     values.update({k: v for k, v in cli.items() if v is not None})
     config = AnnotateConfig(**values, config_file=config_file)
+    where = f" (options from {config_file} and the command line)" if config_file else ""
     try:
         config.analysis()      # one clear error for bad analysis options, before any work
     except InputError as e:
-        where = f" (options from {config_file} and the command line)" if config_file else ""
         raise InputError(f"{e}{where}") from None
+    if config.detect_every < 1:
+        raise InputError(f"--detect-every: expected 1 or more frames, not "
+                         f"{config.detect_every}{where}")
+    if not (math.isfinite(config.strength) and config.strength >= 0):
+        raise InputError(f"--strength: expected 0 (off) or more, not {config.strength}{where}")
     return config
 
 
