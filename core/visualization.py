@@ -206,7 +206,8 @@ def draw_angles(image: np.ndarray, box: np.ndarray, angles: dict[str, float],
                 taken: list[tuple[int, int, int, int]] | None = None,
                 others: Sequence[np.ndarray] = ()) -> bool:
     """List a person's angles (degrees) beside their box, in place: to the right of the box,
-    or to its left when the right side would leave the image. NaN values show as '-'.
+    or to its left when the right side would leave the image; from the box's top down, or
+    higher where the list would leave the image's bottom. NaN values show as '-'.
 
     ``taken``: what is drawn already and must stay readable (other lists, id labels),
     (x0, y0, x1, y1) each. The list goes to whichever side covers none of them (and is
@@ -227,7 +228,9 @@ def draw_angles(image: np.ndarray, box: np.ndarray, angles: dict[str, float],
     width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0]
                 for t in texts) + 2 * pad
     x, y, bw, _ = (float(v) for v in box)
-    top = int(max(line_h, y + line_h))
+    # from the box's top down, moved up as far as the frame's bottom needs (someone near
+    # it: a long list was cut there)
+    top = int(max(line_h, min(y + line_h, h - 1 - pad - line_h * (len(texts) - 1))))
     y0, y1 = max(0, top - line_h + 2), min(h - 1, top + line_h * (len(texts) - 1) + pad)
     right, left = max(0, int(x + bw + 6)), max(0, int(x - width + 2 * pad - 6))
     sides = [right, left] if right + width - 2 * pad <= w else [left]

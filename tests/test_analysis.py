@@ -144,6 +144,27 @@ def test_angle_lists_on_a_crowded_frame_never_cover_each_other():
     assert not draw_angles(alone, np.array([np.nan] * 4), values)
 
 
+def test_a_long_angle_list_of_someone_low_in_the_frame_is_moved_up_into_it():
+    """Every angle (18 lines) beside a walker whose box reaches the frame's bottom: the list
+    ends inside the frame (it was cut there), and starts at the box's top where it fits."""
+    from core.analysis.angles import ANGLE_NAMES
+    from core.visualization import draw_angles
+    values = {name: 10.0 * i for i, name in enumerate(ANGLE_NAMES)}
+    assert len(values) == 18
+    image = np.zeros((994, 1768, 3), np.uint8)
+    taken: list = []
+    assert draw_angles(image, np.array([900, 600, 150, 390], float), values, taken=taken)
+    x0, y0, x1, y1 = taken[0]
+    assert y1 <= 993 and y1 - y0 > 18 * 20             # whole, and all 18 lines tall
+    text = (image[:, x0:x1] == 255).all(axis=2)          # the white text
+    rows = np.flatnonzero(text.any(axis=1))
+    assert y0 <= rows.min() and rows.max() <= y1 <= 993  # glyphs on the backing, in frame
+    assert 1 + (np.diff(rows) > 1).sum() == 18           # 18 lines of text, none cut off
+    high: list = []                                      # room below: at the box's top
+    draw_angles(np.zeros_like(image), np.array([900, 100, 150, 390], float), values, taken=high)
+    assert high[0][1] == 100 + 2
+
+
 def test_butterworth_equals_scipy_filtfilt_and_keeps_the_slow_signal():
     from scipy.signal import butter, sosfiltfilt
     fs = 100.0
