@@ -16,6 +16,10 @@ in the spirit of rtmlib's ``PoseTracker``:
   someone whose pose collapsed). With ``keep_undetected``
   a followed person no detection continues stays while their pose stays confident
   (detectors miss backlit, leaping or lying people);
+* **new shots** (core.shots, ``shot_threshold``): a frame that starts a new shot (a cut
+  in an edited video, the next photo of a folder of photos, a change of size) follows
+  nobody in: the detector looks at it as at a first frame, backfill stops there, and the
+  tracker starts afresh, so each photo of a folder gets the people it gets alone;
 * **turned people** (``follow_turns``, with backends that take ``rotations``): a
   followed person whose body leans beyond ``turn_start`` degrees (a cartwheel, a flip,
   someone lying down) is cropped turned by their body angle, so they stand upright for
@@ -76,6 +80,7 @@ from .pose.nms import pieced, pose_nms, twins
 from .pose.preprocess import contexts_for
 from .pose.orientation import (body_angle, turned_box, turned_box_hulls, turned_crops_for,
                                wrap_degrees)
+from .shots import ShotChange, ShotConfig
 from .tracking.appearance import describe
 from .types import (Detections, Frame, PersonDetector, PersonPose, PoseBackend, PoseEstimate,
                     PoseFrame, Tracker)
@@ -114,6 +119,9 @@ class StepConfig:
     hold_frames: int = 8             # with follow_turns: a followed pose that collapses away
                                      # from the frame's edge (where people leave) is looked
                                      # for in its last box for up to this many frames
+    shot_threshold: float | None = 30.0   # content change from which a frame starts a new
+    #                                # shot (core.shots: a cut; nobody followed into it, the
+    #                                # tracker starts afresh); None: only a change of size
     retry_collapsed: bool = True     # with follow_turns: try a collapsed pose's crop a
                                      # quarter turn either way (live mode: off; there it
                                      # tripled the time of the frames it ran on and found
@@ -181,6 +189,7 @@ class FrameInference:
                                        # first found here (continuing nobody followed)
     measured: np.ndarray | None = None  # per estimate row, FollowPlan.measured (how the
                                         # crop was cut: see preprocess.contexts_for)
+    new_shot: bool = False           # the frame starts a new shot (core.shots): a cut
 
     def add_people(self, estimate: PoseEstimate, boxes: np.ndarray,
                    lineage: np.ndarray) -> None:
@@ -319,7 +328,7 @@ class PoseStep:
         self._followed = FollowPlan.upright(NO_BOXES)   # the last frame's people, followed
         self._since_detect = 0           # frames since the detector ran (0: run it now)
         self._lost = False               # someone followed was lost on the last frame
-        self._last_hw: tuple[int, int] | None = None   # the size of the last frame inferred
+        self._shots = ShotChange(ShotConfig(config.shot_threshold))   # cuts (core.shots)
         # detect_ahead: the detector's own thread (every detector call goes through it once
         # it exists: detectors such as OpenCV DNN or TFLite are not thread-safe), and the
         # passes started, by frame index
@@ -340,6 +349,7 @@ class PoseStep:
     def reset(self) -> None:
         """Forget everyone (a seek, a new video): the next frame runs the detector."""
         self.reset_inference()
+        self._shots.forget()
         self.tracker.reset()
 
     def reset_inference(self) -> None:
@@ -448,12 +458,12 @@ class PoseStep:
         c = self.config
         if len(frames) > 1 and c.detect_every != 1:
             raise ValueError("several frames per call need detect_every=1")
-        plans = []
+        plans, new_shots = [], []
         for frame in frames:
-            if self._last_hw is not None and frame.size_hw != self._last_hw:
-                # another size (an image folder of photos): nobody can be followed into it
+            new_shots.append(self._shots(frame.image))
+            if new_shots[-1]:
+                # a cut, the next photo of a folder: nobody can be followed into it
                 self.reset_inference()
-            self._last_hw = frame.size_hw
             ahead = self._take_ahead(frame)
             if self._detector_due():
                 plan, ms = self._detect(frame, self._followed if c.detect_every > 1 else None,
@@ -478,7 +488,7 @@ class PoseStep:
         pose_ms = (time.perf_counter() - t0) * 1e3 / max(1, len(plans))
         self._pose_ms = _running_mean(self._pose_ms, pose_ms)
         out, keeps = [], []
-        for (f, plan, detected, ms), est in zip(plans, estimates):
+        for (f, plan, detected, ms), est, new_shot in zip(plans, estimates, new_shots):
             keep = self._dedupe(est)
             keeps.append(keep)
             rows = plan if keep is None else plan[keep]
@@ -488,7 +498,7 @@ class PoseStep:
                                       # (a detection that continues someone takes on
                                       # their count of keypoints; a new one has none)
                                       rows.counts == 0 if detected else None,
-                                      rows.measured.copy()))
+                                      rows.measured.copy(), new_shot))
         last_plan = plans[-1][1]
         # lost: given to the pose model but not followed on (too weak to follow, or
         # dropped by pose NMS as not a person), or held after a collapse; they come back
@@ -792,8 +802,8 @@ class PoseStep:
         self.stage = "pose"
         for k in range(len(earlier) - 1, -1, -1):
             inferred = earlier[k]
-            if inferred.frame.size_hw != later.frame.size_hw:
-                break                            # another image: nobody to follow back into
+            if (earlier[k + 1] if k + 1 < len(earlier) else later).new_shot:
+                break                            # a cut after this frame: nobody to follow
             boxes = boxes_from_keypoints(est.keypoints, est.scores, thr, c.box_margin,
                                          inferred.frame.size_hw)
             ok = np.isfinite(boxes).all(axis=1)
@@ -899,6 +909,8 @@ class PoseStep:
             # what each person's clothes look like, for the tracker's joins after a gap
             extra["appearance"] = describe(frame.image, est.keypoints, est.scores,
                                            self.config.min_keypoint_score)
+        if inferred.new_shot and hasattr(self.tracker, "start_shot"):
+            self.tracker.start_shot()    # (an optional capability: a caller's may lack it)
         people = tuple(self.tracker.update(est, frame.time_s, lineage=inferred.lineage,
                                            frame_hw=frame.size_hw, **extra))
         people = tuple(self._how_cropped(p, inferred) for p in people)

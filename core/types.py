@@ -159,7 +159,9 @@ class PoseBackend(Protocol):
 
 
 class Tracker(Protocol):
-    """Estimates of consecutive frames -> people with stable IDs."""
+    """Estimates of consecutive frames -> people with stable IDs. Optional: ``start_shot()``
+    (the next update starts a new shot, a cut: core.step calls it where a tracker has it),
+    ``wants_appearance`` (core.step then passes each person's clothes)."""
 
     def update(self, estimate: PoseEstimate, time_s: float,
                lineage: np.ndarray | None = None,

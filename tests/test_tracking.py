@@ -392,6 +392,8 @@ def test_accepts_pose_estimate_like_objects_and_reset():
     assert [p.track_id for p in tracker.update((b, k, s), 0.08, frame_hw=(480, 640))] == [2]
     assert [p.track_id for p in tracker.update((b, k, s), 0.12, frame_hw=(640, 480))] == [3]
     assert [p.track_id for p in tracker.update((b, k, s), 0.16)] == [3]   # (no size: same)
+    tracker.start_shot()                               # a cut: the same pose, someone new
+    assert [p.track_id for p in tracker.update((b, k, s), 0.20)] == [4]
     tracker.reset()                                    # reset(): a new video, ids from 1
     assert tracker.tracks == ()
     assert [p.track_id for p in tracker.update((b, k, s), 0.0)] == [1]

@@ -88,7 +88,8 @@ Time
     time_s must increase. A timestamp earlier than the previous one (a seek backwards) is
     taken as a new sequence: the live tracks are cleared (the id counter is kept). So is a
     frame of another size than the last (frame_hw; an image folder of photos): its
-    coordinates are not the last frame's.
+    coordinates are not the last frame's. The caller starts one with ``start_shot()`` too
+    (core.step at a cut in an edited video, or the next photo of a folder: core.shots).
 """
 from __future__ import annotations
 
@@ -283,6 +284,11 @@ class PoseTracker:
         self._last_hw: tuple[int, int] | None = None
         if restart_ids:
             self._next_id = 1
+
+    def start_shot(self) -> None:
+        """The next update starts a new shot (a cut): nobody on it is anyone before it. The
+        tracks are forgotten; ids go on from the last one."""
+        self.reset(restart_ids=False)
 
     @property
     def tracks(self) -> tuple[TrackInfo, ...]:
