@@ -118,6 +118,20 @@ def test_folder_argument_takes_its_videos_images_stay_a_sequence(tmp_path):
         folder_inputs(empty)
 
 
+
+def test_images_beside_videos_are_said_not_annotated(tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "clip.mp4").write_bytes(b"x")
+    for name in ("a.png", "b.jpg"):
+        cv2.imwrite(str(folder / name), np.zeros((8, 8, 3), np.uint8))
+    assert [i.path for i in expand_inputs([str(folder)])] == [str(folder / "clip.mp4")]
+    err = capsys.readouterr().err
+    assert f"{folder}: the 2 image(s) beside its videos are not annotated" in err
+    expand_inputs([str(tmp_path / "mixed" / "clip.mp4")])    # a file alone: nothing said
+    assert "image(s)" not in capsys.readouterr().err
+
+
 def test_shards_cover_the_list_exactly_once():
     items = assign_keys([(f"v{i}.mp4", None) for i in range(11)])
     shares = [shard(items, i, 3) for i in range(3)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError
+from ..io_utils import log
 from .base import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSource, _visible_files, natural_key
 from .camera import CameraSource, is_camera_spec
 from .file import VideoFileSource
@@ -25,6 +26,11 @@ def folder_inputs(folder: str | Path, recursive: bool = False) -> list[Path]:
         videos = _visible_files(d, VIDEO_EXTENSIONS)
         if videos:
             found.extend(videos)
+            images = _visible_files(d, IMAGE_EXTENSIONS)
+            if images:                   # (said, not dropped in silence)
+                log(f"note: {d}: the {len(images)} image(s) beside its videos are not "
+                    f"annotated (a folder of only images is an image sequence; give the "
+                    f"images themselves, or a folder of them)")
         elif _visible_files(d, IMAGE_EXTENSIONS) and (top or recursive):
             found.append(d)
         if recursive:
