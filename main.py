@@ -77,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and _opens_in_gui(argv[0]):
         argv = ["gui", *argv]
+    elif argv and argv[0] not in COMMANDS and not argv[0].startswith("-") and \
+            ("." in argv[0] or "/" in argv[0]):
+        # a file meant to be opened, mistyped: say that, not "invalid choice" of commands
+        print(f"error: {argv[0]}: no such file or folder", file=sys.stderr)
+        return 2
     if argv in (["--version"], ["-V"]):     # answered before the parser imports torch
         print(f"{PROG} {version()}")
         return 0

@@ -46,6 +46,12 @@ def test_a_mistyped_command_is_still_argparses_error(tmp_path):
     assert "invalid choice: 'anotate'" in proc.stderr
 
 
+def test_a_missing_file_is_named(tmp_path):
+    proc = _gui(["holiday.mp4"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: holiday.mp4: no such file or folder"
+
+
 def test_the_command_list_matches_the_parser(tmp_path):
     """A file named like a command (here `models`) is the command; the list is the parser's."""
     sub = next(a for a in main.build_parser()._actions if a.dest == "command")
