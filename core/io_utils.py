@@ -82,7 +82,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if not p.exists():
         raise InputError(f"{p}: no such file")
     if p.is_dir():
-        raise InputError(f"{p}: is a folder, not an image")
+        raise InputError(f"{p}: is a folder, not an image (main.py annotate FOLDER --out DIR "
+                         f"poses every image in it)")
     data = np.fromfile(str(p), dtype=np.uint8)     # fromfile + imdecode: any path encoding
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
