@@ -7,12 +7,12 @@ tracker starts afresh (core.step).
 The measure is PySceneDetect's content value (ContentDetector: the mean absolute change
 of hue, saturation and value between consecutive frames, on OpenCV's scales: hue 0-179,
 taken round its circle here, the others 0-255), computed on a 48x48-point grid of pixels
-rather than on the whole frame:
-about 0.1 ms a frame on an HD frame instead of several ms for a colour conversion of the
-whole frame, and no dependency for one comparison. Measured on the shared clips (largest
-value between two consecutive frames): Pose2Sim 1.8 and 2.4, the pedestrians 7.4, Sports2D
-18.8 (the sun's glare as the camera's exposure follows it); between unrelated photos of
-the COCO set, 59 to 72. A frame of another size always starts a new shot.
+rather than on the whole frame: about 0.1 ms a frame on an HD frame instead of several ms
+for a colour conversion of the whole frame, and no dependency for one comparison.
+Measured on the shared clips (largest value between two consecutive frames): Pose2Sim 1.8
+and 2.4, the pedestrians 7.4, Sports2D 18.8 (the jumper passing in front of the sun, whose
+glare goes); between unrelated photos of the COCO set, 59 to 72. A frame of another size
+always starts a new shot.
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ class ShotConfig:
 
 
 class ShotChange:
-    """``starts_shot(image) -> bool`` for consecutive frames: whether `image` starts a new
-    shot after the frame given before. The first frame after construction or `forget()`
+    """``shots(image) -> bool`` for consecutive frames: whether `image` starts a new shot
+    after the frame given before. The first frame after construction or `forget()`
     starts none (there is nothing to compare it with)."""
 
     def __init__(self, config: ShotConfig = ShotConfig()) -> None:
