@@ -207,7 +207,8 @@ def draw_angles(image: np.ndarray, box: np.ndarray, angles: dict[str, float],
                 others: Sequence[np.ndarray] = ()) -> bool:
     """List a person's angles (degrees) beside their box, in place: to the right of the box,
     or to its left when the right side would leave the image; from the box's top down, or
-    higher where the list would leave the image's bottom. NaN values show as '-'.
+    higher where the list would leave the image's bottom, in columns where it is taller
+    than the image. NaN values show as '-'.
 
     ``taken``: what is drawn already and must stay readable (other lists, id labels),
     (x0, y0, x1, y1) each. The list goes to whichever side covers none of them (and is
@@ -225,13 +226,17 @@ def draw_angles(image: np.ndarray, box: np.ndarray, angles: dict[str, float],
     texts = [f"{angle_label(n)} {round(float(v))}" if np.isfinite(v) else
              f"{angle_label(n)} -" for n, v in angles.items()]
     pad = 3
-    width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0]
-                for t in texts) + 2 * pad
+    column_w = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0]
+                   for t in texts) + 2 * pad
+    # a list taller than the frame (every angle on a small video) goes in columns
+    fit = max(1, (h - 1 - 2 * pad) // line_h)
+    rows = -(-len(texts) // -(-len(texts) // fit))          # lines per column, balanced
+    width = column_w * -(-len(texts) // rows)
     x, y, bw, _ = (float(v) for v in box)
     # from the box's top down, moved up as far as the frame's bottom needs (someone near
     # it: a long list was cut there)
-    top = int(max(line_h, min(y + line_h, h - 1 - pad - line_h * (len(texts) - 1))))
-    y0, y1 = max(0, top - line_h + 2), min(h - 1, top + line_h * (len(texts) - 1) + pad)
+    top = int(max(line_h, min(y + line_h, h - 1 - pad - line_h * (rows - 1))))
+    y0, y1 = max(0, top - line_h + 2), min(h - 1, top + line_h * (rows - 1) + pad)
     right, left = max(0, int(x + bw + 6)), max(0, int(x - width + 2 * pad - 6))
     sides = [right, left] if right + width - 2 * pad <= w else [left]
     free = [a for a in sides
@@ -249,6 +254,6 @@ def draw_angles(image: np.ndarray, box: np.ndarray, angles: dict[str, float],
     if sub.size:          # a dark backing so the numbers stay readable on any frame
         sub[:] = (sub * 0.45).astype(np.uint8)
     for i, t in enumerate(texts):
-        cv2.putText(image, t, (at + pad, top + i * line_h), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    color, thick, cv2.LINE_AA)
+        cv2.putText(image, t, (at + pad + (i // rows) * column_w, top + (i % rows) * line_h),
+                    cv2.FONT_HERSHEY_SIMPLEX, scale, color, thick, cv2.LINE_AA)
     return True

@@ -165,6 +165,23 @@ def test_a_long_angle_list_of_someone_low_in_the_frame_is_moved_up_into_it():
     assert high[0][1] == 100 + 2
 
 
+def test_an_angle_list_taller_than_a_small_frame_goes_in_columns():
+    """All 18 angles on a 270x480 frame (16 px lines: 17 fit): two columns of 9, inside
+    the frame, every line drawn (before, the last lines fell off the frame)."""
+    from core.analysis.angles import ANGLE_NAMES
+    from core.visualization import draw_angles
+    values = {name: 10.0 * i for i, name in enumerate(ANGLE_NAMES)}
+    image = np.zeros((270, 480, 3), np.uint8)
+    taken: list = []
+    assert draw_angles(image, np.array([100, 60, 60, 200], float), values, taken=taken)
+    x0, y0, x1, y1 = taken[0]
+    assert 0 <= y0 and y1 <= 269 and x1 <= 480
+    text = (image > 160).all(axis=2)                     # the white text (anti-aliased)
+    halves = [text[:, x0:(x0 + x1) // 2], text[:, (x0 + x1) // 2:x1]]
+    lines = [1 + (np.diff(np.flatnonzero(h.any(axis=1))) > 1).sum() for h in halves]
+    assert lines == [9, 9]
+
+
 def test_butterworth_equals_scipy_filtfilt_and_keeps_the_slow_signal():
     from scipy.signal import butter, sosfiltfilt
     fs = 100.0
