@@ -32,6 +32,7 @@ def test_round_trip_csv_json_overlay_agree(annotated):
     assert doc["schema_version"] == 1
     assert doc["source"]["width"] == 270 and doc["source"]["height"] == 480
     assert doc["source"]["frame_count"] == 30 and doc["source"]["rotation"] == 0
+    assert "files" not in doc["source"]                              # (image folders only)
     assert set(doc["model"]) == {"name", "weights", "detector", "smoothing"}
     assert doc["keypoint_names"] == list(COCO_KEYPOINT_NAMES)
     frames = doc["frames"]
@@ -180,6 +181,7 @@ def test_an_image_folder_of_different_sizes(tmp_path):
     out = tmp_path / "out"
     assert main.main(["annotate", str(folder), "--out", str(out), "--overlay"]) == 0
     doc = json.loads((out / "photos.json").read_text())
+    assert doc["source"]["files"] == ["p1.png", "p2.png", "p3.png", "p4.png"]   # frame i
     sizes = [(f.get("width"), f.get("height")) for f in doc["frames"]]
     assert sizes == [(None, None), (None, None), (8, 8), (500, 300)]
     ids = [[p["track_id"] for p in f["people"]] for f in doc["frames"]]

@@ -186,7 +186,8 @@ def _annotate_locked(engine: Engine, inp: str, outputs: dict[str, Path], overall
     try:
         h, w = source.size_hw
         info = SourceInfo(path=display_path(inp), width=w, height=h, fps=source.fps,
-                          frame_count=source.frame_count, rotation=source.rotation)
+                          frame_count=source.frame_count, rotation=source.rotation,
+                          files=tuple(f.name for f in getattr(source, "files", ())))
         meta = ExportMetadata(info, ModelInfo(engine.model_name, display_path(engine.weights),
                                               engine.config.detector, engine.config.smoothing))
         if analysis is not None:

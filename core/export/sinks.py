@@ -36,6 +36,8 @@ class SourceInfo:
     timestamps: dict | None = None
     # why reading stopped before the end the file announces (a cut download), else None
     ended_early: str | None = None
+    # an image folder's files in frame order (frame i is files[i]); () for a video
+    files: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -46,6 +48,10 @@ class SourceInfo:
         for optional in ("timestamps", "ended_early"):
             if d[optional] is None:
                 d.pop(optional)
+        if self.files:
+            d["files"] = list(self.files)
+        else:
+            d.pop("files")
         return d
 
 
