@@ -96,8 +96,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write to a temporary file beside the target, then rename: never a half file. The
     file gets the usual mode (0o666 less the umask), like any other output."""
     p = Path(path)
-    if not p.parent.exists():
-        raise InputError(f"{p}: the folder {p.parent} does not exist")
+    _require_folder(p)
     try:
         tmp, fd = create_part_file(p)
     except OSError as e:
@@ -131,12 +130,16 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_bytes(path, (text + "\n").encode())
 
 
+def _require_folder(p: Path) -> None:
+    if not p.parent.exists():
+        raise InputError(f"{p}: the folder {p.parent} does not exist")
+
+
 def check_output_path(path: str | os.PathLike, image: bool = False) -> None:
     """Fail before any work on an output that cannot be written: its folder missing, or
     (image=True) an extension OpenCV has no encoder for."""
     p = Path(path)
-    if not p.parent.exists():
-        raise InputError(f"{p}: the folder {p.parent} does not exist")
+    _require_folder(p)
     if p.is_dir():
         raise InputError(f"{p}: is a folder; give a file name")
     if image:

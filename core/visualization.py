@@ -1,6 +1,7 @@
 """Drawing skeletons and attention maps on frames (OpenCV, BGR images)."""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import cv2
@@ -230,8 +231,9 @@ def draw_angles(image: np.ndarray, box: np.ndarray, angles: dict[str, float],
                    for t in texts) + 2 * pad
     # a list taller than the frame (every angle on a small video) goes in columns
     fit = max(1, (h - 1 - 2 * pad) // line_h)
-    rows = -(-len(texts) // -(-len(texts) // fit))          # lines per column, balanced
-    width = column_w * -(-len(texts) // rows)
+    columns = math.ceil(len(texts) / fit)
+    rows = math.ceil(len(texts) / columns)                  # lines per column, balanced
+    width = column_w * columns
     x, y, bw, _ = (float(v) for v in box)
     # from the box's top down, moved up as far as the frame's bottom needs (someone near
     # it: a long list was cut there)

@@ -52,10 +52,11 @@ def test_a_missing_file_is_named(tmp_path):
     assert proc.stderr.strip() == "error: holiday.mp4: no such file or folder"
 
 
-def test_the_command_list_matches_the_parser(tmp_path):
+def test_the_command_list_matches_the_parser(tmp_path, monkeypatch):
     """A file named like a command (here `models`) is the command; the list is the parser's."""
     sub = next(a for a in main.build_parser()._actions if a.dest == "command")
     assert set(sub.choices) == set(main.COMMANDS)
+    monkeypatch.chdir(tmp_path)                          # where the file `models` is
     (tmp_path / "models").write_text("")
     assert not main._opens_in_gui("models")
     assert main._opens_in_gui(str(CLIP)) and main._opens_in_gui("camera:0")
